@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make run` (the whole mall) and `make test` (the suite).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := -e libs/contracts -e libs/chassis -e services/queue -e services/payment \
+            -e services/rating -e services/gateway
+
+.PHONY: run test lint format migrate bench dlq lock clean
+
+$(BIN)/.installed: constraints.txt requirements-dev.txt $(wildcard */*/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -r requirements-dev.txt $(PACKAGES)
+	touch $@
+
+run: $(BIN)/.installed  ## start RabbitMQ-backed services locally (gateway on :8000); Ctrl-C stops
+	$(BIN)/python scripts/mall.py
+
+test: $(BIN)/.installed  ## ruff, then the whole pytest suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrate: $(BIN)/.installed  ## apply every service's Alembic migrations (URLs from *_DB_URL)
+	$(BIN)/python -m mpp_chassis.migrate
+
+lock: $(BIN)/.installed  ## re-pin constraints.txt from the virtualenv
+	( echo "# Exact pins for every dependency (the lock file). Regenerate with \`make lock\`."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v '^mpp-' ) > constraints.txt
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,202 @@
+"""Database access for nameko services: one engine per container, one unit of work per worker.
+
+The unit of work is the only way services write: state changes and the events they imply are
+stored in one transaction (the transactional outbox), and handled event ids are recorded in the
+same transaction as the handler's effect (idempotent consumers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+from sqlalchemy import MetaData, create_engine, event, insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mpp_chassis import context
+from mpp_contracts.envelope import make_envelope
+
+_log = logging.getLogger(__name__)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine tuned for the dialect: WAL and a busy timeout for SQLite files."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class UnitOfWork:
+    """One worker's session, its pending events and its handled-event claims."""
+
+    def __init__(
+        self,
+        session: Session,
+        outbox,
+        processed,
+        *,
+        source: str,
+        mall: str,
+        context_data: dict,
+        on_commit,
+    ) -> None:
+        self.session = session
+        self._outbox = outbox
+        self._processed = processed
+        self._source = source
+        self._mall = mall
+        self._context_data = context_data
+        self._on_commit = on_commit
+        self._events: list[dict[str, Any]] = []
+
+    @property
+    def correlation_id(self) -> str:
+        return context.ensure_correlation(self._context_data)
+
+    def add_event(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Store an event in the outbox, inside the current transaction."""
+        envelope = make_envelope(
+            event_type,
+            payload,
+            source=self._source,
+            mall=self._mall,
+            correlation_id=self.correlation_id,
+        )
+        self.session.execute(
+            insert(self._outbox).values(
+                event_id=envelope["id"],
+                event_type=event_type,
+                source=self._source,
+                body=json.dumps(envelope),
+                correlation_id=envelope["correlation_id"],
+                created_at=datetime.now(UTC),
+                attempts=0,
+            )
+        )
+        self._events.append(envelope)
+        return envelope
+
+    def claim_event(self, event_id: str, handler: str) -> bool:
+        """Record that ``handler`` handles ``event_id``; False if it already did.
+
+        Call first in a handler. The row commits with the handler's effect, so a redelivery after
+        a crash before commit is handled again, and one after commit changes nothing.
+        """
+        try:
+            with self.session.begin_nested():
+                self.session.execute(
+                    insert(self._processed).values(
+                        event_id=event_id, handler=handler, processed_at=datetime.now(UTC)
+                    )
+                )
+        except IntegrityError:
+            _log.info("duplicate event skipped", extra={"handler": handler})
+            return False
+        return True
+
+    def commit(self) -> None:
+        self.session.commit()
+        if self._events:
+            self._events = []
+            self._on_commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self._events = []
+
+
+class Database(DependencyProvider):
+    """Injects a :class:`UnitOfWork`; the engine's URL is the ``DB_URL`` config key.
+
+    Also runs the outbox relay for this service's container (see :mod:`mpp_chassis.outbox`).
+    """
+
+    def __init__(self, metadata: MetaData, url_key: str = "DB_URL") -> None:
+        self.metadata = metadata
+        self.url_key = url_key
+
+    def setup(self) -> None:
+        from mpp_chassis.outbox import OutboxRelay
+
+        config = self.container.config
+        self.engine = make_engine(config[self.url_key])
+        self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.outbox = self.metadata.tables["outbox"]
+        self.processed = self.metadata.tables["processed_events"]
+        self.source = self.container.service_name
+        self.mall = str(config.get("MALL_ID", "mpp-local"))
+        self.wakeup = threading.Event()
+        self.relay = OutboxRelay(
+            engine=self.engine,
+            outbox=self.outbox,
+            amqp_uri=config["AMQP_URI"],
+            wakeup=self.wakeup,
+            poll_seconds=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
+        )
+        self.sessions: dict = {}
+
+    def start(self) -> None:
+        self.container.spawn_managed_thread(self.relay.run)
+
+    def stop(self) -> None:
+        self.relay.stop()
+        self.wakeup.set()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx) -> UnitOfWork:
+        context.correlation_id.set(context.ensure_correlation(worker_ctx.context_data))
+        session = self.sessionmaker()
+        self.sessions[worker_ctx] = session
+        return UnitOfWork(
+            session,
+            self.outbox,
+            self.processed,
+            source=self.source,
+            mall=self.mall,
+            context_data=worker_ctx.context_data,
+            on_commit=self.wakeup.set,
+        )
+
+    def worker_teardown(self, worker_ctx) -> None:
+        session = self.sessions.pop(worker_ctx, None)
+        if session is not None:
+            session.close()
+
+
+def next_in_sequence(
+    session: Session, table, keys: dict[str, Any], column: str = "last_seq"
+) -> int:
+    """Atomically increment and return a counter row (insert at 1 if absent).
+
+    An upsert with ``RETURNING`` on both PostgreSQL and SQLite: two processes asking at the same
+    instant never receive the same value.
+    """
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(
+        **keys, **{column: 1}
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={column: table.c[column] + 1}
+    ).returning(table.c[column])
+    return session.execute(stmt).scalar_one()

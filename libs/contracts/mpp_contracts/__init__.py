@@ -1,0 +1,1 @@
+"""What services share: event names and payload schemas, the envelope, error types. Data only."""

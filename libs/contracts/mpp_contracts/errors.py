@@ -1,0 +1,74 @@
+"""Error types shared across services.
+
+A service raises one of these from an RPC method; nameko serialises it and, because each type is
+registered with ``deserialize_to_instance``, the caller receives the same type back (not a
+``RemoteError``). The gateway maps each type to an HTTP status in one table.
+Arguments are plain JSON values: ``(code, message, details)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.exceptions import deserialize_to_instance
+
+
+class MppError(Exception):
+    """Base of all contract errors: a machine-readable code, a message and details."""
+
+    default_code = "ERROR"
+
+    def __init__(
+        self, code: str | None = None, message: str = "", details: dict[str, Any] | None = None
+    ) -> None:
+        self.code = code or self.default_code
+        self.message = message or self.code.replace("_", " ").lower()
+        self.details = details or {}
+        super().__init__(self.code, self.message, self.details)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@deserialize_to_instance
+class BadRequest(MppError):
+    default_code = "BAD_REQUEST"
+
+
+@deserialize_to_instance
+class ValidationFailed(MppError):
+    """Fields failed validation; ``details`` maps field names to messages."""
+
+    default_code = "VALIDATION_FAILED"
+
+
+@deserialize_to_instance
+class NotFound(MppError):
+    default_code = "NOT_FOUND"
+
+
+@deserialize_to_instance
+class Conflict(MppError):
+    """The resource is in a state that forbids the request (e.g. an invalid transition)."""
+
+    default_code = "CONFLICT"
+
+
+@deserialize_to_instance
+class Forbidden(MppError):
+    default_code = "FORBIDDEN"
+
+
+@deserialize_to_instance
+class Unauthorized(MppError):
+    default_code = "UNAUTHORIZED"
+
+
+@deserialize_to_instance
+class ServiceUnavailable(MppError):
+    """A collaborator did not answer in time; retry later."""
+
+    default_code = "SERVICE_UNAVAILABLE"
+
+
+EXPECTED_ERRORS = (BadRequest, ValidationFailed, NotFound, Conflict, Forbidden, Unauthorized)

@@ -1,0 +1,219 @@
+"""Event types, their versions and payload schemas: the map in docs/events.md, as code.
+
+Payloads carry plain JSON types only: money as integer rupiah, times as ISO-8601 strings with
+offset, identifiers as strings. No payload ever carries a NIK. Changes are additive; a breaking
+change is a new version (bump ``version`` and keep reading the old one) or a new event type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marshmallow import Schema, fields, validate
+
+Money = fields.Integer
+Time = fields.AwareDateTime
+
+
+class AgencyRegisteredSchema(Schema):
+    agency_id = fields.String(required=True)
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class ServiceSchema(Schema):
+    service_id = fields.String(required=True)
+    agency_id = fields.String(required=True)
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    fee_idr = Money(required=True, validate=validate.Range(min=0))
+    sla_minutes = fields.Integer(required=True)
+    prefix = fields.String(required=True)
+    active = fields.Boolean(load_default=True)
+
+
+class ServiceUnpluggedSchema(Schema):
+    service_id = fields.String(required=True)
+    agency_id = fields.String(required=True)
+
+
+class CounterSchema(Schema):
+    counter_id = fields.String(required=True)
+    agency_id = fields.String(required=True)
+    name = fields.String(required=True)
+    service_ids = fields.List(fields.String(), required=True)
+
+
+class TicketSchema(Schema):
+    """Fields every ticket event carries, so consumers need no lookup."""
+
+    ticket_id = fields.String(required=True)
+    journey_id = fields.String(required=True)
+    number = fields.String(required=True)
+    agency_id = fields.String(required=True)
+    service_id = fields.String(required=True)
+    service_code = fields.String(required=True)
+    priority = fields.String(allow_none=True, load_default=None)
+    issued_at = Time(required=True)
+
+
+class TicketIssuedSchema(TicketSchema):
+    booking_id = fields.String(allow_none=True, load_default=None)
+
+
+class TicketCalledSchema(TicketSchema):
+    counter_id = fields.String(required=True)
+    counter_name = fields.String(required=True)
+    call_count = fields.Integer(required=True)
+    called_at = Time(required=True)
+    announcement = fields.String(required=True)
+
+
+class TicketServingSchema(TicketSchema):
+    counter_id = fields.String(required=True)
+    started_at = Time(required=True)
+
+
+class TicketCompletedSchema(TicketSchema):
+    counter_id = fields.String(required=True)
+    officer_id = fields.String(allow_none=True, load_default=None)
+    fee_idr = Money(required=True, validate=validate.Range(min=0))
+    called_at = Time(required=True)
+    started_at = Time(required=True)
+    completed_at = Time(required=True)
+    waiting_seconds = fields.Integer(required=True)
+    serving_seconds = fields.Integer(required=True)
+
+
+class TicketEndedSchema(TicketSchema):
+    """no_show and cancel: the visit ended without service."""
+
+    counter_id = fields.String(allow_none=True, load_default=None)
+    ended_at = Time(required=True)
+    reason = fields.String(allow_none=True, load_default=None)
+
+
+class TicketTransferredSchema(TicketSchema):
+    counter_id = fields.String(allow_none=True, load_default=None)
+    new_ticket_id = fields.String(required=True)
+    new_number = fields.String(required=True)
+    to_agency_id = fields.String(required=True)
+    to_service_id = fields.String(required=True)
+    transferred_at = Time(required=True)
+
+
+class SlaBreachedSchema(TicketSchema):
+    sla_minutes = fields.Integer(required=True)
+    stage = fields.String(required=True, validate=validate.OneOf(["waiting", "serving"]))
+    breached_at = Time(required=True)
+
+
+class BookingSchema(Schema):
+    booking_id = fields.String(required=True)
+    agency_id = fields.String(required=True)
+    service_id = fields.String(required=True)
+    slot_start = Time(required=True)
+    status = fields.String(required=True)
+
+
+class PaymentSchema(Schema):
+    payment_id = fields.String(required=True)
+    ticket_id = fields.String(required=True)
+    agency_id = fields.String(required=True)
+    service_id = fields.String(required=True)
+    amount_idr = Money(required=True, validate=validate.Range(min=0))
+    status = fields.String(required=True)
+    method = fields.String(allow_none=True, load_default=None)
+    provider = fields.String(required=True)
+
+
+class PaymentRefundedSchema(PaymentSchema):
+    refund_id = fields.String(required=True)
+    refund_amount_idr = Money(required=True, validate=validate.Range(min=1))
+    refunded_total_idr = Money(required=True)
+
+
+class PaymentFlaggedSchema(PaymentSchema):
+    flag = fields.String(required=True)
+
+
+class RatingInvitedSchema(Schema):
+    ticket_id = fields.String(required=True)
+    agency_id = fields.String(required=True)
+    service_id = fields.String(required=True)
+    token = fields.String(required=True)
+    expires_at = Time(required=True)
+
+
+class RatingSubmittedSchema(Schema):
+    rating_id = fields.String(required=True)
+    ticket_id = fields.String(required=True)
+    agency_id = fields.String(required=True)
+    service_id = fields.String(required=True)
+    counter_id = fields.String(allow_none=True, load_default=None)
+    officer_id = fields.String(allow_none=True, load_default=None)
+    stars = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    answers = fields.Dict(keys=fields.String(), values=fields.Integer(), load_default=dict)
+    submitted_at = Time(required=True)
+
+
+class ComplaintSchema(Schema):
+    complaint_id = fields.String(required=True)
+    agency_id = fields.String(required=True)
+    rating_id = fields.String(allow_none=True, load_default=None)
+    status = fields.String(required=True)
+    occurred_at = Time(required=True)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    source: str
+    version: int
+    schema: type[Schema]
+
+
+def _specs(source: str, schema: type[Schema], *names: str) -> dict[str, EventSpec]:
+    return {name: EventSpec(source, 1, schema) for name in names}
+
+
+EVENT_TYPES: dict[str, EventSpec] = {
+    **_specs("queue", AgencyRegisteredSchema, "agency_registered"),
+    **_specs("queue", ServiceSchema, "service_plugged", "service_updated"),
+    **_specs("queue", ServiceUnpluggedSchema, "service_unplugged"),
+    **_specs("queue", CounterSchema, "counter_opened", "counter_closed", "counter_updated"),
+    **_specs("queue", TicketIssuedSchema, "ticket_issued"),
+    **_specs("queue", TicketCalledSchema, "ticket_called", "ticket_recalled"),
+    **_specs("queue", TicketServingSchema, "ticket_serving"),
+    **_specs("queue", TicketCompletedSchema, "ticket_completed"),
+    **_specs("queue", TicketEndedSchema, "ticket_no_show", "ticket_cancelled"),
+    **_specs("queue", TicketTransferredSchema, "ticket_transferred"),
+    **_specs("queue", SlaBreachedSchema, "sla_breached"),
+    **_specs(
+        "queue",
+        BookingSchema,
+        "booking_created",
+        "booking_cancelled",
+        "booking_checked_in",
+        "booking_no_show",
+    ),
+    **_specs(
+        "payment",
+        PaymentSchema,
+        "payment_requested",
+        "payment_succeeded",
+        "payment_failed",
+        "payment_expired",
+    ),
+    **_specs("payment", PaymentRefundedSchema, "payment_refunded"),
+    **_specs("payment", PaymentFlaggedSchema, "payment_flagged"),
+    **_specs("rating", RatingInvitedSchema, "rating_invited"),
+    **_specs("rating", RatingSubmittedSchema, "rating_submitted"),
+    **_specs(
+        "rating",
+        ComplaintSchema,
+        "complaint_opened",
+        "complaint_responded",
+        "complaint_escalated",
+        "complaint_resolved",
+    ),
+}

@@ -1,0 +1,92 @@
+"""Request schemas of the services' RPC methods, shared by the gateway (HTTP validation and the
+OpenAPI document) and the services (loading RPC arguments). One schema validates both ends."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+PRIORITY_CATEGORIES = ("elderly", "disability", "pregnant", "nursing", "children")
+TICKET_ACTIONS = ("recall", "start", "complete", "no-show", "transfer", "cancel")
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class AgencyCreateSchema(StrictSchema):
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Z0-9-]{2,16}$"),
+        metadata={"description": "Short agency code, e.g. DUKCAPIL", "example": "DUKCAPIL"},
+    )
+    name = fields.String(required=True, validate=validate.Length(min=2, max=120))
+
+
+class ServiceCreateSchema(StrictSchema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9-]{2,24}$"))
+    name = fields.String(required=True, validate=validate.Length(min=2, max=120))
+    fee_idr = fields.Integer(required=True, validate=validate.Range(min=0, max=100_000_000))
+    sla_minutes = fields.Integer(required=True, validate=validate.Range(min=1, max=10_080))
+    prefix = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{1,3}$"))
+    requirements = fields.List(fields.String(validate=validate.Length(max=200)), load_default=list)
+    daily_quota = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+
+
+class CounterCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    service_ids = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    is_open = fields.Boolean(load_default=True)
+
+
+class TicketCreateSchema(StrictSchema):
+    service_id = fields.String(required=True)
+    priority = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf(PRIORITY_CATEGORIES)
+    )
+    nik = fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Optional NIK; stored only as a keyed hash and its last 4 digits"},
+    )
+    phone = fields.String(
+        load_default=None, allow_none=True, validate=validate.Regexp(r"^\+?[0-9]{8,15}$")
+    )
+
+
+class TicketActionSchema(StrictSchema):
+    """Body of ``POST /v1/tickets/{ticket}/{action}``; only ``transfer`` needs a target."""
+
+    to_service_id = fields.String(load_default=None, allow_none=True)
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+class RatingCreateSchema(StrictSchema):
+    token = fields.String(required=True, validate=validate.Length(min=16, max=128))
+    stars = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    answers = fields.Dict(
+        keys=fields.String(validate=validate.OneOf([f"U{i}" for i in range(1, 10)])),
+        values=fields.Integer(validate=validate.Range(min=1, max=4)),
+        load_default=dict,
+    )
+    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
+    flag_complaint = fields.Boolean(load_default=False)
+
+
+class RefundCreateSchema(StrictSchema):
+    amount_idr = fields.Integer(required=True, validate=validate.Range(min=1))
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+def load(schema: Schema, data: dict | None) -> dict:
+    """Load RPC arguments; field errors become the contract's ``ValidationFailed``."""
+    from marshmallow import ValidationError
+
+    from mpp_contracts.errors import ValidationFailed
+
+    try:
+        return schema.load(data or {})
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "VALIDATION_FAILED", "invalid fields", exc.normalized_messages()
+        ) from None

@@ -1,0 +1,35 @@
+"""The gateway's own data: API keys (hashes only) and idempotency records."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text
+
+from mpp_chassis.tables import add_chassis_tables
+from mpp_chassis.types import UtcDateTime
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("agency_id", String(36), nullable=True, index=True),
+    Column("label", String(80), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+idempotency = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(100), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("body_hash", String(64), nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("response", Text, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False, index=True),
+)
+
+add_chassis_tables(metadata)

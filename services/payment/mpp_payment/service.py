@@ -1,0 +1,102 @@
+"""The payment service's entry points."""
+
+from __future__ import annotations
+
+import logging
+
+import eventlet
+import requests
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+
+from mpp_chassis.db import Database
+from mpp_chassis.messaging import event_handler
+from mpp_chassis.metrics import Metrics
+from mpp_chassis.ops import OpsEndpoints
+from mpp_contracts.errors import EXPECTED_ERRORS
+from mpp_payment import usecases
+from mpp_payment.adapters.tables import metadata
+
+_log = logging.getLogger(__name__)
+
+
+class PaymentService(OpsEndpoints):
+    name = "payment"
+
+    config = Config()
+    uow = Database(metadata)
+    metrics_ = Metrics()
+
+    @property
+    def settings(self) -> usecases.Settings:
+        c = self.config
+        return usecases.Settings(
+            mall_code=str(c.get("MALL_CODE", "MPP")),
+            mall_timezone=c.get("MALL_TIMEZONE", "Asia/Jakarta"),
+            merchant_name=c.get("QRIS_MERCHANT_NAME", "MAL PELAYANAN PUBLIK"),
+            merchant_city=c.get("QRIS_MERCHANT_CITY", "JAKARTA"),
+            nmid=str(c.get("QRIS_NMID", "ID1020000000001")),
+            merchant_pan=str(c.get("QRIS_MERCHANT_PAN", "9360000000000000001")),
+            qris_expiry_minutes=int(c.get("QRIS_EXPIRY_MINUTES", 30)),
+            simulator_secret=str(c.get("SIMULATOR_SECRET", "simulator-secret")),
+        )
+
+    @event_handler("queue", "service_plugged")
+    def handle_service_plugged(self, event: dict) -> None:
+        self._catalogue(event, "handle_service_plugged")
+
+    @event_handler("queue", "service_updated")
+    def handle_service_updated(self, event: dict) -> None:
+        self._catalogue(event, "handle_service_updated")
+
+    def _catalogue(self, event: dict, handler: str) -> None:
+        if self.uow.claim_event(event["id"], handler):
+            usecases.upsert_service(self.uow, event["payload"])
+            self.uow.commit()
+
+    @event_handler("queue", "ticket_completed")
+    def handle_ticket_completed(self, event: dict) -> None:
+        if self.uow.claim_event(event["id"], "handle_ticket_completed"):
+            usecases.open_invoice(self.uow, self.settings, event["payload"])
+            self.uow.commit()
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_payment(self, payment_id: str) -> dict:
+        return usecases.get_payment(self.uow, payment_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_ticket_payment(self, ticket_id: str) -> dict:
+        return usecases.get_ticket_payment(self.uow, ticket_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def handle_notification(self, provider: str, headers: dict, body: str) -> dict:
+        result = usecases.handle_notification(self.uow, self.settings, provider, headers, body)
+        self.uow.commit()
+        return result
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def simulate_payment(self, payment_id: str) -> dict:
+        """The simulated provider "receives" the citizen's money and, like a real provider, tells
+        the mall through a signed webhook to the gateway, sent after this call returns."""
+        body, signature = usecases.simulator_notification(self.uow, self.settings, payment_id)
+        url = self.config.get(
+            "SIMULATOR_WEBHOOK_URL", "http://127.0.0.1:8000/v1/webhooks/payments/simulator"
+        )
+        eventlet.spawn_after(0, _deliver, url, body, signature)
+        return {"payment_id": payment_id, "notification": "sent", "webhook": url}
+
+
+def _deliver(url: str, body: bytes, signature: str) -> None:
+    for attempt in range(5):
+        try:
+            response = requests.post(
+                url,
+                data=body,
+                timeout=5,
+                headers={"Content-Type": "application/json", "X-Simulator-Signature": signature},
+            )
+            if response.status_code < 500:
+                return
+        except requests.RequestException as exc:
+            _log.warning("simulator webhook failed: %s", type(exc).__name__)
+        eventlet.sleep(2**attempt)
