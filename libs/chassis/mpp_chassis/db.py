@@ -162,7 +162,6 @@ class Database(DependencyProvider):
         self.stop()
 
     def get_dependency(self, worker_ctx) -> UnitOfWork:
-        context.correlation_id.set(context.ensure_correlation(worker_ctx.context_data))
         session = self.sessionmaker()
         self.sessions[worker_ctx] = session
         return UnitOfWork(

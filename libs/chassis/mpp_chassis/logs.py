@@ -22,8 +22,10 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
-        record.correlation_id = context.correlation_id.get()
-        record.event_id = context.event_id.get()
+        if getattr(record, "correlation_id", None) is None:
+            record.correlation_id = context.correlation_id.get()
+        if getattr(record, "event_id", None) is None:
+            record.event_id = context.event_id.get()
         return True
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
+
+from mpp_chassis import context
+
+_log = logging.getLogger("mpp.worker")
 
 ENTRYPOINT_CALLS = Counter(
     "mpp_entrypoint_calls_total", "Entry point calls", ["service", "entrypoint", "outcome"]
@@ -21,13 +26,18 @@ EVENTS_HANDLED = Counter(
 
 
 class Metrics(DependencyProvider):
-    """Times every worker of the container and counts its outcome."""
+    """Times every worker of the container, counts its outcome and logs one line per worker with
+    its correlation id (and event id for event handlers), so a journey can be followed."""
 
     def setup(self) -> None:
         self.started: dict = {}
 
     def worker_setup(self, worker_ctx) -> None:
         self.started[worker_ctx] = time.perf_counter()
+        context.correlation_id.set(context.ensure_correlation(worker_ctx.context_data))
+        envelope = worker_ctx.args[0] if worker_ctx.args else None
+        is_event = isinstance(envelope, dict) and "type" in envelope and "payload" in envelope
+        context.event_id.set(envelope.get("id") if is_event else None)
 
     def worker_result(self, worker_ctx, result=None, exc_info=None) -> None:
         started = self.started.pop(worker_ctx, None)
@@ -40,8 +50,14 @@ class Metrics(DependencyProvider):
 
             outcome = "rejected" if isinstance(exc_info[1], EXPECTED_ERRORS) else "error"
         ENTRYPOINT_CALLS.labels(service, name, outcome).inc()
-        if started is not None:
-            ENTRYPOINT_SECONDS.labels(service, name).observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started if started is not None else 0.0
+        ENTRYPOINT_SECONDS.labels(service, name).observe(seconds)
+        _log.info(
+            "%s %s",
+            name,
+            outcome,
+            extra={"entrypoint": name, "outcome": outcome, "ms": round(seconds * 1000, 1)},
+        )
 
     def worker_teardown(self, worker_ctx) -> None:
         self.started.pop(worker_ctx, None)

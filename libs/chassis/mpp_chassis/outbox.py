@@ -56,6 +56,7 @@ class OutboxRelay:
         self.wakeup = wakeup
         self.poll_seconds = poll_seconds
         self._running = True
+        self.failures = 0  # consecutive failed rounds; 0 while the broker answers
         self._declared: set[str] = set()
         self._last_prune = datetime.min.replace(tzinfo=UTC)
 
@@ -69,7 +70,9 @@ class OutboxRelay:
             try:
                 published = self.publish_pending()
                 backoff = self.poll_seconds
+                self.failures = 0
             except Exception as exc:  # broker or database away: wait and try again
+                self.failures += 1
                 _log.warning("outbox relay paused: %s", type(exc).__name__)
                 published = 0
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

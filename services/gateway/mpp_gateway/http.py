@@ -25,6 +25,7 @@ from mpp_contracts import errors
 from mpp_gateway import metrics
 
 _log = logging.getLogger(__name__)
+_access = logging.getLogger("mpp.access")
 
 PUBLIC: tuple[str, ...] = ()
 
@@ -134,7 +135,21 @@ class GatewayWsgiApp(WsgiApp):
             status = response.status_code
         else:
             status = 200
-        metrics.observe_request(request.method, route, status, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        metrics.observe_request(request.method, route, status, seconds)
+        _access.info(
+            "%s %s %s",
+            request.method,
+            route,
+            status,
+            extra={
+                "correlation_id": request_id,
+                "method": request.method,
+                "route": route,
+                "status": status,
+                "ms": round(seconds * 1000, 1),
+            },
+        )
         return response(environ, start_response)
 
 

@@ -1,0 +1,73 @@
+"""Shared fixtures: broker virtual hosts, databases (SQLite and PostgreSQL), service processes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import infra
+
+
+def pytest_sessionfinish(session, exitstatus):
+    infra.stop_containers()
+
+
+@pytest.fixture
+def vhost():
+    infra.require_rabbitmq()
+    name = infra.create_vhost()
+    yield name
+    if name:
+        infra.delete_vhost(name)
+
+
+@pytest.fixture
+def amqp_uri(vhost) -> str:
+    return infra.uri_for_vhost(vhost)
+
+
+@pytest.fixture
+def pg_url_factory():
+    created: list[str] = []
+
+    def make(prefix: str = "mpp_test") -> str:
+        url = infra.create_database(prefix)
+        created.append(url)
+        return url
+
+    yield make
+    for url in created:
+        infra.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url_factory(request, tmp_path, pg_url_factory):
+    """Database URLs for one backend; tests using it run on SQLite and on PostgreSQL."""
+
+    def make(name: str) -> str:
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path}/{name}.db"
+        return pg_url_factory(f"mpp_{name}")
+
+    make.backend = request.param
+    return make
+
+
+@pytest.fixture
+def mall_factory(amqp_uri, tmp_path, pg_url_factory):
+    """Start the four services as processes; ``backend`` is 'sqlite' or 'postgres'."""
+    from tests.support.mall import SERVICES, Mall
+
+    malls = []
+
+    def make(backend: str = "sqlite", extra_env: dict | None = None) -> Mall:
+        if backend == "sqlite":
+            urls = {name: f"sqlite:///{tmp_path}/{name}.db" for name in SERVICES}
+        else:
+            urls = {name: pg_url_factory(f"mpp_{name}") for name in SERVICES}
+        mall = Mall(amqp_uri, urls, tmp_path, extra_env or {})
+        malls.append(mall)
+        return mall.start()
+
+    yield make
+    for mall in malls:
+        mall.stop()

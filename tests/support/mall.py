@@ -1,0 +1,164 @@
+"""Start the mall's services as real ``nameko run`` processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("queue", "payment", "rating", "gateway")
+MALL_ADMIN_KEY = "e2e-mall-admin-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def migrate(service: str, url: str) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from mpp_chassis.migrate import upgrade; upgrade({service!r}, {url!r})",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    env: dict
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "nameko"),
+                "run",
+                "--config",
+                f"services/{self.name}/config.yaml",
+                f"mpp_{self.name}.service:{self.name.capitalize()}Service",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: see {self.log_path}")
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not become healthy: see {self.log_path}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@dataclass
+class Mall:
+    """Four services (optionally several replicas of one) sharing one broker vhost."""
+
+    amqp_uri: str
+    db_urls: dict[str, str]
+    log_dir: Path
+    extra_env: dict = field(default_factory=dict)
+    processes: list[ServiceProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.gateway_port = free_port()
+        self.url = f"http://127.0.0.1:{self.gateway_port}"
+
+    def env_for(self, name: str, port: int) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_DB_URL")}
+        env.update(
+            {
+                "AMQP_URI": self.amqp_uri,
+                "MALL_ADMIN_KEY": MALL_ADMIN_KEY,
+                "RPC_TIMEOUT": "5",
+                "OUTBOX_POLL_SECONDS": "0.5",
+                "SIMULATOR_WEBHOOK_URL": f"{self.url}/v1/webhooks/payments/simulator",
+                f"{name.upper()}_HTTP_ADDRESS": f"127.0.0.1:{port}",
+                f"{name.upper()}_DB_URL": self.db_urls[name],
+                "LOG_LEVEL": "INFO",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start_service(self, name: str, *, port: int | None = None) -> ServiceProcess:
+        port = port or (
+            self.gateway_port
+            if name == "gateway" and not any(p.name == "gateway" for p in self.processes)
+            else free_port()
+        )
+        index = sum(p.name == name for p in self.processes)
+        proc = ServiceProcess(
+            name, port, self.env_for(name, port), self.log_dir / f"{name}-{index}.log"
+        )
+        proc.start()
+        self.processes.append(proc)
+        return proc
+
+    def start(self) -> Mall:
+        for name in SERVICES:
+            migrate(name, self.db_urls[name])
+        started = [self.start_service(name) for name in SERVICES]
+        for proc in started:
+            proc.wait_healthy()
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/readyz", timeout=6).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("mall not ready")
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.log_path.read_text(errors="replace") for p in self.processes if p.log_path.exists()
+        )
