@@ -49,11 +49,20 @@ STATUS_BY_ERROR[RateLimited] = 429
 
 @dataclass(frozen=True)
 class Route:
+    """One row of the route table: who may call it and what it takes and answers (for OpenAPI)."""
+
     method: str
     path: str
     roles: tuple[str, ...] | None  # None: public
     name: str
     agency_param: str | None = None
+    body: type | None = None  # marshmallow schema of the JSON body
+    query: type | None = None  # marshmallow schema of the query string
+    response: type | None = None  # marshmallow schema of the success body
+    status: int = 200  # success status
+    summary: str = ""
+    idempotent: bool = False  # creating POST: honours Idempotency-Key
+    many: bool = False  # response is a paginated list of ``response`` items
 
 
 ROUTES: list[Route] = []
@@ -186,13 +195,15 @@ def route(
     *,
     roles: tuple[str, ...] | None = None,
     agency_param: str | None = None,
+    **documentation,
 ) -> Callable:
     """Declare a route: ``roles=None`` is public; otherwise a key with one of ``roles`` is needed
-    (mall_admin always passes) and, with ``agency_param``, the key's agency must match it."""
+    (mall_admin always passes) and, with ``agency_param``, the key's agency must match it.
+    ``documentation`` fills the other :class:`Route` fields (body, query, response, status, …)."""
 
     def decorate(fn):
         werkzeug_path = path.replace("{", "<").replace("}", ">")
-        spec = Route(method, path, roles, fn.__name__, agency_param)
+        spec = Route(method, path, roles, fn.__name__, agency_param, **documentation)
         ROUTES.append(spec)
 
         @wraps(fn)
