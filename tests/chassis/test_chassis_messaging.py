@@ -1,0 +1,136 @@
+"""The chassis' messaging guarantees over real RabbitMQ: a failing handler neither loses its event
+nor loops on it, a malformed event goes straight to the dead letters, and an RPC that gets no
+answer fails within its bound instead of hanging the caller."""
+
+from __future__ import annotations
+
+import time
+
+import eventlet
+import pytest
+from kombu import Connection
+from nameko.amqp.publish import Publisher
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+from nameko.testing.services import dummy, entrypoint_hook
+
+from mpp_chassis.messaging import (
+    DEAD_LETTER_QUEUE,
+    BoundedRpcProxy,
+    dead_letter_declarations,
+    event_handler,
+)
+from mpp_chassis.outbox import event_exchange
+from mpp_contracts.envelope import make_envelope
+from mpp_contracts.errors import ServiceUnavailable
+from tests.support.infra import wait_until
+
+pytestmark = pytest.mark.integration
+
+CALLS: list[str] = []
+
+
+class FailingService:
+    name = "failing"
+
+    @event_handler("queue", "agency_registered")
+    def handle_agency_registered(self, event: dict) -> None:
+        CALLS.append(event["id"])
+        raise RuntimeError("this handler always fails")
+
+
+def publish(amqp_uri: str, body: dict, routing_key: str) -> None:
+    Publisher(amqp_uri).publish(
+        body, exchange=event_exchange("queue"), routing_key=routing_key, mandatory=True
+    )
+
+
+def dead_letters(amqp_uri: str) -> list[dict]:
+    """Drain the dead-letter queue and return the message bodies."""
+    _, queue = dead_letter_declarations()
+    bodies = []
+    with Connection(amqp_uri) as conn:
+        bound = queue(conn.channel())
+        while (message := bound.get(no_ack=True)) is not None:
+            bodies.append(message.decode())
+    return bodies
+
+
+def test_failing_handler_is_redelivered_a_bounded_number_of_times_then_dead_lettered(
+    container_factory, amqp_uri
+):
+    CALLS.clear()
+    container = container_factory(FailingService, {"AMQP_URI": amqp_uri, "EVENT_DELIVERY_LIMIT": 2})
+    container.start()
+    envelope = make_envelope(
+        "agency_registered",
+        {"agency_id": "a1", "code": "DUK", "name": "Dukcapil"},
+        source="queue",
+        mall="mpp-test",
+    )
+    publish(amqp_uri, envelope, "agency_registered")
+
+    letters = wait_until(lambda: dead_letters(amqp_uri), timeout=30, message="dead letter")
+    assert [letter["id"] for letter in letters] == [envelope["id"]]
+    assert CALLS == [envelope["id"]] * 3, "first delivery + 2 redeliveries, then it stops"
+
+
+def test_malformed_event_goes_to_the_dead_letters_without_running_the_handler(
+    container_factory, amqp_uri
+):
+    CALLS.clear()
+    container = container_factory(FailingService, {"AMQP_URI": amqp_uri})
+    container.start()
+    publish(
+        amqp_uri, {"type": "agency_registered", "payload": "not an envelope"}, "agency_registered"
+    )
+    letters = wait_until(lambda: dead_letters(amqp_uri), timeout=30, message="dead letter")
+    assert letters == [{"type": "agency_registered", "payload": "not an envelope"}]
+    assert CALLS == []
+    assert DEAD_LETTER_QUEUE == "mpp.dead-letters"
+
+
+class SlowService:
+    name = "slow"
+
+    @rpc
+    def ponder(self) -> str:
+        eventlet.sleep(30)
+        return "too late"
+
+
+class CallerService:
+    name = "caller"
+    config = Config()
+    slow_rpc = BoundedRpcProxy("slow")
+    absent_rpc = BoundedRpcProxy("absent")
+
+    @dummy
+    def ask_slow(self) -> str:
+        return self.slow_rpc.ponder()
+
+    @dummy
+    def ask_absent(self) -> str:
+        return self.absent_rpc.anything()
+
+
+def test_an_unanswered_rpc_fails_within_its_timeout(container_factory, amqp_uri):
+    slow = container_factory(SlowService, {"AMQP_URI": amqp_uri})
+    slow.start()
+    caller = container_factory(CallerService, {"AMQP_URI": amqp_uri, "RPC_TIMEOUT": 1})
+    caller.start()
+    started = time.monotonic()
+    with entrypoint_hook(caller, "ask_slow") as ask_slow, pytest.raises(ServiceUnavailable) as err:
+        ask_slow()
+    assert time.monotonic() - started < 5
+    assert err.value.details["service"] == "slow"
+    slow.kill()  # do not wait for the pondering worker
+
+
+def test_an_rpc_to_a_service_that_never_ran_fails_at_once(container_factory, amqp_uri):
+    from nameko.exceptions import UnknownService
+
+    caller = container_factory(CallerService, {"AMQP_URI": amqp_uri, "RPC_TIMEOUT": 1})
+    caller.start()
+    with entrypoint_hook(caller, "ask_absent") as ask_absent, pytest.raises(UnknownService):
+        ask_absent()
