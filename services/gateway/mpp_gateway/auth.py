@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from mpp_contracts.errors import Forbidden, NotFound, Unauthorized
@@ -21,13 +21,20 @@ from mpp_gateway.adapters.tables import api_keys
 
 ROLES = ("mall_admin", "agency_admin", "officer", "kiosk", "display")
 ISSUABLE_BY_AGENCY = ("officer", "kiosk", "display")
+ISSUABLE_BY_MALL = (*ISSUABLE_BY_AGENCY, "agency_admin")
+SCOPES = ("agency", "mall")
+MALL_WIDE_ROLES = ("kiosk",)  # a kiosk serves every agency of the mall
 
 
 @dataclass(frozen=True)
 class Principal:
+    """Who calls. ``agency_id`` is the agency the key acts for (None: the whole mall);
+    ``owner_agency_id`` is the agency that issued and may revoke it."""
+
     key_id: str
     role: str
     agency_id: str | None
+    owner_agency_id: str | None = None
 
 
 BOOTSTRAP_ID = "bootstrap-mall-admin"
@@ -49,13 +56,18 @@ def authenticate(session: Session, header: str | None, bootstrap_key: str | None
     if bootstrap_key and hmac.compare_digest(key.encode(), bootstrap_key.encode()):
         return Principal(BOOTSTRAP_ID, "mall_admin", None)
     row = session.execute(
-        select(api_keys.c.id, api_keys.c.role, api_keys.c.agency_id, api_keys.c.revoked_at).where(
-            api_keys.c.key_hash == hash_key(key)
-        )
+        select(
+            api_keys.c.id,
+            api_keys.c.role,
+            api_keys.c.agency_id,
+            api_keys.c.scope,
+            api_keys.c.revoked_at,
+        ).where(api_keys.c.key_hash == hash_key(key))
     ).first()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("UNAUTHORIZED", "unknown or revoked API key")
-    return Principal(row.id, row.role, row.agency_id)
+    acting_for = None if row.scope == "mall" else row.agency_id
+    return Principal(row.id, row.role, acting_for, row.agency_id)
 
 
 def authorize(principal: Principal, roles: tuple[str, ...], agency_id: str | None = None) -> None:
@@ -69,9 +81,28 @@ def authorize(principal: Principal, roles: tuple[str, ...], agency_id: str | Non
         raise Forbidden("FORBIDDEN", "this key belongs to another agency")
 
 
-def issue_key(session: Session, role: str, agency_id: str | None, label: str | None) -> dict:
+def scope_for(role: str, requested: str | None) -> str:
+    """Kiosk keys are mall-wide; display keys are for one agency unless ``mall`` is asked;
+    every other role acts for its agency only."""
+    if role in MALL_WIDE_ROLES:
+        return "mall"
+    if role == "display" and requested == "mall":
+        return "mall"
+    return "agency"
+
+
+def issue_key(
+    session: Session,
+    role: str,
+    agency_id: str | None,
+    label: str | None,
+    scope: str | None = None,
+) -> dict:
+    """Store a new key's hash; the answer is the only place the secret ever appears."""
     key = new_key()
     key_id = str(uuid.uuid4())
+    created_at = datetime.now(UTC)
+    scope = scope_for(role, scope)
     session.execute(
         insert(api_keys).values(
             id=key_id,
@@ -79,10 +110,51 @@ def issue_key(session: Session, role: str, agency_id: str | None, label: str | N
             role=role,
             agency_id=agency_id,
             label=label,
-            created_at=datetime.now(UTC),
+            scope=scope,
+            created_at=created_at,
         )
     )
-    return {"id": key_id, "key": key, "role": role, "agency_id": agency_id, "label": label}
+    return {
+        "id": key_id,
+        "key": key,
+        "role": role,
+        "agency_id": agency_id,
+        "scope": scope,
+        "label": label,
+        "created_at": created_at.isoformat(),
+        "revoked_at": None,
+    }
+
+
+def list_keys(
+    session: Session, agency_id: str, after: list[str] | None, limit: int
+) -> tuple[list[dict], list[str] | None]:
+    """An agency's keys, oldest first, without secrets or hashes; keyset pagination on
+    (created_at, id). Returns the page and the position after its last row (or None)."""
+    c = api_keys.c
+    query = select(c.id, c.role, c.agency_id, c.scope, c.label, c.created_at, c.revoked_at).where(
+        c.agency_id == agency_id
+    )
+    if after is not None:
+        created, key_id = datetime.fromisoformat(after[0]), str(after[1])
+        query = query.where(
+            or_(c.created_at > created, and_(c.created_at == created, c.id > key_id))
+        )
+    rows = session.execute(query.order_by(c.created_at, c.id).limit(limit + 1)).all()
+    items = [
+        {
+            "id": r.id,
+            "role": r.role,
+            "agency_id": r.agency_id,
+            "scope": r.scope,
+            "label": r.label,
+            "created_at": r.created_at.isoformat(),
+            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+        }
+        for r in rows[:limit]
+    ]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return items, [last.created_at.isoformat(), last.id] if last is not None else None
 
 
 def revoke_key(session: Session, agency_id: str, key_id: str) -> None:

@@ -6,6 +6,7 @@ import json
 
 from werkzeug.wrappers import Response
 
+from mpp_contracts.pagination import PageQuerySchema
 from mpp_gateway import auth
 
 AGENCY_ADMIN = ("agency_admin",)
@@ -26,3 +27,9 @@ def actor(principal: auth.Principal | None) -> dict | None:
     if principal is None:
         return None
     return {"role": principal.role, "agency_id": principal.agency_id, "key_id": principal.key_id}
+
+
+def page_args(request) -> dict:
+    """``cursor`` and bounded ``limit`` from the query string, for a list RPC (422 if invalid)."""
+    args = {k: request.args.get(k) for k in ("cursor", "limit") if k in request.args}
+    return PageQuerySchema().load(args)

@@ -14,13 +14,16 @@ from mpp_chassis.metrics import Metrics
 from mpp_gateway import auth
 from mpp_gateway.adapters.tables import metadata
 from mpp_gateway.ops import GatewayOps
+from mpp_gateway.routes.apikeys import ApiKeysRoutes
 from mpp_gateway.routes.catalogue import CatalogueRoutes
 from mpp_gateway.routes.payments import PaymentsRoutes
 from mpp_gateway.routes.ratings import RatingsRoutes
 from mpp_gateway.routes.tickets import TicketsRoutes
 
 
-class GatewayService(GatewayOps, CatalogueRoutes, TicketsRoutes, PaymentsRoutes, RatingsRoutes):
+class GatewayService(
+    GatewayOps, ApiKeysRoutes, CatalogueRoutes, TicketsRoutes, PaymentsRoutes, RatingsRoutes
+):
     name = "gateway"
 
     config = Config()

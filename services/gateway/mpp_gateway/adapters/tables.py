@@ -17,6 +17,8 @@ api_keys = Table(
     Column("role", String(20), nullable=False),
     Column("agency_id", String(36), nullable=True, index=True),
     Column("label", String(80), nullable=True),
+    # "agency": acts for agency_id only; "mall": mall-wide (kiosk, mall display), agency_id owns it
+    Column("scope", String(10), nullable=False, server_default="agency"),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
 )

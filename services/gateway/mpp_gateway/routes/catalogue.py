@@ -1,8 +1,6 @@
-"""Gateway routes: agencies, their services, counters and API keys."""
+"""Gateway routes: agencies, their services and counters (API keys: ``routes/apikeys.py``)."""
 
 from __future__ import annotations
-
-from werkzeug.wrappers import Response
 
 from mpp_contracts import rpc as contracts
 from mpp_gateway import auth
@@ -36,30 +34,3 @@ class CatalogueRoutes:
     def add_counter(self, request, principal, agency):
         data = contracts.CounterCreateSchema().load(read_json(request))
         return ok(self.queue_rpc.add_counter(agency, data), 201)
-
-    @route("POST", "/v1/agencies/{agency}/api-keys", roles=AGENCY_ADMIN, agency_param="agency")
-    def issue_api_key(self, request, principal, agency):
-        data = read_json(request)
-        role = data.get("role")
-        if role not in auth.ISSUABLE_BY_AGENCY:
-            from mpp_contracts.errors import ValidationFailed
-
-            raise ValidationFailed(
-                "VALIDATION_FAILED",
-                "invalid fields",
-                {"role": [f"must be one of {', '.join(auth.ISSUABLE_BY_AGENCY)}"]},
-            )
-        key = auth.issue_key(self.uow.session, role, agency, data.get("label"))
-        self.uow.commit()
-        return ok(key, 201)
-
-    @route(
-        "DELETE",
-        "/v1/agencies/{agency}/api-keys/{key_id}",
-        roles=AGENCY_ADMIN,
-        agency_param="agency",
-    )
-    def revoke_api_key(self, request, principal, agency, key_id):
-        auth.revoke_key(self.uow.session, agency, key_id)
-        self.uow.commit()
-        return Response(status=204)

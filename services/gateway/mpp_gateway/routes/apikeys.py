@@ -1,0 +1,68 @@
+"""Gateway routes: an agency's API keys (issue, list without secrets, revoke)."""
+
+from __future__ import annotations
+
+from werkzeug.wrappers import Response
+
+from mpp_contracts.errors import Forbidden, ValidationFailed
+from mpp_contracts.pagination import decode_cursor, page
+from mpp_gateway import auth
+from mpp_gateway.http import read_json, route
+from mpp_gateway.responses import AGENCY_ADMIN, ok, page_args
+from mpp_gateway.schemas.apikeys import ApiKeyCreateSchema, ApiKeyIssuedSchema, ApiKeySchema
+from mpp_gateway.schemas.common import PageQuerySchema
+
+
+class ApiKeysRoutes:
+    @route(
+        "POST",
+        "/v1/agencies/{agency}/api-keys",
+        roles=AGENCY_ADMIN,
+        agency_param="agency",
+        body=ApiKeyCreateSchema,
+        response=ApiKeyIssuedSchema,
+        status=201,
+        idempotent=True,
+        summary="Issue an officer, kiosk or display key (the secret is shown once)",
+    )
+    def issue_api_key(self, request, principal, agency):
+        data = ApiKeyCreateSchema().load(read_json(request))
+        if data["role"] not in auth.ISSUABLE_BY_AGENCY and principal.role != "mall_admin":
+            raise Forbidden("FORBIDDEN", "only the mall admin issues agency_admin keys")
+        key = auth.issue_key(self.uow.session, data["role"], agency, data["label"], data["scope"])
+        self.uow.commit()
+        return ok(key, 201)
+
+    @route(
+        "GET",
+        "/v1/agencies/{agency}/api-keys",
+        roles=AGENCY_ADMIN,
+        agency_param="agency",
+        query=PageQuerySchema,
+        response=ApiKeySchema,
+        many=True,
+        summary="List the agency's keys (never their secrets)",
+    )
+    def list_api_keys(self, request, principal, agency):
+        args = page_args(request)
+        position = decode_cursor(args["cursor"])
+        try:
+            items, after = auth.list_keys(self.uow.session, agency, position, args["limit"])
+        except (ValueError, TypeError, IndexError, KeyError):
+            raise ValidationFailed(
+                "VALIDATION_FAILED", "invalid fields", {"cursor": ["not a valid cursor"]}
+            ) from None
+        return ok(page(items, after))
+
+    @route(
+        "DELETE",
+        "/v1/agencies/{agency}/api-keys/{key_id}",
+        roles=AGENCY_ADMIN,
+        agency_param="agency",
+        status=204,
+        summary="Revoke a key: it answers 401 from now on",
+    )
+    def revoke_api_key(self, request, principal, agency, key_id):
+        auth.revoke_key(self.uow.session, agency, key_id)
+        self.uow.commit()
+        return Response(status=204)

@@ -1,0 +1,40 @@
+"""API key requests and answers (the secret appears only in the answer to its creation)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from mpp_contracts.rpc import StrictSchema
+from mpp_gateway.auth import ISSUABLE_BY_MALL, SCOPES
+
+
+class ApiKeyCreateSchema(StrictSchema):
+    role = fields.String(
+        required=True,
+        validate=validate.OneOf(ISSUABLE_BY_MALL),
+        metadata={"description": "officer, kiosk or display; agency_admin by mall_admin only"},
+    )
+    label = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=80))
+    scope = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(SCOPES),
+        metadata={
+            "description": "display keys: 'agency' (default) or 'mall'; kiosk keys are always "
+            "'mall'; other roles always 'agency'"
+        },
+    )
+
+
+class ApiKeySchema(Schema):
+    id = fields.String(required=True)
+    role = fields.String(required=True)
+    agency_id = fields.String(required=True, allow_none=True)
+    scope = fields.String(required=True)
+    label = fields.String(required=True, allow_none=True)
+    created_at = fields.String(required=True, metadata={"format": "date-time"})
+    revoked_at = fields.String(required=True, allow_none=True, metadata={"format": "date-time"})
+
+
+class ApiKeyIssuedSchema(ApiKeySchema):
+    key = fields.String(required=True, metadata={"description": "The secret, shown only once"})
