@@ -102,6 +102,8 @@ class Mall:
     def __post_init__(self) -> None:
         self.gateway_port = free_port()
         self.url = f"http://127.0.0.1:{self.gateway_port}"
+        # rate-limit counters in Redis are per mall, so parallel test malls never share them
+        self.redis_prefix = f"mpp-test-{self.gateway_port}-{time.time_ns()}"
 
     def env_for(self, name: str, port: int) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.endswith("_DB_URL")}
@@ -115,6 +117,7 @@ class Mall:
                 f"{name.upper()}_HTTP_ADDRESS": f"127.0.0.1:{port}",
                 f"{name.upper()}_DB_URL": self.db_urls[name],
                 "LOG_LEVEL": "INFO",
+                "REDIS_PREFIX": self.redis_prefix,
             }
         )
         env.update(self.extra_env)

@@ -209,6 +209,13 @@ def route(
         @wraps(fn)
         def handler(self, request, **values):
             request_id = request.environ.get("mpp.request_id")
+
+            def invoke(principal):
+                try:
+                    return fn(self, request, principal, **values)
+                except Exception as exc:
+                    return error_response(exc, request_id)
+
             try:
                 principal = None
                 if roles is not None:
@@ -216,6 +223,10 @@ def route(
                     self.authorize(
                         principal, roles, values.get(agency_param) if agency_param else None
                     )
+                if spec.path.startswith("/v1/"):
+                    self.limit_rate(request, principal)
+                if spec.idempotent and request.headers.get("Idempotency-Key") is not None:
+                    return self.run_idempotent(request, principal, spec, invoke)
                 result = fn(self, request, principal, **values)
             except Exception as exc:  # every error leaves as the envelope
                 return error_response(exc, request_id)

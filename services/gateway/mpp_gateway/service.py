@@ -7,13 +7,16 @@ dependencies every handler uses.
 from __future__ import annotations
 
 from nameko.dependency_providers import Config
+from nameko.timer import timer
 
 from mpp_chassis.db import Database
 from mpp_chassis.messaging import BoundedRpcProxy
 from mpp_chassis.metrics import Metrics
-from mpp_gateway import auth
+from mpp_gateway import auth, idempotency
 from mpp_gateway.adapters.tables import metadata
+from mpp_gateway.http import RateLimited
 from mpp_gateway.ops import GatewayOps
+from mpp_gateway.ratelimit import RateLimiter
 from mpp_gateway.routes.apikeys import ApiKeysRoutes
 from mpp_gateway.routes.catalogue import CatalogueRoutes
 from mpp_gateway.routes.payments import PaymentsRoutes
@@ -32,6 +35,7 @@ class GatewayService(
     queue_rpc = BoundedRpcProxy("queue")
     payment_rpc = BoundedRpcProxy("payment")
     rating_rpc = BoundedRpcProxy("rating")
+    limiter = RateLimiter()
 
     # -- auth plumbing used by the route decorator
     def authenticate(self, request) -> auth.Principal:
@@ -43,3 +47,34 @@ class GatewayService(
 
     def authorize(self, principal, roles, agency_id) -> None:
         auth.authorize(principal, roles, agency_id)
+
+    def limit_rate(self, request, principal) -> None:
+        """Per key on protected routes, per client IP on public ones (429 + Retry-After)."""
+        if principal is not None:
+            bucket = f"key:{principal.key_id}"
+            limit = int(self.config.get("RATE_LIMIT_PER_MINUTE", 600))
+        else:
+            bucket = f"ip:{request.remote_addr}"
+            limit = int(self.config.get("RATE_LIMIT_PUBLIC_PER_MINUTE", 300))
+        retry_after = self.limiter.hit(bucket, limit)
+        if retry_after is not None:
+            raise RateLimited(
+                "RATE_LIMITED",
+                f"more than {limit} requests a minute",
+                {"retry_after": retry_after, "limit": limit},
+            )
+
+    def run_idempotent(self, request, principal, spec, invoke):
+        scope = f"{principal.key_id if principal else 'public'}:{spec.method} {spec.path}"
+        return idempotency.run_once(
+            self.uow,
+            request,
+            scope,
+            float(self.config.get("IDEMPOTENCY_TTL_HOURS", 24)),
+            lambda: invoke(principal),
+        )
+
+    @timer(interval=3600)
+    def purge_idempotency_keys(self) -> None:
+        idempotency.purge(self.uow.session, float(self.config.get("IDEMPOTENCY_TTL_HOURS", 24)))
+        self.uow.commit()
