@@ -143,6 +143,8 @@ class RatingInvitedSchema(Schema):
     service_id = fields.String(required=True)
     token = fields.String(required=True)
     expires_at = Time(required=True)
+    counter_id = fields.String(allow_none=True, load_default=None)
+    officer_id = fields.String(allow_none=True, load_default=None)
 
 
 class RatingSubmittedSchema(Schema):
@@ -155,6 +157,8 @@ class RatingSubmittedSchema(Schema):
     stars = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
     answers = fields.Dict(keys=fields.String(), values=fields.Integer(), load_default=dict)
     submitted_at = Time(required=True)
+    flagged = fields.Boolean(load_default=False)  # the citizen asked for a complaint
+    has_comment = fields.Boolean(load_default=False)  # the text itself never travels in events
 
 
 class ComplaintSchema(Schema):
@@ -163,6 +167,13 @@ class ComplaintSchema(Schema):
     rating_id = fields.String(allow_none=True, load_default=None)
     status = fields.String(required=True)
     occurred_at = Time(required=True)
+    ticket_id = fields.String(allow_none=True, load_default=None)
+    service_id = fields.String(allow_none=True, load_default=None)
+    reason = fields.String(allow_none=True, load_default=None)  # low_stars | flagged
+    disputed = fields.Boolean(load_default=False)
+    first_response_due = Time(allow_none=True, load_default=None)
+    resolution_due = Time(allow_none=True, load_default=None)
+    escalated_for = fields.String(allow_none=True, load_default=None)  # the missed deadline
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from mpp_contracts import pagination
+
 PRIORITY_CATEGORIES = ("elderly", "disability", "pregnant", "nursing", "children")
 TICKET_ACTIONS = ("recall", "start", "complete", "no-show", "transfer", "cancel")
 
@@ -71,6 +73,46 @@ class RatingCreateSchema(StrictSchema):
     )
     comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
     flag_complaint = fields.Boolean(load_default=False)
+
+
+RATING_PERIODS = ("day", "week", "month")
+_ISO_DATE = {"format": "iso"}
+
+
+class RatingSummaryQuerySchema(StrictSchema):
+    """Filters of ``GET /v1/ratings/summary``: the most specific id given selects the figures;
+    ``period`` (+ ``date``, default today) reads one day/week/month, ``from``/``to`` a custom range
+    of local days (both inclusive)."""
+
+    agency = fields.String(load_default=None)
+    service = fields.String(load_default=None)
+    counter = fields.String(load_default=None)
+    officer = fields.String(load_default=None)
+    period = fields.String(load_default=None, validate=validate.OneOf(RATING_PERIODS))
+    date = fields.Date(load_default=None, **_ISO_DATE)
+    from_ = fields.Date(data_key="from", load_default=None, **_ISO_DATE)
+    to = fields.Date(load_default=None, **_ISO_DATE)
+
+
+class LeaderboardQuerySchema(StrictSchema):
+    period = fields.String(
+        load_default="month",
+        validate=validate.Regexp(r"^(day|week|month|year|\d{4}-(0[1-9]|1[0-2]))$"),
+        metadata={"description": "day, week, month, year or YYYY-MM (mall's local calendar)"},
+    )
+
+
+class ComplaintListQuerySchema(pagination.PageQuerySchema):
+    status = fields.String(
+        load_default=None, validate=validate.OneOf(["open", "responded", "resolved", "escalated"])
+    )
+
+
+class ComplaintResponseCreateSchema(StrictSchema):
+    """An agency's answer to a complaint; ``resolve`` also closes it (a first answer may)."""
+
+    message = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    resolve = fields.Boolean(load_default=False)
 
 
 class RefundCreateSchema(StrictSchema):

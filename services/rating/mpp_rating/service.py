@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
+from nameko.timer import timer
 
 from mpp_chassis.db import Database
 from mpp_chassis.messaging import event_handler
@@ -13,6 +14,9 @@ from mpp_contracts import rpc as contracts
 from mpp_contracts.errors import EXPECTED_ERRORS
 from mpp_rating import usecases
 from mpp_rating.adapters.tables import metadata
+
+#: How often the complaint timer looks for missed deadlines (deadlines are days; a minute is ample).
+ESCALATION_INTERVAL_SECONDS = 60
 
 
 class RatingService(OpsEndpoints):
@@ -27,7 +31,14 @@ class RatingService(OpsEndpoints):
         return usecases.Settings(
             mall_timezone=self.config.get("MALL_TIMEZONE", "Asia/Jakarta"),
             token_days=int(self.config.get("RATING_TOKEN_DAYS", 7)),
+            ikm_weight=self.config.get("IKM_WEIGHT", "exact"),
         )
+
+    @event_handler("queue", "agency_registered")
+    def handle_agency_registered(self, event: dict) -> None:
+        if self.uow.claim_event(event["id"], "handle_agency_registered"):
+            usecases.on_agency_registered(self.uow, event["payload"])
+            self.uow.commit()
 
     @event_handler("queue", "ticket_completed")
     def handle_ticket_completed(self, event: dict) -> None:
@@ -41,6 +52,17 @@ class RatingService(OpsEndpoints):
             usecases.on_payment_succeeded(self.uow, self.settings, event["payload"])
             self.uow.commit()
 
+    @event_handler("rating", "rating_submitted")
+    def handle_rating_submitted(self, event: dict) -> None:
+        if self.uow.claim_event(event["id"], "handle_rating_submitted"):
+            usecases.on_rating_submitted(self.uow, self.settings, event["payload"])
+            self.uow.commit()
+
+    @timer(interval=ESCALATION_INTERVAL_SECONDS)
+    def escalate_overdue_complaints(self) -> None:
+        usecases.escalate_overdue(self.uow)
+        self.uow.commit()
+
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def submit_rating(self, data: dict) -> dict:
         data = contracts.load(contracts.RatingCreateSchema(), data)
@@ -50,4 +72,29 @@ class RatingService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def summary(self, filters: dict) -> dict:
+        filters = contracts.load(contracts.RatingSummaryQuerySchema(), filters)
+        filters["from"] = filters.pop("from_")
         return usecases.summary(self.uow, self.settings, filters)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def leaderboard(self, query: dict) -> dict:
+        query = contracts.load(contracts.LeaderboardQuerySchema(), query)
+        return usecases.leaderboard(self.uow, self.settings, query["period"])
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def publish_comment(self, rating_id: str, actor: dict | None) -> dict:
+        result = usecases.publish_comment(self.uow, rating_id, actor)
+        self.uow.commit()
+        return result
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_complaints(self, agency_id: str, query: dict, actor: dict | None) -> dict:
+        query = contracts.load(contracts.ComplaintListQuerySchema(), query)
+        return usecases.list_complaints(self.uow, agency_id, query, actor)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def respond_to_complaint(self, complaint_id: str, data: dict, actor: dict | None) -> dict:
+        data = contracts.load(contracts.ComplaintResponseCreateSchema(), data)
+        result = usecases.respond_to_complaint(self.uow, complaint_id, data, actor)
+        self.uow.commit()
+        return result
