@@ -115,7 +115,15 @@ def test_ticket_to_payment_to_rating(mall_factory, backend):
     reused = requests.post(f"{url}/v1/ratings", json={"token": token, "stars": 5})
     assert reused.status_code == 409
 
-    summary = requests.get(f"{url}/v1/ratings/summary", params={"agency": agency["id"]}).json()
+    summary = wait_until(  # the summary reads the read model, fed by rating_submitted
+        lambda: (
+            (s := requests.get(f"{url}/v1/ratings/summary", params={"agency": agency["id"]}))
+            .json()
+            .get("count")
+            and s.json()
+        ),
+        message="read model folded the rating",
+    )
     assert summary["count"] == 1 and summary["average_stars"] == "4.00"
     assert summary["ikm"]["converted"] == "75.00" and summary["ikm"]["grade"] == "C"
 
