@@ -63,6 +63,7 @@ class Route:
     summary: str = ""
     idempotent: bool = False  # creating POST: honours Idempotency-Key
     many: bool = False  # response is a paginated list of ``response`` items
+    media_type: str = "application/json"  # of the success body
 
 
 ROUTES: list[Route] = []
