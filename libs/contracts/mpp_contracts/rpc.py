@@ -120,6 +120,21 @@ class RefundCreateSchema(StrictSchema):
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
 
 
+PAYMENT_METHODS = ("qris", "virtual_account", "ewallet")
+
+
+class PaymentMethodSchema(StrictSchema):
+    """Body of ``POST /v1/payments/{payment}/method``: the citizen picks how to pay."""
+
+    method = fields.String(required=True, validate=validate.OneOf(PAYMENT_METHODS))
+
+
+class SettlementQuerySchema(Schema):
+    """Query of ``GET /v1/agencies/{agency}/settlements`` (and ``/reconciliation``)."""
+
+    date = fields.Date(load_default=None, metadata={"description": "mall-local day, YYYY-MM-DD"})
+
+
 def load(schema: Schema, data: dict | None) -> dict:
     """Load RPC arguments; field errors become the contract's ``ValidationFailed``."""
     from marshmallow import ValidationError

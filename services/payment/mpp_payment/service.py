@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import eventlet
 import requests
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
+from nameko.timer import Timer
 
 from mpp_chassis.db import Database
 from mpp_chassis.messaging import event_handler
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
+from mpp_contracts import rpc as contracts
 from mpp_contracts.errors import EXPECTED_ERRORS
 from mpp_payment import usecases
 from mpp_payment.adapters.tables import metadata
 
 _log = logging.getLogger(__name__)
+
+
+class ConfiguredTimer(Timer):
+    """A nameko timer whose interval is read from config (``EXPIRY_SWEEP_SECONDS``) at setup."""
+
+    def setup(self) -> None:
+        self.interval = float(self.container.config.get("EXPIRY_SWEEP_SECONDS", self.interval))
+        super().setup()
+
+
+timer = ConfiguredTimer.decorator
 
 
 class PaymentService(OpsEndpoints):
@@ -38,7 +52,20 @@ class PaymentService(OpsEndpoints):
             nmid=str(c.get("QRIS_NMID", "ID1020000000001")),
             merchant_pan=str(c.get("QRIS_MERCHANT_PAN", "9360000000000000001")),
             qris_expiry_minutes=int(c.get("QRIS_EXPIRY_MINUTES", 30)),
+            va_expiry_minutes=int(c.get("VA_EXPIRY_MINUTES", 24 * 60)),
+            ewallet_expiry_minutes=int(c.get("EWALLET_EXPIRY_MINUTES", 15)),
             simulator_secret=str(c.get("SIMULATOR_SECRET", "simulator-secret")),
+            provider=str(c.get("PAYMENT_PROVIDER", "simulator")),
+            default_method=str(c.get("PAYMENT_DEFAULT_METHOD", "qris")),
+            va_prefix=str(c.get("VA_BANK_PREFIX", "8808")),
+            midtrans_base_url=str(c.get("MIDTRANS_BASE_URL", "https://api.sandbox.midtrans.com")),
+            xendit_base_url=str(c.get("XENDIT_BASE_URL", "https://api.xendit.co")),
+            http_timeout_seconds=float(c.get("PROVIDER_HTTP_TIMEOUT", 10)),
+            http_retries=int(c.get("PROVIDER_HTTP_RETRIES", 2)),
+            # provider secrets: from the environment only, never from a config file
+            midtrans_server_key=os.environ.get("MIDTRANS_SERVER_KEY", ""),
+            xendit_secret_key=os.environ.get("XENDIT_SECRET_KEY", ""),
+            xendit_callback_token=os.environ.get("XENDIT_CALLBACK_TOKEN", ""),
         )
 
     @event_handler("queue", "service_plugged")
@@ -69,16 +96,53 @@ class PaymentService(OpsEndpoints):
         return usecases.get_ticket_payment(self.uow, ticket_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_qris_image(self, payment_id: str, fmt: str = "png") -> dict:
+        return usecases.qris_image(self.uow, payment_id, "svg" if fmt == "svg" else "png")
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def choose_method(self, payment_id: str, data: dict) -> dict:
+        data = contracts.load(contracts.PaymentMethodSchema(), data)
+        result = usecases.choose_method(self.uow, self.settings, payment_id, data["method"])
+        self.uow.commit()
+        return result
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def handle_notification(self, provider: str, headers: dict, body: str) -> dict:
         result = usecases.handle_notification(self.uow, self.settings, provider, headers, body)
         self.uow.commit()
         return result
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def refund(
+        self, actor: dict | None, payment_id: str, data: dict, idempotency_key: str | None
+    ) -> dict:
+        data = contracts.load(contracts.RefundCreateSchema(), data)
+        result = usecases.refund(self.uow, self.settings, actor, payment_id, data, idempotency_key)
+        self.uow.commit()
+        return result
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def settlement_report(
+        self, actor: dict | None, agency_id: str, day: str | None, fmt: str = "json"
+    ) -> dict:
+        return usecases.settlement_report(self.uow, self.settings, actor, agency_id, day, fmt)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def reconciliation(self, actor: dict | None, agency_id: str, day: str | None) -> dict:
+        return usecases.reconciliation(self.uow, self.settings, actor, agency_id, day)
+
+    @timer(interval=30)
+    def expire_overdue(self) -> None:
+        """Pending invoices past their deadline become expired (``payment_expired``)."""
+        if usecases.expire_due(self.uow, self.settings):
+            self.uow.commit()
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def simulate_payment(self, payment_id: str) -> dict:
         """The simulated provider "receives" the citizen's money and, like a real provider, tells
         the mall through a signed webhook to the gateway, sent after this call returns."""
         body, signature = usecases.simulator_notification(self.uow, self.settings, payment_id)
+        self.uow.commit()  # the simulated provider's own book now says "paid"
         url = self.config.get(
             "SIMULATOR_WEBHOOK_URL", "http://127.0.0.1:8000/v1/webhooks/payments/simulator"
         )

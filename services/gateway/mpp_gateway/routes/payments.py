@@ -1,26 +1,133 @@
-"""Gateway routes: invoices, provider webhooks and the simulator."""
+"""Gateway routes: invoices, QR images, refunds, provider webhooks, settlements, the simulator."""
 
 from __future__ import annotations
 
-from mpp_gateway.http import route
-from mpp_gateway.responses import ok
+import base64
+
+from werkzeug.wrappers import Response
+
+from mpp_contracts import errors
+from mpp_contracts import rpc as contracts
+from mpp_gateway.http import read_json, route
+from mpp_gateway.responses import AGENCY_ADMIN, actor, ok
+from mpp_gateway.schemas import payment as schemas
+
+WEBHOOK_PROVIDERS = ("simulator", "midtrans", "xendit")
 
 
 class PaymentsRoutes:
-    @route("GET", "/v1/payments/{payment}")
+    @route(
+        "GET",
+        "/v1/payments/{payment}",
+        response=schemas.PaymentSchema,
+        summary="Invoice, method details (QRIS payload, VA number), status, receipt",
+    )
     def get_payment(self, request, principal, payment):
         return ok(self.payment_rpc.get_payment(payment))
 
-    @route("GET", "/v1/tickets/{ticket}/payment")
+    @route(
+        "GET",
+        "/v1/tickets/{ticket}/payment",
+        response=schemas.PaymentSchema,
+        summary="The invoice of a ticket",
+    )
     def get_ticket_payment(self, request, principal, ticket):
         return ok(self.payment_rpc.get_ticket_payment(ticket))
 
-    @route("POST", "/v1/webhooks/payments/{provider}")
+    @route("GET", "/v1/payments/{payment}/qris.png", summary="QRIS image (PNG)")
+    def get_qris_png(self, request, principal, payment):
+        image = self.payment_rpc.get_qris_image(payment, "png")
+        return Response(base64.b64decode(image["png_base64"]), mimetype="image/png")
+
+    @route("GET", "/v1/payments/{payment}/qris.svg", summary="QRIS image (SVG)")
+    def get_qris_svg(self, request, principal, payment):
+        image = self.payment_rpc.get_qris_image(payment, "svg")
+        return Response(image["svg"], mimetype="image/svg+xml")
+
+    @route(
+        "POST",
+        "/v1/payments/{payment}/method",
+        body=contracts.PaymentMethodSchema,
+        response=schemas.PaymentSchema,
+        summary="Pay a pending invoice by another method (QRIS, virtual account, e-wallet)",
+        idempotent=True,
+    )
+    def choose_payment_method(self, request, principal, payment):
+        data = contracts.PaymentMethodSchema().load(read_json(request))
+        return ok(self.payment_rpc.choose_method(payment, data))
+
+    @route(
+        "POST",
+        "/v1/payments/{payment}/refunds",
+        roles=AGENCY_ADMIN,
+        body=contracts.RefundCreateSchema,
+        response=schemas.RefundSchema,
+        status=201,
+        summary="Full or partial refund, bounded by what was paid (Idempotency-Key required)",
+        idempotent=True,
+    )
+    def refund_payment(self, request, principal, payment):
+        data = contracts.RefundCreateSchema().load(read_json(request))
+        key = request.headers.get("Idempotency-Key")
+        return ok(self.payment_rpc.refund(actor(principal), payment, data, key), 201)
+
+    @route(
+        "POST",
+        "/v1/webhooks/payments/{provider}",
+        response=schemas.NotificationResultSchema,
+        summary="Provider notifications, authenticated by the provider's signature or token",
+    )
     def payment_webhook(self, request, principal, provider):
+        if provider not in WEBHOOK_PROVIDERS:
+            raise errors.NotFound("PROVIDER_NOT_FOUND", f"unknown payment provider {provider}")
         headers = {k.lower(): v for k, v in request.headers.items()}
         body = request.get_data(as_text=True)
         return ok(self.payment_rpc.handle_notification(provider, headers, body))
 
-    @route("POST", "/v1/simulator/payments/{payment}/pay")
+    @route(
+        "POST",
+        "/v1/simulator/payments/{payment}/pay",
+        response=schemas.SimulatorPaySchema,
+        status=202,
+        summary="Demo: the simulated provider receives the money and calls the webhook",
+    )
     def simulator_pay(self, request, principal, payment):
         return ok(self.payment_rpc.simulate_payment(payment), 202)
+
+    @route(
+        "GET",
+        "/v1/agencies/{agency}/settlements",
+        roles=AGENCY_ADMIN,
+        agency_param="agency",
+        query=contracts.SettlementQuerySchema,
+        response=schemas.SettlementSchema,
+        summary="The day's settlement report (JSON; CSV with Accept: text/csv)",
+    )
+    def get_settlement(self, request, principal, agency):
+        query = contracts.SettlementQuerySchema().load(request.args.to_dict())
+        day = query["date"].isoformat() if query.get("date") else None
+        accept = request.accept_mimetypes
+        wants_csv = accept.best_match(["application/json", "text/csv"]) == "text/csv"
+        if wants_csv:
+            report = self.payment_rpc.settlement_report(actor(principal), agency, day, "csv")
+            name = f"settlement-{agency}-{day or 'today'}.csv"
+            return Response(
+                report["csv"],
+                mimetype="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+        return ok(self.payment_rpc.settlement_report(actor(principal), agency, day, "json"))
+
+    @route(
+        "GET",
+        "/v1/agencies/{agency}/reconciliation",
+        roles=AGENCY_ADMIN,
+        agency_param="agency",
+        query=contracts.SettlementQuerySchema,
+        response=schemas.ReconciliationSchema,
+        summary="Mismatches between the providers' view and ours for the day's invoices",
+    )
+    def get_reconciliation(self, request, principal, agency):
+        query = contracts.SettlementQuerySchema().load(request.args.to_dict())
+        day = query["date"].isoformat() if query.get("date") else None
+        return ok(self.payment_rpc.reconciliation(actor(principal), agency, day))

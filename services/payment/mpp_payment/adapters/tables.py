@@ -1,4 +1,5 @@
-"""The payment service's database: its copy of the catalogue, invoices and notifications."""
+"""The payment service's database: its copy of the catalogue, invoices, notifications, refunds,
+the double-entry journal and the offline simulator's own book."""
 
 from __future__ import annotations
 
@@ -45,9 +46,13 @@ payments = Table(
     Column("provider_ref", String(64), nullable=True),
     Column("qris_payload", Text, nullable=True),
     Column("va_number", String(32), nullable=True),
+    Column("ewallet_ref", String(64), nullable=True),
+    Column("checkout_url", String(255), nullable=True),
+    Column("method_attempt", Integer, nullable=False, default=1, server_default="1"),
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("paid_at", UtcDateTime(), nullable=True),
     Column("paid_amount_idr", Integer, nullable=True),
+    Column("closed_at", UtcDateTime(), nullable=True),
     Column("refunded_idr", Integer, nullable=False, default=0),
     Column("flag", String(32), nullable=True),
     Column("receipt_number", String(32), nullable=True, unique=True),
@@ -71,6 +76,49 @@ receipt_sequences = Table(
     metadata,
     Column("day", Date, primary_key=True),
     Column("last_seq", Integer, nullable=False),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("payment_id", String(36), nullable=False, index=True),
+    Column("agency_id", String(36), nullable=False, index=True),
+    Column("amount_idr", Integer, nullable=False),
+    Column("reason", String(200), nullable=True),
+    # the client's Idempotency-Key, also the provider's refund key; kept as long as the refund
+    Column("idempotency_key", String(128), nullable=False, unique=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider_ref", String(64), nullable=True),
+    Column("actor_key_id", String(64), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False, index=True),
+)
+
+journal_lines = Table(
+    "journal_lines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entry_id", String(36), nullable=False, index=True),
+    Column("account", String(80), nullable=False, index=True),
+    Column("agency_id", String(36), nullable=False, index=True),
+    Column("debit_idr", Integer, nullable=False),
+    Column("credit_idr", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("reference", String(36), nullable=False),
+    Column("memo", String(120), nullable=False),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+)
+
+simulator_book = Table(
+    "simulator_transactions",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("status", String(24), nullable=False),
+    Column("amount_idr", Integer, nullable=False),
+    Column("refunded_idr", Integer, nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 add_chassis_tables(metadata)

@@ -1,0 +1,189 @@
+"""The payment service through its entry points: invoices, notifications (duplicate, forged,
+out of order, wrong amount, after expiry), expiry by the timer, refunds with idempotency keys,
+the journal, the settlement report and reconciliation."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from mpp_contracts.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
+from mpp_payment.adapters.tables import journal_lines, payments
+from mpp_payment.domain import numbers, qris
+from tests.payment.interface.conftest import completed_payload, envelope
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"role": "agency_admin", "agency_id": "agency-1", "key_id": "k1"}
+
+
+def test_invoice_opened_once_with_a_valid_qris(payment):
+    ticket_id = str(uuid.uuid4())
+    event = envelope("ticket_completed", completed_payload(ticket_id, "agency-1"))
+    payment.call("handle_ticket_completed", event)
+    payment.call("handle_ticket_completed", event)  # redelivered
+    again = envelope("ticket_completed", completed_payload(ticket_id, "agency-1"))
+    payment.call("handle_ticket_completed", again)  # a second event for the same ticket
+    with payment.db.connect() as conn:
+        count = conn.execute(
+            select(func.count()).where(payments.c.ticket_id == ticket_id)
+        ).scalar_one()
+    assert count == 1
+    view = payment.call("get_ticket_payment", ticket_id)
+    assert view["status"] == "pending" and view["amount_idr"] == 50000
+    assert qris.parse_qris(view["qris"]["payload"]).amount_idr == 50000
+    assert len(payment.events("payment_requested", view["id"])) == 1
+    png = payment.call("get_qris_image", view["id"], "png")
+    assert base64.b64decode(png["png_base64"]).startswith(b"\x89PNG")
+    assert payment.call("get_qris_image", view["id"], "svg")["svg"].lstrip().startswith("<")
+
+
+def test_free_service_opens_no_invoice(payment):
+    ticket_id = str(uuid.uuid4())
+    payment.call(
+        "handle_ticket_completed",
+        envelope("ticket_completed", completed_payload(ticket_id, "agency-1", fee=0)),
+    )
+    assert payment.events("payment_requested") == []
+
+
+def test_paid_once_duplicates_change_nothing_and_journal_balances(payment):
+    invoice = payment.invoice()
+    first = payment.notify(invoice["id"])
+    assert first["result"] == "applied" and first["status"] == "paid"
+    assert payment.notify(invoice["id"])["result"] == "duplicate"
+    view = payment.call("get_payment", invoice["id"])
+    assert view["receipt"]["number"].startswith("MPP-") and view["receipt"]["amount_idr"] == 50000
+    assert len(payment.events("payment_succeeded", invoice["id"])) == 1
+    with payment.db.connect() as conn:
+        debit, credit = conn.execute(
+            select(func.sum(journal_lines.c.debit_idr), func.sum(journal_lines.c.credit_idr))
+        ).one()
+    assert debit == credit == 50000
+
+
+def test_forged_and_wrong_amount_notifications(payment):
+    invoice = payment.invoice()
+    with pytest.raises(Unauthorized):
+        payment.notify(invoice["id"], secret="not-the-secret")
+    refused = payment.notify(invoice["id"], amount=5000)
+    assert refused["result"] == "refused" and refused["flag"] == "amount_mismatch"
+    payment.notify(invoice["id"], amount=5000)  # repeated: no second alert
+    view = payment.call("get_payment", invoice["id"])
+    assert view["status"] == "pending" and view["flag"] == "amount_mismatch"
+    assert len(payment.events("payment_flagged", invoice["id"])) == 1
+    assert payment.events("payment_succeeded", invoice["id"]) == []
+
+
+def test_timer_expires_then_late_money_is_accepted_and_flagged(payment):
+    invoice = payment.invoice()
+    with payment.db.begin() as conn:
+        conn.execute(
+            update(payments)
+            .where(payments.c.id == invoice["id"])
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    payment.call("expire_overdue")
+    assert payment.call("get_payment", invoice["id"])["status"] == "expired"
+    assert len(payment.events("payment_expired", invoice["id"])) == 1
+    late = payment.notify(invoice["id"])
+    assert late["status"] == "paid" and late["flag"] == "paid_after_expiry"
+    assert [e["payload"]["flag"] for e in payment.events("payment_flagged", invoice["id"])] == [
+        "paid_after_expiry"
+    ]
+
+
+def test_expiry_notice_after_payment_is_out_of_order(payment):
+    invoice = payment.invoice()
+    payment.notify(invoice["id"])
+    late = payment.notify(invoice["id"], status="expired")
+    assert late["result"] == "flagged" and late["flag"] == "late_notice"
+    assert payment.call("get_payment", invoice["id"])["status"] == "paid"
+    assert payment.events("payment_expired", invoice["id"]) == []
+
+
+def test_refunds_partial_then_full_idempotent_and_bounded(payment):
+    invoice = payment.invoice()
+    with pytest.raises(Conflict) as unpaid:
+        payment.call("refund", ADMIN, invoice["id"], {"amount_idr": 1000}, "k-unpaid")
+    assert unpaid.value.code == "INVALID_TRANSITION"
+    payment.notify(invoice["id"])
+    other = {"role": "agency_admin", "agency_id": "agency-2", "key_id": "k2"}
+    with pytest.raises(Forbidden):
+        payment.call("refund", other, invoice["id"], {"amount_idr": 1000}, "k-other")
+    with pytest.raises(ValidationFailed):
+        payment.call("refund", ADMIN, invoice["id"], {"amount_idr": 0}, "k0")
+    first = payment.call("refund", ADMIN, invoice["id"], {"amount_idr": 20000}, "key-1")
+    assert first["payment_status"] == "partially_refunded" and first["refunded_total_idr"] == 20000
+    replay = payment.call("refund", ADMIN, invoice["id"], {"amount_idr": 20000}, "key-1")
+    assert replay["id"] == first["id"]
+    with pytest.raises(Conflict) as reused:
+        payment.call("refund", ADMIN, invoice["id"], {"amount_idr": 25000}, "key-1")
+    assert reused.value.code == "IDEMPOTENCY_KEY_REUSED"
+    with pytest.raises(Conflict) as too_much:
+        payment.call("refund", ADMIN, invoice["id"], {"amount_idr": 30001}, "key-2")
+    assert too_much.value.code == "REFUND_EXCEEDS_PAID"
+    last = payment.call("refund", ADMIN, invoice["id"], {"amount_idr": 30000}, "key-3")
+    assert last["payment_status"] == "refunded" and last["refunded_total_idr"] == 50000
+    events = payment.events("payment_refunded", invoice["id"])
+    assert [e["payload"]["refund_amount_idr"] for e in events] == [20000, 30000]
+
+
+def test_settlement_report_balances_and_reconciliation_finds_lost_webhook(payment):
+    paid = payment.invoice()
+    payment.notify(paid["id"])
+    payment.call("refund", ADMIN, paid["id"], {"amount_idr": 12500}, "settle-1")
+    second = payment.invoice()
+    payment.notify(second["id"])
+    payment.invoice(agency_id="agency-2")  # another agency: not in the report
+    report = payment.call("settlement_report", ADMIN, "agency-1", None, "json")
+    assert report["gross_idr"] == 100000 and report["refunds_idr"] == 12500
+    assert report["net_idr"] == 87500 == sum(line["net_idr"] for line in report["lines"])
+    assert report["ledger"] == {
+        "account": "agency_payable:agency-1",
+        "net_idr": 87500,
+        "balanced": True,
+    }
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                payment.call("settlement_report", ADMIN, "agency-1", report["date"], "csv")["csv"]
+            )
+        )
+    )
+    assert rows[-1][0] == "TOTAL" and rows[-1][4:7] == ["100000", "12500", "87500"]
+    with pytest.raises(Forbidden):
+        payment.call("settlement_report", ADMIN, "agency-2", None, "json")
+
+    assert payment.call("reconciliation", ADMIN, "agency-1", None)["mismatches"] == []
+    lost = payment.invoice()
+    payment.call("simulate_payment", lost["id"])  # money arrives, the webhook never does
+    mismatches = payment.call("reconciliation", ADMIN, "agency-1", None)["mismatches"]
+    assert mismatches == [
+        {
+            "payment_id": lost["id"],
+            "kind": "status_differs",
+            "ours": {"status": "pending", "amount_idr": 50000},
+            "provider": {"status": "paid", "amount_idr": 50000},
+        }
+    ]
+
+
+def test_choose_method_virtual_account(payment):
+    invoice = payment.invoice()
+    va = payment.call("choose_method", invoice["id"], {"method": "virtual_account"})
+    assert va["method"] == "virtual_account" and va["qris"] is None
+    number = va["va_number"]
+    assert len(number) == 16 and number.startswith("8808")
+    assert numbers.luhn_check_digit(number[:-1]) == number[-1]
+    assert va["expires_at"] > invoice["expires_at"]
+    same = payment.call("choose_method", invoice["id"], {"method": "virtual_account"})
+    assert same["va_number"] == number
+    wallet = payment.call("choose_method", invoice["id"], {"method": "ewallet"})
+    assert wallet["ewallet_ref"] == invoice["id"]
