@@ -32,6 +32,9 @@ format: $(BIN)/.installed
 migrate: $(BIN)/.installed  ## apply every service's Alembic migrations (URLs from *_DB_URL)
 	$(BIN)/python -m mpp_chassis.migrate
 
+dlq: $(BIN)/.installed  ## dead letters: make dlq ARGS="list" | ARGS="show <id>" | ARGS="replay <id>|--all"
+	$(BIN)/python -m mpp_chassis.dlq $(ARGS)
+
 lock: $(BIN)/.installed  ## re-pin constraints.txt from the virtualenv
 	( echo "# Exact pins for every dependency (the lock file). Regenerate with \`make lock\`."; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^mpp-' ) > constraints.txt

@@ -1,0 +1,123 @@
+"""The dead-letter command: an event whose handler keeps failing ends in ``mpp.dead-letters``
+after bounded redeliveries; ``list`` and ``show`` inspect it without consuming it; once the handler
+is fixed, ``replay`` sends it back to its own queue and the idempotent consumer applies it exactly
+once, even when it is replayed twice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kombu import Connection
+from nameko.amqp.publish import Publisher
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, select
+
+from mpp_chassis import dlq
+from mpp_chassis.db import Database
+from mpp_chassis.messaging import event_handler
+from mpp_chassis.outbox import event_exchange
+from mpp_chassis.tables import add_chassis_tables
+from mpp_contracts.envelope import make_envelope
+from tests.support.infra import wait_until
+
+pytestmark = pytest.mark.integration
+
+metadata = MetaData()
+registered = Table(
+    "registered",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agency_id", String(36), nullable=False),
+)
+add_chassis_tables(metadata)
+STATE = {"broken": True, "calls": 0}
+
+
+class DirectoryService:
+    """Copies agencies; its handler is 'broken' (raises) until the test fixes it."""
+
+    name = "directory"
+    uow = Database(metadata)
+
+    @event_handler("queue", "agency_registered")
+    def handle_agency_registered(self, event: dict) -> None:
+        STATE["calls"] += 1
+        if STATE["broken"]:
+            raise RuntimeError("bug: the directory cannot store agencies yet")
+        if self.uow.claim_event(event["id"], "handle_agency_registered"):
+            self.uow.session.execute(
+                insert(registered).values(agency_id=event["payload"]["agency_id"])
+            )
+            self.uow.commit()
+
+
+def test_dead_letter_is_listed_shown_and_replayed_exactly_once(
+    container_factory, amqp_uri, tmp_path, capsys
+):
+    STATE.update(broken=True, calls=0)
+    db_url = f"sqlite:///{tmp_path}/directory.db"
+    engine = create_engine(db_url)
+    metadata.create_all(engine)
+    container = container_factory(
+        DirectoryService, {"AMQP_URI": amqp_uri, "DB_URL": db_url, "EVENT_DELIVERY_LIMIT": 1}
+    )
+    container.start()
+    event = make_envelope(
+        "agency_registered",
+        {"agency_id": "agency-1", "code": "DUK", "name": "Dukcapil"},
+        source="queue",
+        mall="mpp-test",
+    )
+    Publisher(amqp_uri).publish(
+        event,
+        exchange=event_exchange("queue"),
+        routing_key="agency_registered",
+        mandatory=True,
+        message_id=event["id"],
+    )
+
+    wait_until(
+        lambda: _depth(amqp_uri, "mpp.dead-letters") == 1,
+        timeout=30,
+        message="the event dead-lettered",
+    )
+    assert STATE["calls"] == 2, "first delivery + EVENT_DELIVERY_LIMIT redeliveries"
+
+    assert dlq.main(["--amqp-uri", amqp_uri, "list"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.split()[:2] == [event["id"], "agency_registered"], line
+    assert "handle_agency_registered" in line and "delivery_limit" in line
+    assert dlq.main(["--amqp-uri", amqp_uri, "show", event["id"]]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["body"] == event and shown["queue"].endswith("handle_agency_registered")
+    assert dlq.main(["--amqp-uri", amqp_uri, "show", "no-such-id"]) == 1
+    capsys.readouterr()
+    assert _depth(amqp_uri, "mpp.dead-letters") == 1
+    assert _applied(engine) == [], "inspecting changes nothing"
+
+    STATE["broken"] = False  # the fix is deployed
+    assert dlq.main(["--amqp-uri", amqp_uri, "replay", event["id"]]) == 0
+    assert capsys.readouterr().out.strip() == f"replayed {event['id']} -> {shown['queue']}"
+    wait_until(lambda: _applied(engine) == ["agency-1"], timeout=20, message="replay applied")
+    assert dlq.list_letters(amqp_uri) == []
+
+    # a second copy of the same event (a replay that crashed before its ack, say) is a no-op
+    Publisher(amqp_uri).publish(
+        event, exchange="", routing_key=shown["queue"], message_id=event["id"]
+    )
+    calls = STATE["calls"]
+    wait_until(lambda: STATE["calls"] > calls, timeout=20, message="duplicate delivered")
+    wait_until(lambda: _depth(amqp_uri, shown["queue"]) == 0, timeout=20)
+    assert _applied(engine) == ["agency-1"], "applied exactly once"
+    assert dlq.main(["--amqp-uri", amqp_uri, "replay", "gone"]) == 1
+
+
+def _depth(amqp_uri: str, queue: str) -> int:
+    """Messages ready in a queue, straight from the broker (management stats lag)."""
+    with Connection(amqp_uri) as conn:
+        return conn.channel().queue_declare(queue=queue, passive=True).message_count
+
+
+def _applied(engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(registered.c.agency_id)).scalars())
