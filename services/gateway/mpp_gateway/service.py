@@ -18,14 +18,27 @@ from mpp_gateway.http import RateLimited
 from mpp_gateway.ops import GatewayOps
 from mpp_gateway.ratelimit import RateLimiter
 from mpp_gateway.routes.apikeys import ApiKeysRoutes
+from mpp_gateway.routes.bookings import BookingsRoutes
 from mpp_gateway.routes.catalogue import CatalogueRoutes
+from mpp_gateway.routes.display import DisplayRoutes
+from mpp_gateway.routes.display_snapshot import DisplaySnapshotRoutes
 from mpp_gateway.routes.payments import PaymentsRoutes
 from mpp_gateway.routes.ratings import RatingsRoutes
+from mpp_gateway.routes.stats import StatsRoutes
 from mpp_gateway.routes.tickets import TicketsRoutes
 
 
 class GatewayService(
-    GatewayOps, ApiKeysRoutes, CatalogueRoutes, TicketsRoutes, PaymentsRoutes, RatingsRoutes
+    GatewayOps,
+    ApiKeysRoutes,
+    CatalogueRoutes,
+    TicketsRoutes,
+    BookingsRoutes,
+    DisplaySnapshotRoutes,
+    StatsRoutes,
+    PaymentsRoutes,
+    RatingsRoutes,
+    DisplayRoutes,
 ):
     name = "gateway"
 
