@@ -2,9 +2,9 @@
 
 Handler queues are durable **quorum** queues with a delivery limit and a dead-letter exchange: a
 handler that raises has its message returned to the queue (``requeue_on_error``); after
-``EVENT_DELIVERY_LIMIT`` redeliveries RabbitMQ moves it to ``mpp.dead-letters`` where ``mpp-dlq``
-lists, inspects and replays it. A queue's type is fixed at its first declaration, so this choice is
-made before the first deployment (docs/decisions/0003-events.md).
+``EVENT_DELIVERY_LIMIT`` redeliveries RabbitMQ moves it to ``mpp.dead-letters`` where
+``python -m mpp_chassis.dlq`` lists, inspects and replays it. A queue's type is fixed at its first
+declaration, so this choice is made before the first deployment (docs/decisions/0003-events.md).
 """
 
 from __future__ import annotations
