@@ -30,11 +30,15 @@ class ServiceSchema(Schema):
     sla_minutes = fields.Integer(required=True)
     prefix = fields.String(required=True)
     active = fields.Boolean(load_default=True)
+    requirements = fields.List(fields.String(), load_default=list)
+    daily_quota = fields.Integer(allow_none=True, load_default=None)
 
 
 class ServiceUnpluggedSchema(Schema):
     service_id = fields.String(required=True)
     agency_id = fields.String(required=True)
+    unplugged_at = Time(allow_none=True, load_default=None)
+    waiting_tickets = fields.Integer(allow_none=True, load_default=None)
 
 
 class CounterSchema(Schema):
@@ -42,6 +46,7 @@ class CounterSchema(Schema):
     agency_id = fields.String(required=True)
     name = fields.String(required=True)
     service_ids = fields.List(fields.String(), required=True)
+    is_open = fields.Boolean(allow_none=True, load_default=None)
 
 
 class TicketSchema(Schema):
@@ -59,6 +64,8 @@ class TicketSchema(Schema):
 
 class TicketIssuedSchema(TicketSchema):
     booking_id = fields.String(allow_none=True, load_default=None)
+    transferred_from = fields.String(allow_none=True, load_default=None)
+    queued_at = Time(allow_none=True, load_default=None)
 
 
 class TicketCalledSchema(TicketSchema):
@@ -67,6 +74,8 @@ class TicketCalledSchema(TicketSchema):
     call_count = fields.Integer(required=True)
     called_at = Time(required=True)
     announcement = fields.String(required=True)
+    spoken_announcement = fields.String(allow_none=True, load_default=None)
+    out_of_order = fields.Boolean(load_default=False)
 
 
 class TicketServingSchema(TicketSchema):
@@ -114,6 +123,7 @@ class BookingSchema(Schema):
     service_id = fields.String(required=True)
     slot_start = Time(required=True)
     status = fields.String(required=True)
+    ticket_id = fields.String(allow_none=True, load_default=None)
 
 
 class PaymentSchema(Schema):

@@ -8,7 +8,7 @@ from marshmallow import RAISE, Schema, fields, validate
 from mpp_contracts import pagination
 
 PRIORITY_CATEGORIES = ("elderly", "disability", "pregnant", "nursing", "children")
-TICKET_ACTIONS = ("recall", "start", "complete", "no-show", "transfer", "cancel")
+TICKET_ACTIONS = ("call", "recall", "start", "complete", "no-show", "transfer", "cancel")
 
 
 class StrictSchema(Schema):
@@ -25,6 +25,28 @@ class AgencyCreateSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=2, max=120))
 
 
+_HHMM = validate.Regexp(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+class OpeningPeriodSchema(StrictSchema):
+    """One local opening period of a service's day; a break is the gap between two periods."""
+
+    opens = fields.String(required=True, validate=_HHMM, metadata={"example": "08:00"})
+    closes = fields.String(required=True, validate=_HHMM, metadata={"example": "12:00"})
+
+
+class BookingRulesSchema(StrictSchema):
+    """How a service takes online bookings: slots cut from its opening hours."""
+
+    slot_minutes = fields.Integer(required=True, validate=validate.Range(min=5, max=480))
+    capacity = fields.Integer(required=True, validate=validate.Range(min=1, max=1000))
+    daily_quota = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1, max=100_000)
+    )
+    early_minutes = fields.Integer(load_default=30, validate=validate.Range(min=0, max=240))
+    late_minutes = fields.Integer(load_default=15, validate=validate.Range(min=0, max=240))
+
+
 class ServiceCreateSchema(StrictSchema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9-]{2,24}$"))
     name = fields.String(required=True, validate=validate.Length(min=2, max=120))
@@ -33,12 +55,37 @@ class ServiceCreateSchema(StrictSchema):
     prefix = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{1,3}$"))
     requirements = fields.List(fields.String(validate=validate.Length(max=200)), load_default=list)
     daily_quota = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
+    opening_hours = fields.List(
+        fields.Nested(OpeningPeriodSchema), load_default=None, allow_none=True
+    )
+    booking = fields.Nested(BookingRulesSchema, load_default=None, allow_none=True)
+
+
+class ServiceUpdateSchema(StrictSchema):
+    """``PATCH``: only the fields sent change; tickets already issued keep their number and fee."""
+
+    name = fields.String(validate=validate.Length(min=2, max=120))
+    fee_idr = fields.Integer(validate=validate.Range(min=0, max=100_000_000))
+    sla_minutes = fields.Integer(validate=validate.Range(min=1, max=10_080))
+    prefix = fields.String(validate=validate.Regexp(r"^[A-Z]{1,3}$"))
+    requirements = fields.List(fields.String(validate=validate.Length(max=200)))
+    daily_quota = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    opening_hours = fields.List(fields.Nested(OpeningPeriodSchema), allow_none=True)
+    booking = fields.Nested(BookingRulesSchema, allow_none=True)
 
 
 class CounterCreateSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=40))
     service_ids = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
     is_open = fields.Boolean(load_default=True)
+
+
+class CounterUpdateSchema(StrictSchema):
+    """``PATCH``: rename, change the services served, open or close. Tickets are never lost."""
+
+    name = fields.String(validate=validate.Length(min=1, max=40))
+    service_ids = fields.List(fields.String(), validate=validate.Length(min=1))
+    is_open = fields.Boolean()
 
 
 class TicketCreateSchema(StrictSchema):
@@ -61,6 +108,46 @@ class TicketActionSchema(StrictSchema):
 
     to_service_id = fields.String(load_default=None, allow_none=True)
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    counter_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "For ``call``: the counter calling this ticket out of order"},
+    )
+
+
+class BookingCreateSchema(StrictSchema):
+    """Book a slot. The NIK is required: the no-show penalty follows the citizen, matched by a
+    keyed hash of it (the number itself is never stored)."""
+
+    service_id = fields.String(required=True)
+    slot_start = fields.AwareDateTime(
+        required=True, metadata={"description": "Start of a slot from GET …/slots"}
+    )
+    nik = fields.String(required=True, validate=validate.Length(equal=16))
+    phone = fields.String(
+        load_default=None, allow_none=True, validate=validate.Regexp(r"^\+?[0-9]{8,15}$")
+    )
+    priority = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf(PRIORITY_CATEGORIES)
+    )
+
+
+class SlotsQuerySchema(StrictSchema):
+    date = fields.Date(load_default=None, allow_none=True, metadata={"example": "2026-11-30"})
+
+
+class ServicesQuerySchema(pagination.PageQuerySchema):
+    agency = fields.String(load_default=None, allow_none=True)
+
+
+class DisplayQuerySchema(StrictSchema):
+    agency = fields.String(load_default=None, allow_none=True)
+    recent = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
+
+
+class StatsQuerySchema(StrictSchema):
+    agency = fields.String(load_default=None, allow_none=True)
+    date = fields.Date(load_default=None, allow_none=True, metadata={"example": "2026-11-30"})
 
 
 class RatingCreateSchema(StrictSchema):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
+from nameko.timer import timer
 
 from mpp_chassis.db import Database
 from mpp_chassis.messaging import event_handler
@@ -13,6 +17,13 @@ from mpp_contracts import rpc as contracts
 from mpp_contracts.errors import EXPECTED_ERRORS
 from mpp_queue import usecases
 from mpp_queue.adapters.tables import metadata
+
+_log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = float(os.environ.get("QUEUE_SWEEP_SECONDS", "15"))
+"""How often each replica looks for SLA breaches, booking no-shows and tickets of past days.
+A module constant because nameko fixes a timer's interval at import; every sweep is a guarded
+update, so replicas sweeping at once still emit each event once."""
 
 
 class QueueService(OpsEndpoints):
@@ -30,11 +41,16 @@ class QueueService(OpsEndpoints):
             nik_hash_key=str(c.get("NIK_HASH_KEY", "change-me")),
             no_show_after_calls=int(c.get("NO_SHOW_AFTER_CALLS", 3)),
             max_priority_streak=int(c.get("MAX_PRIORITY_STREAK", 3)),
+            booking_no_show_threshold=int(c.get("BOOKING_NO_SHOW_THRESHOLD", 3)),
+            booking_no_show_window_days=int(c.get("BOOKING_NO_SHOW_WINDOW_DAYS", 30)),
+            booking_block_days=int(c.get("BOOKING_BLOCK_DAYS", 30)),
         )
 
     def _commit(self, result):
         self.uow.commit()
         return result
+
+    # -- catalogue
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def register_agency(self, data: dict) -> dict:
@@ -42,8 +58,8 @@ class QueueService(OpsEndpoints):
         return self._commit(usecases.register_agency(self.uow, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def list_agencies(self) -> list[dict]:
-        return usecases.list_agencies(self.uow)
+    def list_agencies(self, cursor: str | None = None, limit: int | None = None) -> dict:
+        return usecases.list_agencies(self.uow, cursor, limit)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def plug_service(self, agency_id: str, data: dict) -> dict:
@@ -51,13 +67,39 @@ class QueueService(OpsEndpoints):
         return self._commit(usecases.plug_service(self.uow, agency_id, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def list_services(self, agency_id: str | None = None) -> list[dict]:
-        return usecases.list_services(self.uow, agency_id)
+    def update_service(self, agency_id: str, service_id: str, data: dict) -> dict:
+        data = contracts.load(contracts.ServiceUpdateSchema(), data)
+        return self._commit(usecases.update_service(self.uow, agency_id, service_id, data))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def unplug_service(self, agency_id: str, service_id: str) -> dict:
+        return self._commit(usecases.unplug_service(self.uow, agency_id, service_id))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_services(
+        self, agency_id: str | None = None, cursor: str | None = None, limit: int | None = None
+    ) -> dict:
+        return usecases.list_services(self.uow, agency_id, cursor, limit)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_service(self, service_id: str) -> dict:
+        return usecases.get_service(self.uow, service_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def add_counter(self, agency_id: str, data: dict) -> dict:
         data = contracts.load(contracts.CounterCreateSchema(), data)
         return self._commit(usecases.add_counter(self.uow, agency_id, data))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def update_counter(self, agency_id: str, counter_id: str, data: dict) -> dict:
+        data = contracts.load(contracts.CounterUpdateSchema(), data)
+        return self._commit(usecases.update_counter(self.uow, agency_id, counter_id, data))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_counters(self, agency_id: str) -> dict:
+        return usecases.list_counters(self.uow, agency_id)
+
+    # -- tickets and calling
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def take_ticket(self, data: dict) -> dict:
@@ -80,6 +122,60 @@ class QueueService(OpsEndpoints):
         return self._commit(
             usecases.ticket_action(self.uow, self.settings, ticket_id, action, data, actor)
         )
+
+    # -- bookings
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def list_slots(self, service_id: str, day: str | None = None) -> dict:
+        return usecases.list_slots(self.uow, self.settings, service_id, day)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def create_booking(self, data: dict) -> dict:
+        data = contracts.load(contracts.BookingCreateSchema(), data)
+        return self._commit(usecases.create_booking(self.uow, self.settings, data))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_booking(self, booking_id: str) -> dict:
+        return usecases.get_booking(self.uow, booking_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def cancel_booking(self, booking_id: str) -> dict:
+        return self._commit(usecases.cancel_booking(self.uow, booking_id))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def check_in_booking(self, booking_id: str) -> dict:
+        return self._commit(usecases.check_in(self.uow, self.settings, booking_id))
+
+    # -- the floor
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def display_snapshot(self, agency_id: str | None = None, recent: int = 10) -> dict:
+        return usecases.display_snapshot(self.uow, self.settings, agency_id, recent)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def queue_stats(self, agency_id: str | None = None, day: str | None = None) -> dict:
+        return usecases.queue_stats(self.uow, self.settings, agency_id, day)
+
+    @timer(interval=SWEEP_SECONDS)
+    def sweep(self) -> None:
+        """SLA breaches, booking no-shows and tickets left open from earlier days."""
+        settings = self.settings
+        for name, step in (
+            ("sla", usecases.sweep_sla),
+            ("booking_no_shows", usecases.sweep_no_shows),
+            ("past_days", usecases.close_past_days),
+        ):
+            try:
+                count = step(self.uow, settings)
+                self.uow.commit()
+            except Exception:
+                self.uow.rollback()
+                _log.exception("sweep step failed", extra={"step": name})
+                continue
+            if count:
+                _log.info("sweep", extra={"step": name, "count": count})
+
+    # -- facts from other services
 
     @event_handler("payment", "payment_requested")
     def handle_payment_requested(self, event: dict) -> None:

@@ -5,23 +5,52 @@ from __future__ import annotations
 from mpp_contracts import rpc as contracts
 from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import OFFICER, actor, ok
+from mpp_gateway.schemas.queue import TicketSchema
 
 
 class TicketsRoutes:
-    @route("POST", "/v1/tickets")
+    @route(
+        "POST",
+        "/v1/tickets",
+        body=contracts.TicketCreateSchema,
+        response=TicketSchema,
+        status=201,
+        idempotent=True,
+        summary="Take a ticket for a service (optional priority category, NIK, phone)",
+    )
     def take_ticket(self, request, principal):
         data = contracts.TicketCreateSchema().load(read_json(request))
         return ok(self.queue_rpc.take_ticket(data), 201)
 
-    @route("GET", "/v1/tickets/{ticket}")
+    @route(
+        "GET",
+        "/v1/tickets/{ticket}",
+        response=TicketSchema,
+        summary="The virtual ticket: status, number, position, estimated wait, payment, rating",
+    )
     def get_ticket(self, request, principal, ticket):
         return ok(self.queue_rpc.get_ticket(ticket))
 
-    @route("POST", "/v1/counters/{counter}/call-next", roles=OFFICER)
+    @route(
+        "POST",
+        "/v1/counters/{counter}/call-next",
+        roles=OFFICER,
+        response=TicketSchema,
+        summary="Call the next eligible ticket (booked at their slot, priority without "
+        "starving the regular line, then longest waiting)",
+    )
     def call_next(self, request, principal, counter):
         return ok(self.queue_rpc.call_next(counter, actor(principal)))
 
-    @route("POST", "/v1/tickets/{ticket}/{action}", roles=OFFICER)
+    @route(
+        "POST",
+        "/v1/tickets/{ticket}/{action}",
+        roles=OFFICER,
+        body=contracts.TicketActionSchema,
+        response=TicketSchema,
+        summary="action: call (out of order; body counter_id), recall, start, complete, "
+        "no-show, transfer (body to_service_id), cancel. Invalid transitions answer 409",
+    )
     def ticket_action(self, request, principal, ticket, action):
         data = contracts.TicketActionSchema().load(read_json(request))
         return ok(self.queue_rpc.ticket_action(ticket, action, data, actor(principal)))

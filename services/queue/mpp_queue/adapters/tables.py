@@ -44,6 +44,12 @@ services = Table(
     Column("daily_quota", Integer, nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", UtcDateTime(), nullable=False),
+    # local opening periods [["08:00", "12:00"], ["13:00", "15:00"]]; null = no booking hours
+    Column("opening_hours", JSON, nullable=True),
+    # booking rules {slot_minutes, capacity, daily_quota, early_minutes, late_minutes}; null = none
+    Column("booking", JSON, nullable=True),
+    Column("updated_at", UtcDateTime(), nullable=True),
+    Column("unplugged_at", UtcDateTime(), nullable=True),
     UniqueConstraint("agency_id", "code", name="uq_services_agency_code"),
 )
 
@@ -57,6 +63,7 @@ counters = Table(
     Column("is_open", Boolean, nullable=False, default=True),
     Column("priority_streak", Integer, nullable=False, default=0),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=True),
 )
 
 ticket_sequences = Table(
@@ -96,8 +103,84 @@ tickets = Table(
     Column("payment_status", String(24), nullable=True),
     Column("rating_token", String(64), nullable=True),
     Column("rating_expires_at", UtcDateTime(), nullable=True),
+    Column("booking_id", String(36), nullable=True),
+    Column("booked_slot_start", UtcDateTime(), nullable=True),
+    Column("transferred_from", String(36), nullable=True),
+    Column("transferred_to", String(36), nullable=True),
+    Column("sla_minutes", Integer, nullable=True),
+    Column("sla_deadline", UtcDateTime(), nullable=True),
+    Column("sla_breached_at", UtcDateTime(), nullable=True),
+    Column("end_reason", String(200), nullable=True),
     UniqueConstraint("day", "number", name="uq_tickets_day_number"),
+    # today's line of one service: take-ticket (position) and call-next read only this range
     Index("ix_tickets_line", "service_id", "status", "day", "queued_at"),
+    # the SLA timer reads open tickets past their deadline: bounded by the open ones
+    Index("ix_tickets_sla", "status", "sla_deadline"),
+    # recent serving times of a service (ETA): the last N completions by index order
+    Index("ix_tickets_completed", "service_id", "completed_at"),
+    # display and stats: one day's tickets (of one agency)
+    Index("ix_tickets_day_status", "day", "status"),
+    Index("ix_tickets_day_agency", "day", "agency_id"),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("ticket_id", String(36), nullable=False),
+    Column("counter_id", String(36), nullable=False),
+    Column("agency_id", String(36), nullable=False),
+    Column("number", String(16), nullable=False),
+    Column("kind", String(8), nullable=False),  # call | recall
+    Column("day", Date, nullable=False),
+    Column("called_at", UtcDateTime(), nullable=False),
+    Column("announcement", String(200), nullable=False),
+    Index("ix_calls_day_called", "day", "called_at"),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("agency_id", String(36), nullable=False),
+    Column("service_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("slot_start", UtcDateTime(), nullable=False),
+    Column("slot_end", UtcDateTime(), nullable=False),
+    # booked -> checked_in | cancelled | no_show | late
+    Column("status", String(16), nullable=False),
+    Column("nik_hash", String(64), nullable=False),
+    Column("nik_last4", String(4), nullable=False),
+    Column("phone", String(16), nullable=True),
+    Column("priority", String(16), nullable=True),
+    Column("checkin_opens_at", UtcDateTime(), nullable=False),
+    Column("checkin_closes_at", UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("ended_at", UtcDateTime(), nullable=True),
+    Column("ticket_id", String(36), nullable=True),
+    # the no-show timer reads only bookings still open past their window
+    Index("ix_bookings_due", "status", "checkin_closes_at"),
+    Index("ix_bookings_nik", "nik_hash", "status"),
+    Index("ix_bookings_service_day", "service_id", "day"),
+)
+
+service_day_counts = Table(
+    "service_day_counts",
+    metadata,
+    Column("service_id", String(36), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("issued", Integer, nullable=False, server_default="0"),
+    Column("booked", Integer, nullable=False, server_default="0"),
+)
+"""Tickets issued and bookings made per service and day: quotas are checked by an atomic
+increment here, so two processes can never both take the last place."""
+
+slot_counts = Table(
+    "slot_counts",
+    metadata,
+    Column("service_id", String(36), primary_key=True),
+    Column("slot_start", UtcDateTime(), primary_key=True),
+    Column("booked", Integer, nullable=False, server_default="0"),
 )
 
 add_chassis_tables(metadata)

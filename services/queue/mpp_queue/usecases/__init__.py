@@ -1,0 +1,70 @@
+"""Queue use cases: each takes the unit of work and plain values, applies the domain rules and
+stores the state change together with the events it implies. No nameko here.
+
+Every use case that depends on the time takes an optional ``now`` (UTC, aware), so tests can run
+a whole day, its check-in windows and SLA deadlines without waiting for the clock.
+"""
+
+from .bookings import (
+    cancel_booking,
+    check_in,
+    create_booking,
+    get_booking,
+    list_slots,
+    sweep_no_shows,
+)
+from .catalogue import (
+    add_counter,
+    get_service,
+    list_agencies,
+    list_counters,
+    list_services,
+    plug_service,
+    register_agency,
+    unplug_service,
+    update_counter,
+    update_service,
+)
+from .common import Settings, now_utc
+from .floor import close_past_days, display_snapshot, queue_stats, sweep_sla
+from .tickets import (
+    call_next,
+    call_ticket,
+    get_ticket,
+    record_payment,
+    record_rating_invitation,
+    take_ticket,
+    ticket_action,
+)
+
+__all__ = [
+    "Settings",
+    "add_counter",
+    "call_next",
+    "call_ticket",
+    "cancel_booking",
+    "check_in",
+    "close_past_days",
+    "create_booking",
+    "display_snapshot",
+    "get_booking",
+    "get_service",
+    "get_ticket",
+    "list_agencies",
+    "list_counters",
+    "list_services",
+    "list_slots",
+    "now_utc",
+    "plug_service",
+    "queue_stats",
+    "record_payment",
+    "record_rating_invitation",
+    "register_agency",
+    "sweep_no_shows",
+    "sweep_sla",
+    "take_ticket",
+    "ticket_action",
+    "unplug_service",
+    "update_counter",
+    "update_service",
+]

@@ -1,0 +1,695 @@
+"""Tickets: issue, the virtual ticket (position and ETA), calling, counter actions, transfer.
+
+Every state change is an optimistic update guarded by the status read (``WHERE status = …``):
+whichever of two racing workers, in one process or two, commits first wins; the other touches
+no row and either chooses again (call-next) or answers 409.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+
+from mpp_chassis.db import next_in_sequence
+from mpp_contracts.errors import Conflict, NotFound
+from mpp_queue.adapters.tables import (
+    calls,
+    counters,
+    service_day_counts,
+    services,
+    ticket_sequences,
+    tickets,
+)
+from mpp_queue.domain import announce, calling, eta, numbering, sla
+from mpp_queue.domain.tickets import (
+    Action,
+    InvalidTransition,
+    TicketState,
+    TicketStatus,
+    apply,
+    transfer_queued_at,
+)
+
+from .common import Settings, check_agency, citizen_nik, invalid, iso, load_row, now_utc
+
+OPEN_STATES = (TicketStatus.WAITING.value, TicketStatus.CALLED.value, TicketStatus.SERVING.value)
+
+
+def ticket_event(row) -> dict:
+    return {
+        "ticket_id": row["id"],
+        "journey_id": row["journey_id"],
+        "number": row["number"],
+        "agency_id": row["agency_id"],
+        "service_id": row["service_id"],
+        "service_code": row["service_code"],
+        "priority": row["priority"],
+        "issued_at": row["issued_at"],
+    }
+
+
+# -- issuing -----------------------------------------------------------------------------------
+
+
+def active_service(session, service_id: str) -> dict:
+    row = session.execute(select(services).where(services.c.id == service_id)).mappings().first()
+    if row is None or not row["active"]:
+        raise NotFound("SERVICE_NOT_FOUND", "no such service in the mall's catalogue")
+    return dict(row)
+
+
+def issue(
+    uow,
+    settings: Settings,
+    service: dict,
+    now: datetime,
+    *,
+    priority: str | None = None,
+    nik_hash: str | None = None,
+    nik_last4: str | None = None,
+    phone: str | None = None,
+    journey_id: str | None = None,
+    queued_at: datetime | None = None,
+    booking_id: str | None = None,
+    booked_slot_start: datetime | None = None,
+    transferred_from: str | None = None,
+) -> dict:
+    """Insert one ticket with the next number of its line today and record ``ticket_issued``.
+
+    The number comes from an atomic upsert on ``(prefix, day)``, unique across processes. The
+    ticket copies the service's fee and SLA, so a later catalogue change never rewrites it.
+    """
+    session = uow.session
+    day = numbering.mall_day(now, settings.mall_timezone)
+    seq = next_in_sequence(session, ticket_sequences, {"prefix": service["prefix"], "day": day})
+    row = {
+        "id": str(uuid.uuid4()),
+        "journey_id": journey_id or str(uuid.uuid4()),
+        "number": numbering.format_number(service["prefix"], seq),
+        "day": day,
+        "agency_id": service["agency_id"],
+        "service_id": service["id"],
+        "status": TicketStatus.WAITING.value,
+        "priority": priority,
+        "nik_hash": nik_hash,
+        "nik_last4": nik_last4,
+        "phone": phone,
+        "issued_at": now,
+        "queued_at": queued_at or now,
+        "call_count": 0,
+        "fee_idr": service["fee_idr"],
+        "booking_id": booking_id,
+        "booked_slot_start": booked_slot_start,
+        "transferred_from": transferred_from,
+        "sla_minutes": service["sla_minutes"],
+        "sla_deadline": sla.sla_deadline(now, service["sla_minutes"]),
+    }
+    session.execute(insert(tickets).values(**row))
+    uow.add_event(
+        "ticket_issued",
+        {
+            **ticket_event({**row, "service_code": service["code"]}),
+            "booking_id": booking_id,
+            "transferred_from": transferred_from,
+            "queued_at": row["queued_at"],
+        },
+    )
+    return {**row, "service_code": service["code"], "service_name": service["name"]}
+
+
+def count_issue(session, service: dict, day) -> None:
+    """Take one of today's walk-in places, or refuse when the service's daily quota is used up.
+
+    The increment is atomic and the refusal rolls it back, so concurrent kiosks (even in two
+    processes) can never both take the last place."""
+    issued = next_in_sequence(
+        session, service_day_counts, {"service_id": service["id"], "day": day}, "issued"
+    )
+    if service["daily_quota"] and issued > service["daily_quota"]:
+        raise Conflict(
+            "QUOTA_EXHAUSTED",
+            "today's quota for this service is used up",
+            {"daily_quota": service["daily_quota"]},
+        )
+
+
+def take_ticket(uow, settings: Settings, data: dict, now: datetime | None = None) -> dict:
+    session = uow.session
+    service = active_service(session, data["service_id"])
+    now = now or now_utc()
+    day = numbering.mall_day(now, settings.mall_timezone)
+    nik_hash, nik_last4 = citizen_nik(data.get("nik"), settings, day)
+    count_issue(session, service, day)
+    row = issue(
+        uow,
+        settings,
+        service,
+        now,
+        priority=data.get("priority"),
+        nik_hash=nik_hash,
+        nik_last4=nik_last4,
+        phone=data.get("phone"),
+    )
+    return ticket_view(session, settings, row, now)
+
+
+# -- the virtual ticket ------------------------------------------------------------------------
+
+
+def load_ticket(session, ticket_id: str) -> dict:
+    row = (
+        session.execute(
+            select(
+                tickets,
+                services.c.code.label("service_code"),
+                services.c.name.label("service_name"),
+                counters.c.name.label("counter_name"),
+            )
+            .join(services, services.c.id == tickets.c.service_id)
+            .outerjoin(counters, counters.c.id == tickets.c.counter_id)
+            .where(tickets.c.id == ticket_id)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound("TICKET_NOT_FOUND", "no such ticket")
+    return dict(row)
+
+
+def line_candidates(session, service_ids: list[str], day) -> list[calling.Candidate]:
+    """Today's waiting tickets of some services: an index range (``ix_tickets_line``), so the
+    cost does not grow with history."""
+    rows = session.execute(
+        select(
+            tickets.c.id,
+            tickets.c.service_id,
+            tickets.c.queued_at,
+            tickets.c.priority,
+            tickets.c.booked_slot_start,
+        ).where(
+            tickets.c.service_id.in_(service_ids),
+            tickets.c.status == TicketStatus.WAITING.value,
+            tickets.c.day == day,
+        )
+    ).all()
+    return [
+        calling.Candidate(
+            ticket_id=r.id,
+            service_id=r.service_id,
+            queued_at=r.queued_at,
+            priority=r.priority,
+            booked_slot_start=r.booked_slot_start,
+            checked_in=r.booked_slot_start is not None,  # booked tickets exist from check-in on
+        )
+        for r in rows
+    ]
+
+
+def _serving_counters(session, agency_id: str, service_id: str) -> list:
+    return [
+        c
+        for c in session.execute(
+            select(counters.c.id, counters.c.service_ids, counters.c.priority_streak).where(
+                counters.c.is_open.is_(True), counters.c.agency_id == agency_id
+            )
+        ).all()
+        if service_id in c.service_ids
+    ]
+
+
+def recent_service_seconds(session, service_id: str, n: int = eta.RECENT_SAMPLE_SIZE) -> list:
+    """The last ``n`` serving durations of a service, oldest first (``ix_tickets_completed``)."""
+    rows = session.execute(
+        select(tickets.c.started_at, tickets.c.completed_at)
+        .where(tickets.c.service_id == service_id, tickets.c.completed_at.is_not(None))
+        .order_by(tickets.c.completed_at.desc())
+        .limit(n)
+    ).all()
+    return [(r.completed_at - r.started_at).total_seconds() for r in reversed(rows) if r.started_at]
+
+
+def place_in_line(session, settings: Settings, row: dict, now: datetime) -> dict:
+    """Position and estimated wait of a waiting ticket (docs/queue-rules.md, "Virtual ticket").
+
+    ``ahead`` is how many tickets of the same line the calling rule would call first (with the
+    streak of the most priority-heavy open counter serving it); ``position`` = ``ahead + 1``. A
+    booked ticket held until its slot has no position; its wait is the time to the slot.
+    """
+    result = {"position": None, "ahead": None, "estimated_wait_minutes": None}
+    if row["status"] != TicketStatus.WAITING.value:
+        return result
+    open_counters = _serving_counters(session, row["agency_id"], row["service_id"])
+    streak = max((c.priority_streak for c in open_counters), default=0)
+    candidates = line_candidates(session, [row["service_id"]], row["day"])
+    ahead = calling.position_of(
+        row["id"],
+        candidates,
+        now=now,
+        priority_streak=streak,
+        max_priority_streak=settings.max_priority_streak,
+    )
+    if ahead is None:
+        slot = row.get("booked_slot_start")
+        if slot is not None and slot > now:
+            result["estimated_wait_minutes"] = -(-int((slot - now).total_seconds()) // 60)
+        return result
+    result["ahead"] = ahead
+    result["position"] = ahead + 1
+    result["estimated_wait_minutes"] = eta.estimate_wait_minutes(
+        ahead, recent_service_seconds(session, row["service_id"]), len(open_counters)
+    )
+    return result
+
+
+def ticket_view(session, settings: Settings, row: dict, now: datetime | None = None) -> dict:
+    now = now or now_utc()
+    payment = rating = transferred_to = None
+    if row.get("payment_id"):
+        payment = {
+            "id": row["payment_id"],
+            "status": row["payment_status"],
+            "href": f"/v1/payments/{row['payment_id']}",
+        }
+    if row.get("rating_token"):
+        rating = {
+            "token": row["rating_token"],
+            "expires_at": iso(row["rating_expires_at"]),
+            "href": "/v1/ratings",
+        }
+    if row.get("transferred_to"):
+        number = session.execute(
+            select(tickets.c.number).where(tickets.c.id == row["transferred_to"])
+        ).scalar_one_or_none()
+        transferred_to = {
+            "id": row["transferred_to"],
+            "number": number,
+            "href": f"/v1/tickets/{row['transferred_to']}",
+        }
+    deadline = row.get("sla_deadline")
+    return {
+        "id": row["id"],
+        "journey_id": row["journey_id"],
+        "number": row["number"],
+        "status": row["status"],
+        "agency_id": row["agency_id"],
+        "service_id": row["service_id"],
+        "service_code": row.get("service_code"),
+        "service_name": row.get("service_name"),
+        "priority": row["priority"],
+        "nik_last4": row.get("nik_last4"),
+        "issued_at": iso(row["issued_at"]),
+        "queued_at": iso(row.get("queued_at")),
+        "called_at": iso(row.get("called_at")),
+        "last_called_at": iso(row.get("last_called_at")),
+        "started_at": iso(row.get("started_at")),
+        "completed_at": iso(row.get("completed_at")),
+        "ended_at": iso(row.get("ended_at")),
+        "call_count": row.get("call_count", 0),
+        "counter_id": row.get("counter_id"),
+        "counter_name": row.get("counter_name"),
+        **place_in_line(session, settings, row, now),
+        "fee_idr": row["fee_idr"],
+        "booking_id": row.get("booking_id"),
+        "booked_slot_start": iso(row.get("booked_slot_start")),
+        "transferred_from": row.get("transferred_from"),
+        "transferred_to": transferred_to,
+        "sla": {
+            "minutes": row.get("sla_minutes"),
+            "deadline": iso(deadline),
+            "breached": row.get("sla_breached_at") is not None,
+        },
+        "payment": payment,
+        "rating": rating,
+    }
+
+
+def get_ticket(uow, settings: Settings, ticket_id: str, now: datetime | None = None) -> dict:
+    return ticket_view(uow.session, settings, load_ticket(uow.session, ticket_id), now)
+
+
+# -- calling -----------------------------------------------------------------------------------
+
+
+def _open_counter(session, counter_id: str, actor: dict | None) -> dict:
+    counter = load_row(session, counters, counter_id, "COUNTER_NOT_FOUND", "counter")
+    check_agency(actor, counter["agency_id"])
+    if not counter["is_open"]:
+        raise Conflict("COUNTER_CLOSED", "this counter is closed")
+    return counter
+
+
+def _claim(session, ticket_id: str, counter: dict, actor: dict | None, now: datetime) -> bool:
+    """Move one waiting ticket to ``called`` at this counter; False if someone was faster."""
+    state = apply(TicketState(), Action.CALL, now, counter_id=counter["id"])
+    return bool(
+        session.execute(
+            update(tickets)
+            .where(tickets.c.id == ticket_id, tickets.c.status == TicketStatus.WAITING.value)
+            .values(
+                status=state.status.value,
+                call_count=state.call_count,
+                called_at=now,
+                last_called_at=now,
+                counter_id=counter["id"],
+                officer_id=(actor or {}).get("key_id"),
+            )
+        ).rowcount
+    )
+
+
+def record_call(
+    uow, kind: str, row: dict, counter: dict, now: datetime, *, out_of_order: bool = False
+) -> None:
+    """Keep the call for the display board and announce it (``ticket_called``/``_recalled``)."""
+    text = announce.announcement(row["number"], counter["name"])
+    uow.session.execute(
+        insert(calls).values(
+            id=str(uuid.uuid4()),
+            ticket_id=row["id"],
+            counter_id=counter["id"],
+            agency_id=counter["agency_id"],
+            number=row["number"],
+            kind=kind,
+            day=row["day"],
+            called_at=now,
+            announcement=text,
+        )
+    )
+    uow.add_event(
+        "ticket_called" if kind == "call" else "ticket_recalled",
+        {
+            **ticket_event(row),
+            "counter_id": counter["id"],
+            "counter_name": counter["name"],
+            "call_count": row["call_count"],
+            "called_at": now,
+            "announcement": text,
+            "spoken_announcement": announce.spoken_announcement(row["number"], counter["name"]),
+            "out_of_order": out_of_order,
+        },
+    )
+
+
+def call_next(
+    uow, settings: Settings, counter_id: str, actor: dict | None, now: datetime | None = None
+) -> dict:
+    """Call the next eligible ticket at a counter (the rule is ``domain.calling``).
+
+    Reads today's waiting tickets of the counter's services, lets the domain choose with this
+    counter's priority streak, and claims the choice with a guarded update. If another counter
+    (in this process or another) claimed it first, the update touches no row and the next
+    choice is tried, so two counters never get the same ticket.
+    """
+    session = uow.session
+    counter = _open_counter(session, counter_id, actor)
+    now = now or now_utc()
+    day = numbering.mall_day(now, settings.mall_timezone)
+    candidates = line_candidates(session, list(counter["service_ids"]), day)
+    while True:
+        choice = calling.choose_next(
+            candidates,
+            now=now,
+            priority_streak=counter["priority_streak"],
+            max_priority_streak=settings.max_priority_streak,
+        )
+        if choice is None:
+            raise NotFound("NO_TICKET_WAITING", "no ticket is waiting for this counter's services")
+        ticket_id = choice.candidate.ticket_id
+        if _claim(session, ticket_id, counter, actor, now):
+            break
+        candidates = [c for c in candidates if c.ticket_id != ticket_id]
+    session.execute(
+        update(counters)
+        .where(counters.c.id == counter_id)
+        .values(priority_streak=choice.priority_streak)
+    )
+    row = load_ticket(session, ticket_id)
+    record_call(uow, "call", row, counter, now)
+    return ticket_view(session, settings, row, now)
+
+
+def call_ticket(
+    uow,
+    settings: Settings,
+    ticket_id: str,
+    counter_id: str | None,
+    actor: dict | None,
+    now: datetime | None = None,
+) -> dict:
+    """Call one ticket out of order (e.g. the officer sees an urgent case). The counter must
+    serve the ticket's service; the counter's priority streak is left alone."""
+    if not counter_id:
+        raise invalid("counter_id", "calling a specific ticket needs the calling counter")
+    session = uow.session
+    counter = _open_counter(session, counter_id, actor)
+    row = load_ticket(session, ticket_id)
+    if row["service_id"] not in counter["service_ids"]:
+        raise Conflict("COUNTER_DOES_NOT_SERVE", "this counter does not serve the ticket's service")
+    now = now or now_utc()
+    if row["status"] != TicketStatus.WAITING.value or not _claim(
+        session, ticket_id, counter, actor, now
+    ):
+        status = session.execute(
+            select(tickets.c.status).where(tickets.c.id == ticket_id)
+        ).scalar_one()
+        raise Conflict(
+            "INVALID_TRANSITION",
+            f"cannot call a {status} ticket",
+            {"status": status, "action": "call", "reason": "not_allowed"},
+        )
+    row = load_ticket(session, ticket_id)
+    record_call(uow, "call", row, counter, now, out_of_order=True)
+    return ticket_view(session, settings, row, now)
+
+
+# -- counter actions ---------------------------------------------------------------------------
+
+ACTIONS = {
+    "recall": Action.RECALL,
+    "start": Action.START,
+    "complete": Action.COMPLETE,
+    "no-show": Action.NO_SHOW,
+    "cancel": Action.CANCEL,
+    "transfer": Action.TRANSFER,
+}
+
+
+def _state(row) -> TicketState:
+    return TicketState(
+        status=TicketStatus(row["status"]),
+        call_count=row["call_count"],
+        called_at=row["called_at"],
+        last_called_at=row["last_called_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        ended_at=row["ended_at"],
+        counter_id=row["counter_id"],
+    )
+
+
+def _transition(uow, settings: Settings, row: dict, action: str, now: datetime, **extra) -> dict:
+    """Apply a domain transition and store it, guarded by the status and call count we read."""
+    try:
+        state = apply(
+            _state(row), ACTIONS[action], now, no_show_after_calls=settings.no_show_after_calls
+        )
+    except InvalidTransition as exc:
+        raise Conflict(
+            "INVALID_TRANSITION",
+            str(exc),
+            {"status": row["status"], "action": action, "reason": exc.reason},
+        ) from None
+    changed = uow.session.execute(
+        update(tickets)
+        .where(
+            tickets.c.id == row["id"],
+            tickets.c.status == row["status"],
+            tickets.c.call_count == row["call_count"],
+        )
+        .values(
+            status=state.status.value,
+            call_count=state.call_count,
+            last_called_at=state.last_called_at,
+            started_at=state.started_at,
+            completed_at=state.completed_at,
+            ended_at=state.ended_at,
+            **extra,
+        )
+    ).rowcount
+    if not changed:
+        raise Conflict("CONCURRENT_UPDATE", "the ticket changed meanwhile; reload and retry")
+    return load_ticket(uow.session, row["id"])
+
+
+def ticket_action(
+    uow,
+    settings: Settings,
+    ticket_id: str,
+    action: str,
+    data: dict | None,
+    actor: dict | None,
+    now: datetime | None = None,
+) -> dict:
+    data = data or {}
+    if action == "call":
+        return call_ticket(uow, settings, ticket_id, data.get("counter_id"), actor, now)
+    if action not in ACTIONS:
+        raise NotFound("ACTION_NOT_FOUND", f"unknown ticket action {action}")
+    session = uow.session
+    row = load_ticket(session, ticket_id)
+    check_agency(actor, row["agency_id"])
+    now = now or now_utc()
+    if action == "transfer":
+        return transfer_ticket(uow, settings, row, data, now)
+    extra = {"end_reason": data.get("reason")} if action in ("no-show", "cancel") else {}
+    row = _transition(uow, settings, row, action, now, **extra)
+    base = ticket_event(row)
+    if action == "recall":
+        counter = load_row(session, counters, row["counter_id"], "COUNTER_NOT_FOUND", "counter")
+        record_call(uow, "recall", row, counter, now)
+    elif action == "start":
+        uow.add_event(
+            "ticket_serving",
+            {**base, "counter_id": row["counter_id"], "started_at": row["started_at"]},
+        )
+    elif action == "complete":
+        called, started, done = (row[k] for k in ("called_at", "started_at", "completed_at"))
+        uow.add_event(
+            "ticket_completed",
+            {
+                **base,
+                "counter_id": row["counter_id"],
+                "officer_id": row["officer_id"],
+                "fee_idr": row["fee_idr"],
+                "called_at": called,
+                "started_at": started,
+                "completed_at": done,
+                "waiting_seconds": int((called - row["issued_at"]).total_seconds()),
+                "serving_seconds": int((done - started).total_seconds()),
+            },
+        )
+    else:
+        uow.add_event(
+            "ticket_no_show" if action == "no-show" else "ticket_cancelled",
+            {
+                **base,
+                "counter_id": row["counter_id"],
+                "ended_at": row["ended_at"],
+                "reason": data.get("reason"),
+            },
+        )
+    if row["status"] not in OPEN_STATES:
+        breach_if_due(uow, row, now)
+    return ticket_view(session, settings, row, now)
+
+
+def transfer_ticket(uow, settings: Settings, row: dict, data: dict, now: datetime) -> dict:
+    """Send a citizen on to another service (of any agency) without losing their place.
+
+    The current ticket ends as ``transferred``; a new ticket in the target line keeps the journey
+    id, and is queued at the citizen's original arrival time (``domain.tickets.
+    transfer_queued_at``), so they do not wait at the back a second time. The quota is not
+    charged again: the citizen is already in the building."""
+    session = uow.session
+    target_id = data.get("to_service_id")
+    if not target_id:
+        raise invalid("to_service_id", "a transfer needs the target service")
+    if target_id == row["service_id"]:
+        raise invalid("to_service_id", "the ticket is already in this service's line")
+    target = active_service(session, target_id)
+    row = _transition(uow, settings, row, "transfer", now)
+    new = issue(
+        uow,
+        settings,
+        target,
+        now,
+        priority=row["priority"],
+        nik_hash=row["nik_hash"],
+        nik_last4=row["nik_last4"],
+        phone=row["phone"],
+        journey_id=row["journey_id"],
+        queued_at=transfer_queued_at(row["queued_at"], now),
+        transferred_from=row["id"],
+    )
+    session.execute(
+        update(tickets).where(tickets.c.id == row["id"]).values(transferred_to=new["id"])
+    )
+    row["transferred_to"] = new["id"]
+    uow.add_event(
+        "ticket_transferred",
+        {
+            **ticket_event(row),
+            "counter_id": row["counter_id"],
+            "new_ticket_id": new["id"],
+            "new_number": new["number"],
+            "to_agency_id": target["agency_id"],
+            "to_service_id": target["id"],
+            "transferred_at": now,
+        },
+    )
+    breach_if_due(uow, row, now)
+    return ticket_view(session, settings, row, now)
+
+
+# -- SLA ---------------------------------------------------------------------------------------
+
+
+def breach_if_due(uow, row: dict, now: datetime) -> bool:
+    """Flag the ticket and emit ``sla_breached`` if it is (or ended) past its SLA; only once.
+
+    The guarded update (``sla_breached_at IS NULL``) makes "once" hold across the ending action
+    and the SLA timer, in any number of processes."""
+    if row.get("sla_breached_at") is not None or row.get("sla_minutes") is None:
+        return False
+    end = row["ended_at"] if row["status"] not in OPEN_STATES else None
+    if not sla.sla_breached(
+        issued_at=row["issued_at"],
+        started_at=row["started_at"],
+        completed_at=end,
+        sla_minutes=row["sla_minutes"],
+        now=now,
+    ):
+        return False
+    flagged = uow.session.execute(
+        update(tickets)
+        .where(tickets.c.id == row["id"], tickets.c.sla_breached_at.is_(None))
+        .values(sla_breached_at=now)
+    ).rowcount
+    if not flagged:
+        return False
+    deadline = row["sla_deadline"] or sla.sla_deadline(row["issued_at"], row["sla_minutes"])
+    uow.add_event(
+        "sla_breached",
+        {
+            **ticket_event(row),
+            "sla_minutes": row["sla_minutes"],
+            "stage": "serving" if row["started_at"] is not None else "waiting",
+            "breached_at": deadline,
+        },
+    )
+    return True
+
+
+# -- facts from other services -----------------------------------------------------------------
+
+
+def record_payment(uow, payload: dict, *, initial: bool) -> None:
+    """Show the payment on the ticket. ``initial`` (payment_requested) never overwrites a later
+    status that arrived first: events may come out of order."""
+    query = update(tickets).where(tickets.c.id == payload["ticket_id"])
+    if initial:
+        query = query.where(tickets.c.payment_status.is_(None))
+    uow.session.execute(
+        query.values(payment_id=payload["payment_id"], payment_status=payload["status"])
+    )
+
+
+def record_rating_invitation(uow, payload: dict) -> None:
+    uow.session.execute(
+        update(tickets)
+        .where(tickets.c.id == payload["ticket_id"])
+        .values(rating_token=payload["token"], rating_expires_at=payload["expires_at"])
+    )
