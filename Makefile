@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/contracts -e libs/chassis -e services/queue -e services/payment \
             -e services/rating -e services/gateway
 
-.PHONY: run test lint format migrate bench dlq lock clean
+.PHONY: run test lint format migrate bench chaos dlq lock clean
 
 $(BIN)/.installed: constraints.txt requirements-dev.txt $(wildcard */*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,6 +34,13 @@ migrate: $(BIN)/.installed  ## apply every service's Alembic migrations (URLs fr
 
 dlq: $(BIN)/.installed  ## dead letters: make dlq ARGS="list" | ARGS="show <id>" | ARGS="replay <id>|--all"
 	$(BIN)/python -m mpp_chassis.dlq $(ARGS)
+
+bench: $(BIN)/.installed  ## benchmarks vs the framework's ceiling (bench/README.md); JSON in bench/results
+	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null 2>&1; } || true
+	$(BIN)/python -m bench.run $(ARGS)
+
+chaos: $(BIN)/.installed  ## the long fault-injection run (kills services, drops broker links; tests/chaos)
+	CHAOS_PROFILE=long $(BIN)/python -m pytest tests/chaos -v -s $(PYTEST_ARGS)
 
 lock: $(BIN)/.installed  ## re-pin constraints.txt from the virtualenv
 	( echo "# Exact pins for every dependency (the lock file). Regenerate with \`make lock\`."; \
