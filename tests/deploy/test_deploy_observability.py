@@ -1,0 +1,111 @@
+"""The Prometheus scrape configs, alert rules and Grafana dashboard only use metrics the services
+really export, scrape every service on its probe port, and every alert has a runbook section."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import prometheus_client
+import pytest
+import yaml
+
+from mpp_chassis import metrics as chassis_metrics
+from mpp_gateway import metrics as gateway_metrics
+from tests.deploy.conftest import DEPLOY, PORTS, ROOT, SERVICES
+
+SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+METRIC = re.compile(r"\b(mpp_[a-z0-9_]+)\b")
+
+
+def exported() -> set[str]:
+    names = set()
+    for module in (chassis_metrics, gateway_metrics):
+        for value in vars(module).values():
+            if isinstance(value, prometheus_client.metrics.MetricWrapperBase):
+                for family in value.describe():
+                    names |= {family.name + s for s in SUFFIXES[family.type]}
+    return names
+
+
+def alert_rules() -> list[dict]:
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def dashboard_exprs() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "mpp-overview.json").read_text())
+    return [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+
+
+def test_the_exported_metrics_are_the_ones_the_issue_names():
+    names = exported()
+    for needed in (
+        "mpp_entrypoint_calls_total",
+        "mpp_entrypoint_seconds_bucket",
+        "mpp_outbox_backlog",
+        "mpp_events_handled_total",
+        "mpp_dead_letters",
+        "mpp_http_requests_total",
+        "mpp_http_request_seconds_bucket",
+    ):
+        assert needed in names
+
+
+@pytest.mark.parametrize("source", ["alerts", "dashboard"])
+def test_alerts_and_dashboard_reference_only_exported_metrics(source):
+    exprs = [r["expr"] for r in alert_rules()] if source == "alerts" else dashboard_exprs()
+    used = {name for expr in exprs for name in METRIC.findall(expr)}
+    assert used, "expressions must use the mall's metrics"
+    assert used <= exported(), f"unknown metrics: {sorted(used - exported())}"
+
+
+def test_the_dashboard_covers_every_area():
+    exprs = " ".join(dashboard_exprs())
+    for metric in (
+        "mpp_entrypoint_calls_total",
+        "mpp_entrypoint_seconds_bucket",
+        "mpp_outbox_backlog",
+        "mpp_events_handled_total",
+        "mpp_dead_letters",
+        "mpp_http_requests_total",
+        "mpp_http_request_seconds_bucket",
+    ):
+        assert metric in exprs, f"no panel shows {metric}"
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "mpp-overview.json").read_text())
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_every_alert_is_well_formed_and_has_a_runbook_section():
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in runbook.splitlines()
+        if line.startswith("#")
+    }
+    rules = alert_rules()
+    assert len({r["alert"] for r in rules}) == len(rules) >= 5
+    for rule in rules:
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"] and rule["for"]
+        path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert path == "docs/operations.md" and anchor == rule["alert"].lower()
+        assert anchor in anchors, f"docs/operations.md has no section for {rule['alert']}"
+    assert any("mpp_dead_letters" in r["expr"] for r in rules)
+    assert any(r["expr"].startswith("up{") for r in rules)
+
+
+def test_scrape_configs_reach_every_service_on_its_probe_port(compose):
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for service in SERVICES:
+        (sd,) = jobs[f"mpp-{service}"]["dns_sd_configs"]
+        assert sd["names"] == [service] and sd["port"] == PORTS[service]
+        assert service in compose["services"]
+    kube = yaml.safe_load((DEPLOY / "prometheus" / "prometheus-kubernetes.yml").read_text())
+    assert kube["rule_files"] == ["alerts.yml"]
+    relabels = kube["scrape_configs"][0]["relabel_configs"]
+    assert any(r.get("replacement") == "mpp-$1" and r["target_label"] == "job" for r in relabels)
+    volumes = compose["services"]["prometheus"]["volumes"]
+    assert "./prometheus:/etc/prometheus:ro" in volumes
