@@ -1,0 +1,232 @@
+"""Simulated citizens and officers that retry idempotently, and the faults injected under them.
+
+A client that loses an answer (connection reset by a killed gateway, 503 while a service
+restarts) repeats the *same* request with the same ``Idempotency-Key``; the gateway replays the
+first answer, so a retried take-ticket never issues a second ticket. Officers re-read the ticket
+when a retried action answers 409, because the first attempt may have been applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import requests
+
+from bench.floor import Floor
+from tests.support import infra
+from tests.support.mall import Mall
+
+_log = logging.getLogger("chaos")
+RETRYABLE = {429, 502, 503, 504}
+FINAL = {"done", "no_show", "cancelled", "transferred"}
+
+
+def nik_for(i: int) -> str:
+    """A structurally valid NIK (DKI Jakarta, born 15-08-1985), unique per citizen."""
+    return f"317101150885{i + 1:04d}"
+
+
+@dataclass
+class Ledger:
+    """What the clients know happened; the checks compare it with the databases."""
+
+    tickets: dict[str, dict] = field(default_factory=dict)  # id -> {citizen, nik, paid}
+    take_lost: int = 0  # take requests that ended without an answer (should be 0: idempotency)
+    paid: set[str] = field(default_factory=set)  # ticket ids whose invoice the citizen paid
+    ratings: dict[str, int] = field(default_factory=dict)  # ticket id -> stars accepted
+    retries: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def retried(self) -> None:
+        with self.lock:
+            self.retries += 1
+
+
+def send(
+    ledger: Ledger,
+    method: str,
+    url: str,
+    *,
+    deadline: float,
+    idempotency_key: str | None = None,
+    ok: tuple[int, ...] = (200, 201, 202),
+    **kwargs,
+) -> requests.Response | None:
+    """Send until a non-retryable answer; None when the deadline passes without one."""
+    headers = dict(kwargs.pop("headers", None) or {})
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    while time.monotonic() < deadline:
+        try:
+            answer = requests.request(method, url, headers=headers, timeout=8, **kwargs)
+        except requests.RequestException:
+            answer = None
+        if answer is not None and answer.status_code not in RETRYABLE:
+            return answer
+        ledger.retried()
+        time.sleep(0.3)
+    return None
+
+
+def citizen(floor: Floor, ledger: Ledger, i: int, service_code: str, deadline: float) -> None:
+    """Take a ticket, wait to be served, pay if there is a fee, then rate."""
+    nik = nik_for(i)
+    answer = send(
+        ledger,
+        "POST",
+        f"{floor.url}/v1/tickets",
+        deadline=deadline,
+        idempotency_key=f"take-{uuid.uuid4()}",
+        json={"service_id": floor.services[service_code], "nik": nik},
+    )
+    if answer is None or answer.status_code != 201:
+        with ledger.lock:
+            ledger.take_lost += 1
+        _log.warning("take failed: %s", answer.status_code if answer is not None else "no answer")
+        return
+    ticket = answer.json()["id"]
+    with ledger.lock:
+        ledger.tickets[ticket] = {"citizen": i, "paid_service": service_code == "PAID"}
+    view = wait_view(floor, ledger, ticket, lambda v: v["status"] in FINAL, deadline)
+    if view is None or view["status"] != "done":
+        return
+    if service_code == "PAID":
+        if not pay(floor, ledger, ticket, deadline):
+            return
+    view = wait_view(floor, ledger, ticket, lambda v: v.get("rating"), deadline)
+    if view is None:
+        return
+    stars = 1 + i % 5
+    rated = send(
+        ledger,
+        "POST",
+        f"{floor.url}/v1/ratings",
+        deadline=deadline,
+        idempotency_key=f"rate-{ticket}",
+        json={"token": view["rating"]["token"], "stars": stars},
+    )
+    if rated is not None and rated.status_code in (201, 409):
+        # 409: an earlier attempt whose answer was lost used the token (checked against the DB)
+        with ledger.lock:
+            ledger.ratings[ticket] = stars
+
+
+def wait_view(floor: Floor, ledger: Ledger, ticket: str, predicate, deadline: float):
+    while time.monotonic() < deadline:
+        answer = send(ledger, "GET", f"{floor.url}/v1/tickets/{ticket}", deadline=deadline)
+        if answer is not None and answer.ok and predicate(view := answer.json()):
+            return view
+        time.sleep(0.5)
+    return None
+
+
+def pay(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> bool:
+    """Pay through the simulator; ask again while the invoice stays pending (a lost webhook)."""
+    asked_at = 0.0
+    while time.monotonic() < deadline:
+        invoice = send(ledger, "GET", f"{floor.url}/v1/tickets/{ticket}/payment", deadline=deadline)
+        if invoice is not None and invoice.ok:
+            body = invoice.json()
+            if body["status"] == "paid":
+                with ledger.lock:
+                    ledger.paid.add(ticket)
+                return True
+            if time.monotonic() - asked_at > 4:
+                asked_at = time.monotonic()
+                send(
+                    ledger,
+                    "POST",
+                    f"{floor.url}/v1/simulator/payments/{body['id']}/pay",
+                    deadline=deadline,
+                    ok=(202, 409),
+                )
+        time.sleep(0.5)
+    return False
+
+
+def officer(floor: Floor, ledger: Ledger, counter: str, stop: threading.Event, deadline: float):
+    """Call, start and complete tickets at one counter until told to stop."""
+    while not stop.is_set() and time.monotonic() < deadline:
+        called = send(
+            ledger,
+            "POST",
+            f"{floor.url}/v1/counters/{counter}/call-next",
+            deadline=deadline,
+            headers=floor.officer,
+        )
+        if called is None or called.status_code != 200:
+            time.sleep(0.3)
+            continue
+        finish(floor, ledger, called.json()["id"], deadline)
+
+
+def finish(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> None:
+    """Drive one ticket from called to done; re-read it when an action answers 409."""
+    for action, target in (("start", "serving"), ("complete", "done")):
+        answer = send(
+            ledger,
+            "POST",
+            f"{floor.url}/v1/tickets/{ticket}/{action}",
+            deadline=deadline,
+            headers=floor.officer,
+        )
+        if answer is not None and answer.status_code == 409:
+            view = send(ledger, "GET", f"{floor.url}/v1/tickets/{ticket}", deadline=deadline)
+            status = view.json()["status"] if view is not None and view.ok else None
+            if status not in (target, "done"):
+                _log.warning("ticket %s is %s after %s answered 409", ticket, status, action)
+                return
+
+
+def sweep(floor: Floor, ledger: Ledger, deadline: float) -> None:
+    """Finish tickets left called or serving by an answer lost in a kill (the officer's screen)."""
+    for ticket in list(ledger.tickets):
+        view = send(ledger, "GET", f"{floor.url}/v1/tickets/{ticket}", deadline=deadline)
+        if view is not None and view.ok and view.json()["status"] in ("called", "serving"):
+            finish(floor, ledger, ticket, deadline)
+
+
+# ---------------------------------------------------------------- faults
+
+
+def kill_and_restart(mall: Mall, name: str) -> float:
+    """SIGKILL the newest process of ``name``, start a new one on the same port; seconds down."""
+    victim = [p for p in mall.processes if p.name == name][-1]
+    began = time.monotonic()
+    victim.kill()
+    replacement = mall.start_service(name, port=victim.port)
+    replacement.wait_healthy(timeout=60)
+    return time.monotonic() - began
+
+
+def bound_event_types(vhost: str) -> set[tuple[str, str]]:
+    """(source service, event type) pairs some queue of ``vhost`` is bound to."""
+    answer = requests.get(f"{infra.RABBIT_API}/bindings/{quote(vhost, safe='')}", timeout=10)
+    answer.raise_for_status()
+    return {
+        (b["source"].removesuffix(".events"), b["routing_key"])
+        for b in answer.json()
+        if b["source"].endswith(".events")
+    }
+
+
+def drop_broker_connections(vhost: str) -> int:
+    """Close every AMQP connection of ``vhost`` from the broker side (management API)."""
+    listed = requests.get(
+        f"{infra.RABBIT_API}/vhosts/{quote(vhost, safe='')}/connections", timeout=10
+    )
+    listed.raise_for_status()
+    closed = 0
+    for conn in listed.json():
+        answer = requests.delete(
+            f"{infra.RABBIT_API}/connections/{quote(conn['name'], safe='')}",
+            headers={"X-Reason": "chaos: broker connection reset"},
+            timeout=10,
+        )
+        closed += answer.status_code in (200, 204)
+    return closed
