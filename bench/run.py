@@ -342,21 +342,54 @@ def measure_growth(
     return out
 
 
-def measure_display(floor: Floor, streams: int, seconds: float) -> dict:
-    """Called → received on the SSE stream, via the gateway's ``bench/display_stream.py``."""
+def measure_display(floor: Floor, streams: int, calls: int) -> dict:
+    """Called → received on the SSE stream: the gateway's ``bench/display_stream.py`` when it is
+    there (its ``measure(floor=, streams=, calls=)``), else this runner's own probe."""
     path = ROOT / "bench" / "display_stream.py"
-    if not path.exists():
-        probe = requests.get(f"{floor.url}/v1/display/stream", timeout=5, stream=True)
-        probe.close()
-        return {
-            "skipped": f"bench/display_stream.py not present (stream answered {probe.status_code})"
-        }
-    spec = importlib.util.spec_from_file_location("bench.display_stream", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "measure"):
-        return {"skipped": "bench/display_stream.py has no measure(floor, streams, seconds)"}
-    return module.measure(floor=floor, streams=streams, seconds=seconds)
+    if path.exists():
+        spec = importlib.util.spec_from_file_location("bench.display_stream", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if hasattr(module, "measure"):
+            return module.measure(floor=floor, streams=streams, calls=calls)
+    key = requests.post(
+        f"{floor.url}/v1/agencies/{floor.agency_id}/api-keys",
+        headers={"Authorization": f"Bearer {floor.admin_key}"},
+        json={"role": "display"},
+        timeout=10,
+    )
+    key.raise_for_status()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.display_probe",
+            "--url",
+            floor.url,
+            "--display-key",
+            key.json()["key"],
+            "--officer-key",
+            floor.officer_key,
+            "--counter",
+            floor.counters["DISP"][0],
+            "--service",
+            floor.services["DISP"],
+            "--streams",
+            str(streams),
+            "--calls",
+            str(calls),
+            "--rate",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        return {"skipped": f"display probe failed: {out.stderr[-300:]}"}
+    return json.loads(lines[-1])
 
 
 def _ms(value: float | None) -> float | None:
@@ -493,6 +526,7 @@ PROFILES = {
         large=1_000_000,
         samples=300,
         streams=5000,
+        calls=20,
     ),
     "quick": dict(
         seconds=3,
@@ -504,6 +538,7 @@ PROFILES = {
         large=20_000,
         samples=30,
         streams=50,
+        calls=6,
     ),
 }
 
@@ -572,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "display" in parts:
             log(f"called → SSE with {profile['streams']} streams")
-            results["display"] = measure_display(floor, profile["streams"], profile["seconds"])
+            results["display"] = measure_display(floor, profile["streams"], profile["calls"])
         if "growth" in parts:
             log(f"cost growth: {profile['small']:,} vs {profile['large']:,} tickets of history")
             queue_db = mall.db_urls["queue"] if args.backend == "postgres" else None
