@@ -35,6 +35,12 @@ ERROR_TEXT = {
     503: "A service did not answer in time: retry after Retry-After seconds",
 }
 HIDDEN = {"/docs", "/docs/{asset}"}
+# errors beyond the route's defaults: a read refused by the resource's state (a service without
+# bookings), a public webhook authenticated by the provider's signature
+EXTRA_ERRORS = {
+    "/v1/services/{service}/slots": (409,),
+    "/v1/webhooks/payments/{provider}": (401,),
+}
 READINESS = {
     "type": "object",
     "properties": {"status": {"type": "string"}, "checks": {"type": "object"}},
@@ -66,6 +72,7 @@ def _error_responses(route: Route) -> dict:
         statuses += [401, 403]
     if route.method in ("POST", "PATCH", "DELETE"):
         statuses.append(409)
+    statuses += [s for s in EXTRA_ERRORS.get(route.path, ()) if s not in statuses]
     responses = {}
     for status in sorted(statuses):
         responses[str(status)] = f"Error{status}"

@@ -34,12 +34,22 @@ class PaymentsRoutes:
     def get_ticket_payment(self, request, principal, ticket):
         return ok(self.payment_rpc.get_ticket_payment(ticket))
 
-    @route("GET", "/v1/payments/{payment}/qris.png", summary="QRIS image (PNG)")
+    @route(
+        "GET",
+        "/v1/payments/{payment}/qris.png",
+        summary="QRIS image (PNG)",
+        media_type="image/png",
+    )
     def get_qris_png(self, request, principal, payment):
         image = self.payment_rpc.get_qris_image(payment, "png")
         return Response(base64.b64decode(image["png_base64"]), mimetype="image/png")
 
-    @route("GET", "/v1/payments/{payment}/qris.svg", summary="QRIS image (SVG)")
+    @route(
+        "GET",
+        "/v1/payments/{payment}/qris.svg",
+        summary="QRIS image (SVG)",
+        media_type="image/svg+xml",
+    )
     def get_qris_svg(self, request, principal, payment):
         image = self.payment_rpc.get_qris_image(payment, "svg")
         return Response(image["svg"], mimetype="image/svg+xml")

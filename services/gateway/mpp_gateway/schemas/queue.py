@@ -9,7 +9,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from mpp_contracts.rpc import BookingRulesSchema, OpeningPeriodSchema
-from mpp_gateway.schemas.apikeys import ApiKeySchema
+from mpp_gateway.schemas.apikeys import ApiKeyIssuedSchema
 
 Time = fields.String  # ISO-8601 with offset
 
@@ -22,7 +22,7 @@ class AgencySchema(Schema):
 
 class AgencyCreatedSchema(AgencySchema):
     admin_api_key = fields.Nested(
-        ApiKeySchema, required=True, metadata={"description": "The first agency_admin key"}
+        ApiKeyIssuedSchema, required=True, metadata={"description": "The first agency_admin key"}
     )
 
 
