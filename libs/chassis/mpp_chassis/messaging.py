@@ -165,8 +165,11 @@ class BoundedRpcProxy(RpcProxy):
     """An ``RpcProxy`` whose calls time out (``RPC_TIMEOUT`` seconds, default 5).
 
     The request message also expires after the timeout, so a service that comes back later does
-    not execute a command its caller has already given up on.
+    not execute a command its caller has already given up on. Subclasses may set
+    ``proxy_class`` to a ``BoundedServiceProxy`` subclass (e.g. to time every call).
     """
+
+    proxy_class = BoundedServiceProxy
 
     def setup(self) -> None:
         self.timeout = float(self.container.config.get("RPC_TIMEOUT", 5))
@@ -174,6 +177,6 @@ class BoundedRpcProxy(RpcProxy):
         super().setup()
 
     def get_dependency(self, worker_ctx):
-        return BoundedServiceProxy(
+        return self.proxy_class(
             super().get_dependency(worker_ctx), self.target_service, self.timeout
         )

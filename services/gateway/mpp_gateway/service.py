@@ -10,7 +10,6 @@ from nameko.dependency_providers import Config
 from nameko.timer import timer
 
 from mpp_chassis.db import Database
-from mpp_chassis.messaging import BoundedRpcProxy
 from mpp_chassis.metrics import Metrics
 from mpp_gateway import auth, idempotency
 from mpp_gateway.adapters.tables import metadata
@@ -26,6 +25,7 @@ from mpp_gateway.routes.payments import PaymentsRoutes
 from mpp_gateway.routes.ratings import RatingsRoutes
 from mpp_gateway.routes.stats import StatsRoutes
 from mpp_gateway.routes.tickets import TicketsRoutes
+from mpp_gateway.rpc import TimedRpcProxy
 
 
 class GatewayService(
@@ -45,9 +45,9 @@ class GatewayService(
     config = Config()
     uow = Database(metadata)
     metrics_ = Metrics()
-    queue_rpc = BoundedRpcProxy("queue")
-    payment_rpc = BoundedRpcProxy("payment")
-    rating_rpc = BoundedRpcProxy("rating")
+    queue_rpc = TimedRpcProxy("queue")
+    payment_rpc = TimedRpcProxy("payment")
+    rating_rpc = TimedRpcProxy("rating")
     limiter = RateLimiter()
 
     # -- auth plumbing used by the route decorator
