@@ -447,10 +447,10 @@ def table(results: dict) -> str:
         add(f"{key} @100/s open loop", r)
     token = results.get("token")
     if token:
-        add("completed→token", {**token, "non_2xx": token.get("missing")})
+        add("completed→token (non-2xx = missed)", {**token, "non_2xx": token.get("missing")})
     display = results.get("display")
     if display and "p99_ms" in display:
-        add("called→SSE", display)
+        add("called→SSE (non-2xx = missed)", {**display, "non_2xx": display.get("missing")})
     growth = results.get("growth", {})
     for size in ("small", "large"):
         if size in growth:

@@ -23,6 +23,8 @@ from tests.support.mall import Mall
 
 _log = logging.getLogger("chaos")
 RETRYABLE = {429, 502, 503, 504}
+IN_PROGRESS_PATIENCE = 20.0
+POLL_SECONDS = 1.0  # a citizen glancing at the ticket page
 FINAL = {"done", "no_show", "cancelled", "transferred"}
 
 
@@ -39,6 +41,7 @@ class Ledger:
     take_lost: int = 0  # take requests that ended without an answer (should be 0: idempotency)
     paid: set[str] = field(default_factory=set)  # ticket ids whose invoice the citizen paid
     ratings: dict[str, int] = field(default_factory=dict)  # ticket id -> stars accepted
+    stuck_keys: list[str] = field(default_factory=list)  # IDEMPOTENCY_IN_PROGRESS that never ended
     retries: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,20 +60,41 @@ def send(
     ok: tuple[int, ...] = (200, 201, 202),
     **kwargs,
 ) -> requests.Response | None:
-    """Send until a non-retryable answer; None when the deadline passes without one."""
+    """Send until a non-retryable answer; None when the deadline passes without one.
+
+    409 ``IDEMPOTENCY_IN_PROGRESS`` (the first attempt is still running) is retried for up to
+    ``IN_PROGRESS_PATIENCE`` seconds; a key still in progress then is recorded as stuck (the
+    first attempt died with its gateway) and its answer returned.
+    """
     headers = dict(kwargs.pop("headers", None) or {})
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
+    in_progress_since = None
     while time.monotonic() < deadline:
         try:
             answer = requests.request(method, url, headers=headers, timeout=8, **kwargs)
         except requests.RequestException:
             answer = None
-        if answer is not None and answer.status_code not in RETRYABLE:
+        if answer is not None and _in_progress(answer):
+            in_progress_since = in_progress_since or time.monotonic()
+            if time.monotonic() - in_progress_since > IN_PROGRESS_PATIENCE:
+                with ledger.lock:
+                    ledger.stuck_keys.append(f"{method} {url}")
+                return answer
+        elif answer is not None and answer.status_code not in RETRYABLE:
             return answer
         ledger.retried()
         time.sleep(0.3)
     return None
+
+
+def _in_progress(answer: requests.Response) -> bool:
+    if answer.status_code != 409:
+        return False
+    try:
+        return answer.json()["error"]["code"] == "IDEMPOTENCY_IN_PROGRESS"
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def citizen(floor: Floor, ledger: Ledger, i: int, service_code: str, deadline: float) -> None:
@@ -121,7 +145,7 @@ def wait_view(floor: Floor, ledger: Ledger, ticket: str, predicate, deadline: fl
         answer = send(ledger, "GET", f"{floor.url}/v1/tickets/{ticket}", deadline=deadline)
         if answer is not None and answer.ok and predicate(view := answer.json()):
             return view
-        time.sleep(0.5)
+        time.sleep(POLL_SECONDS)
     return None
 
 
