@@ -1,0 +1,393 @@
+"""Ticket called → received on ``GET /v1/display/stream`` with many open streams on ONE gateway.
+
+    .venv/bin/python -m bench.display_stream                     # 5,000 streams, 20 calls
+    .venv/bin/python -m bench.display_stream --streams 200 --calls 10   # a quick check
+
+Standalone, it starts its own mall (fresh vhost, SQLite or ``--backend postgres``, one process per
+service, so one gateway process; rate limits raised), registers an agency with one service and
+one counter, and measures. ``bench/run.py`` calls :func:`measure` on its own floor instead.
+
+Method. The streams are opened by a separate client process under eventlet (green sockets: one
+process holds thousands of connections; the file-descriptor limit is raised with
+``resource.setrlimit`` here and inherited by the client and the mall). Streams are spread over
+display keys, ``STREAMS_PER_KEY`` each, so opening them stays under the per-key rate limit. Once
+every stream has said ``: connected`` (and the gateway's ``mpp_display_streams_open`` gauge is
+read), ``calls`` waiting tickets are called at ``rate`` per second through the API (open loop:
+each call-next is sent at its scheduled instant). Latency = a frame naming the ticket received
+on a stream − its call-next *sent* (button pressed → board shows it), over every (call, stream)
+pair; also from the event's ``occurred_at`` (the queue's commit → board: relay, broker, fan-out).
+Receipt times are taken right after ``recv`` and frames are parsed after the run, so parsing does
+not delay other streams. Missing deliveries are counted. Percentiles are nearest-rank. The client
+shares the CPU with the gateway: at 5,000 streams the figure is an upper bound.
+
+Prints the figures and writes ``bench/results/<timestamp>-display-stream.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__" and "--client" in sys.argv:  # the stream holder: green everything
+    import eventlet
+
+    eventlet.monkey_patch()
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import resource  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from urllib.parse import urlparse  # noqa: E402
+
+import requests  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+STREAMS_PER_KEY = 400  # under the default 600 requests/minute per key
+CONNECTING_AT_ONCE = 200
+TICKET = re.compile(rb'"ticket_id":"([^"]+)"')
+OCCURRED = re.compile(rb'"occurred_at":"([^"]+)"')
+OPEN_STREAMS = re.compile(r"^mpp_display_streams_open (\S+)$", re.M)
+
+
+def raise_fd_limit() -> int:
+    """Soft ``RLIMIT_NOFILE`` up to the hard limit (children inherit it); returns the new soft."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(len(ordered) * pct / 100) - 1)]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+# ------------------------------------------------------------ the client (eventlet process)
+
+
+def _hold_stream(host, port, key, chunks, connected, sockets, opening) -> None:
+    """One stream: records every chunk with its receipt time; parsing happens after the run."""
+    opening.acquire()
+    released = False
+    try:
+        sock = socket.create_connection((host, port), timeout=120)
+        sockets.append(sock)
+        sock.sendall(
+            (
+                f"GET /v1/display/stream HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Authorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n"
+            ).encode()
+        )
+        sock.settimeout(None)
+        while True:
+            chunk = sock.recv(65536)
+            now = time.time()
+            if not chunk:
+                return
+            chunks.append((now, chunk))
+            if not released and b": connected" in chunk:
+                released = True
+                connected.append(now)
+                opening.release()
+    except OSError:
+        return
+    finally:
+        if not released:
+            opening.release()
+
+
+def _frames(chunks: list[tuple[float, bytes]]):
+    """(frame bytes, receipt time of the chunk that completed it) for one stream."""
+    buffer = b""
+    for now, chunk in chunks:
+        buffer += chunk
+        while b"\n\n" in buffer:
+            frame, buffer = buffer.split(b"\n\n", 1)
+            yield frame, now
+
+
+def run_client(args) -> dict:
+    import eventlet
+
+    raise_fd_limit()
+    parsed = urlparse(args.url)
+    session = requests.Session()
+    officer = {"Authorization": f"Bearer {args.officer_key}"}
+    for _ in range(args.calls):
+        session.post(
+            f"{args.url}/v1/tickets", json={"service_id": args.service}, timeout=30
+        ).raise_for_status()
+
+    keys = args.display_keys.split(",")
+    per_stream: list[list] = [[] for _ in range(args.streams)]
+    connected: list[float] = []
+    sockets: list = []
+    opening = eventlet.semaphore.Semaphore(CONNECTING_AT_ONCE)
+    pool = eventlet.GreenPool(args.streams + 10)
+    began = time.monotonic()
+    for index in range(args.streams):
+        pool.spawn_n(
+            _hold_stream,
+            parsed.hostname,
+            parsed.port,
+            keys[index % len(keys)],
+            per_stream[index],
+            connected,
+            sockets,
+            opening,
+        )
+    deadline = time.monotonic() + args.connect_timeout
+    while len(connected) < args.streams and time.monotonic() < deadline:
+        eventlet.sleep(0.2)
+    connect_seconds = time.monotonic() - began
+    metrics = session.get(f"{args.url}/metrics", timeout=30).text
+    gauge = OPEN_STREAMS.search(metrics)
+
+    sent: dict[bytes, float] = {}
+    answered: dict[bytes, float] = {}
+    start = time.time()
+    for number in range(args.calls):
+        due = start + number / args.rate
+        eventlet.sleep(max(0.0, due - time.time()))
+        pressed = time.time()
+        answer = session.post(
+            f"{args.url}/v1/counters/{args.counter}/call-next", headers=officer, timeout=30
+        )
+        if answer.status_code == 200:
+            ticket = answer.json()["id"].encode()
+            sent[ticket], answered[ticket] = pressed, time.time()
+
+    def delivered() -> int:
+        return sum(chunk.count(b'"ticket_id"') for chunks in per_stream for _, chunk in chunks)
+
+    settle = time.monotonic() + args.settle
+    expected = len(sent) * len(connected)
+    while time.monotonic() < settle and delivered() < expected:
+        eventlet.sleep(0.5)
+    for sock in sockets:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    pool.waitall()
+
+    from_call, from_event, seen = [], [], set()
+    for index, chunks in enumerate(per_stream):
+        for frame, now in _frames(chunks):
+            ticket = TICKET.search(frame)
+            if not ticket or ticket.group(1) not in sent or (index, ticket.group(1)) in seen:
+                continue
+            seen.add((index, ticket.group(1)))
+            from_call.append(now - sent[ticket.group(1)])
+            occurred = OCCURRED.search(frame)
+            if occurred:
+                at = dt.datetime.fromisoformat(occurred.group(1).decode()).timestamp()
+                from_event.append(now - at)
+    call_seconds = [answered[t] - sent[t] for t in sent]
+    return {
+        "tool": "bench/display_stream.py",
+        "streams": args.streams,
+        "connected": len(connected),
+        "gateway_open_streams": float(gauge.group(1)) if gauge else None,
+        "display_keys": len(keys),
+        "connect_seconds": round(connect_seconds, 1),
+        "calls": len(sent),
+        "rate_per_s": args.rate,
+        "deliveries": len(from_call),
+        "missing": expected - len(from_call),
+        "p50_ms": _ms(percentile(from_call, 50)),
+        "p99_ms": _ms(percentile(from_call, 99)),
+        "max_ms": _ms(max(from_call, default=None)),
+        "event_p50_ms": _ms(percentile(from_event, 50)),
+        "event_p99_ms": _ms(percentile(from_event, 99)),
+        "call_next_p50_ms": _ms(percentile(call_seconds, 50)),
+    }
+
+
+# ------------------------------------------------------------ the driver (plain process)
+
+
+def _display_keys(floor, count: int) -> list[str]:
+    keys = []
+    for _ in range(count):
+        answer = requests.post(
+            f"{floor.url}/v1/agencies/{floor.agency_id}/api-keys",
+            headers={"Authorization": f"Bearer {floor.admin_key}"},
+            json={"role": "display", "label": "bench display stream"},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        keys.append(answer.json()["key"])
+    return keys
+
+
+def measure(
+    *,
+    floor,
+    streams: int = 5000,
+    calls: int = 20,
+    rate: float = 2.0,
+    connect_timeout: float = 180.0,
+    settle: float = 15.0,
+) -> dict:
+    """Open ``streams`` streams on ``floor``'s gateway, call ``calls`` tickets; the figures.
+
+    ``floor`` is a :class:`bench.floor.Floor`; its ``DISP`` service (and counter) is used, or
+    added. Returns ``p50_ms``/``p99_ms`` (call-next sent → received), ``event_p50_ms``/
+    ``event_p99_ms`` (event occurred → received), ``connected``, ``deliveries``, ``missing``…
+    """
+    if "DISP" not in floor.services:
+        floor.add_service("DISP", "D")
+    raise_fd_limit()
+    keys = _display_keys(floor, max(1, math.ceil(streams / STREAMS_PER_KEY)))
+    command = [
+        sys.executable,
+        "-m",
+        "bench.display_stream",
+        "--client",
+        "--url",
+        floor.url,
+        "--display-keys",
+        ",".join(keys),
+        "--officer-key",
+        floor.officer_key,
+        "--counter",
+        floor.counters["DISP"][0],
+        "--service",
+        floor.services["DISP"],
+        "--streams",
+        str(streams),
+        "--calls",
+        str(calls),
+        "--rate",
+        str(rate),
+        "--connect-timeout",
+        str(connect_timeout),
+        "--settle",
+        str(settle),
+    ]
+    out = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=connect_timeout + calls / rate + settle + 300,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        return {"skipped": f"display stream client failed: {out.stderr[-500:]}"}
+    return json.loads(lines[-1])
+
+
+def _start_mall(backend: str, log_dir: Path):
+    from tests.support import infra
+    from tests.support.mall import SERVICES, Mall
+
+    infra.require_rabbitmq()
+    vhost = infra.create_vhost()
+    if backend == "postgres":
+        urls = {name: infra.create_database(f"mpp_bench_{name}") for name in SERVICES}
+    else:
+        urls = {name: f"sqlite:///{log_dir}/{name}.db" for name in SERVICES}
+    mall = Mall(
+        infra.uri_for_vhost(vhost),
+        urls,
+        log_dir,
+        {"RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_PUBLIC_PER_MINUTE": "1000000"},
+    )
+
+    def cleanup() -> None:
+        mall.stop()
+        if vhost:
+            infra.delete_vhost(vhost)
+        for url in urls.values():
+            if url.startswith("postgresql"):
+                infra.drop_database(url)
+
+    try:
+        mall.start()
+    except Exception:
+        cleanup()
+        raise
+    return mall, cleanup
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=5000)
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=2.0, help="calls per second")
+    parser.add_argument("--connect-timeout", type=float, default=180.0)
+    parser.add_argument("--settle", type=float, default=15.0)
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--url", help="an already running mall's gateway (its mall admin key)")
+    # the client process's own arguments (set by measure())
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    for name in ("display-keys", "officer-key", "counter", "service"):
+        parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.client:
+        print(json.dumps(run_client(args)), flush=True)
+        return 0
+    from bench.floor import open_floor
+
+    limit = raise_fd_limit()
+    load_average = list(os.getloadavg())
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    cleanup = None
+    if args.url:
+        url = args.url.rstrip("/")
+    else:
+        log_dir = RESULTS / f"{stamp}-display-stream-logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        mall, cleanup = _start_mall(args.backend, log_dir)
+        url = mall.url
+    try:
+        floor = open_floor(url)
+        figures = measure(
+            floor=floor,
+            streams=args.streams,
+            calls=args.calls,
+            rate=args.rate,
+            connect_timeout=args.connect_timeout,
+            settle=args.settle,
+        )
+    finally:
+        if cleanup:
+            cleanup()
+    report = {
+        "started": stamp,
+        "fd_limit": limit,
+        "backend": None if args.url else args.backend,
+        "load_average_at_start": load_average,
+        **figures,
+    }
+    path = RESULTS / f"{stamp}-display-stream.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    for name, value in report.items():
+        print(f"{name:>22}: {value}")
+    print(f"{'written':>22}: {path.relative_to(ROOT)}")
+    return 0 if "p99_ms" in figures and figures.get("connected") == args.streams else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
