@@ -1,0 +1,72 @@
+"""Two real processes on one PostgreSQL database, started to hit it at the same instant: kiosks
+in both never hand out the same number, and six counters (three in each process) calling at
+once never get the same ticket, and every ticket is called exactly once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mpp_chassis.migrate import upgrade
+from mpp_queue import usecases
+from tests.queue.usecases.conftest import Floor, setup_agency
+
+pytestmark = pytest.mark.postgres
+
+WORKER = Path(__file__).with_name("queue_race_worker.py")
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def race(url: str, *argument_lists: list[str]) -> list[list]:
+    start_at = str(time.time() + 3)  # both processes import, connect, then wait for this
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), url, args[0], start_at, *args[1:]],
+            cwd=ROOT,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in argument_lists
+    ]
+    outputs = []
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err[-2000:]
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    return outputs
+
+
+def test_two_processes_issue_unique_numbers_and_never_call_the_same_ticket(pg_url_factory):
+    url = pg_url_factory("mpp_queue_race")
+    upgrade("queue", url)
+    floor = Floor(url, usecases.Settings(nik_hash_key="race"))
+    floor.now = None  # the workers use the real clock
+    agency, svc = setup_agency(floor)
+    counters = [
+        floor("add_counter", agency["id"], {"name": str(i), "service_ids": [svc["id"]]}, now=False)
+        for i in range(1, 7)
+    ]
+    floor.engine.dispose()
+
+    issued = race(url, ["issue", svc["id"], "40"], ["issue", svc["id"], "40"])
+    numbers = issued[0] + issued[1]
+    assert len(numbers) == 80 and all(issued), "both processes issued tickets"
+    assert len(set(numbers)) == 80, Counter(numbers).most_common(3)
+    assert sorted(numbers) == [f"A-{n:03d}" for n in range(1, 81)]
+
+    ids = [c["id"] for c in counters]
+    calls = race(url, ["call", *ids[:3]], ["call", *ids[3:]])
+    called = [ticket for _, ticket in calls[0] + calls[1]]
+    assert calls[0] and calls[1], "both processes called tickets"
+    duplicates = [t for t, n in Counter(called).items() if n > 1]
+    assert not duplicates, f"tickets called twice: {duplicates}"
+    assert len(called) == 80
+    assert len({counter for counter, _ in calls[0] + calls[1]}) == 6
