@@ -1,0 +1,151 @@
+"""One real queue container with its real database (SQLite and PostgreSQL) on a fresh vhost,
+driven through its entry points: RPCs, the payment/rating event handlers and the sweep timer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from nameko.testing.services import entrypoint_hook
+
+from mpp_chassis.migrate import upgrade
+from mpp_contracts.envelope import make_envelope, read_envelope
+from mpp_contracts.errors import Conflict, ValidationFailed
+from mpp_queue import usecases
+from tests.queue.usecases.conftest import VALID_NIK, Floor
+from tests.support.mall import free_port
+
+
+@pytest.fixture
+def queue(container_factory, amqp_uri, db_url_factory):
+    from mpp_queue.service import QueueService
+
+    url = db_url_factory("queue")
+    upgrade("queue", url)
+    config = {
+        "AMQP_URI": amqp_uri,
+        "DB_URL": url,
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+        "MALL_ID": "mpp-test",
+        "MALL_TIMEZONE": "Asia/Makassar",
+        "NIK_HASH_KEY": "interface-key",
+        "MAX_PRIORITY_STREAK": 1,
+        "OUTBOX_POLL_SECONDS": 0.2,
+    }
+    container = container_factory(QueueService, config)
+    container.start()
+
+    def call(entrypoint: str, *args):
+        with entrypoint_hook(container, entrypoint) as hook:
+            return hook(*args)
+
+    floor = Floor(url, usecases.Settings(mall_timezone="Asia/Makassar", nik_hash_key="k"))
+    call.floor = floor
+    yield call
+    floor.engine.dispose()
+
+
+def test_floor_through_the_entry_points(queue):
+    agency = queue("register_agency", {"code": "BPN", "name": "Kantor Pertanahan"})
+    svc = queue(
+        "plug_service",
+        agency["id"],
+        {
+            "code": "SERTIFIKAT",
+            "name": "Sertifikat",
+            "fee_idr": 50000,
+            "sla_minutes": 60,
+            "prefix": "C",
+        },
+    )
+    other = queue(
+        "plug_service",
+        agency["id"],
+        {"code": "UKUR", "name": "Pengukuran", "fee_idr": 0, "sla_minutes": 60, "prefix": "U"},
+    )
+    with pytest.raises(ValidationFailed):
+        queue("plug_service", agency["id"], {"code": "x"})
+    counter = queue("add_counter", agency["id"], {"name": "7", "service_ids": [svc["id"]]})
+    assert queue("list_services", agency["id"], None, None)["items"][0]["code"] == "SERTIFIKAT"
+    regular = queue("take_ticket", {"service_id": svc["id"], "nik": VALID_NIK})
+    priority = queue("take_ticket", {"service_id": svc["id"], "priority": "children"})
+    assert regular["number"] == "C-001" and regular["nik_last4"] == "0003"
+    with pytest.raises(ValidationFailed):
+        queue("take_ticket", {"service_id": svc["id"], "priority": "vip"})
+    officer = {"role": "officer", "agency_id": agency["id"], "key_id": "officer-key"}
+    assert queue("call_next", counter["id"], officer)["id"] == priority["id"]
+    queue("ticket_action", priority["id"], "start", None, officer)
+    done = queue("ticket_action", priority["id"], "complete", None, officer)
+    assert done["status"] == "done"
+    called = queue("call_next", counter["id"], officer)
+    moved = queue(
+        "ticket_action", called["id"], "transfer", {"to_service_id": other["id"]}, officer
+    )
+    assert moved["transferred_to"]["number"] == "U-001"
+    with pytest.raises(Conflict):
+        queue("ticket_action", called["id"], "cancel", None, officer)
+
+    # facts from other services show on the ticket
+    payment = make_envelope(
+        "payment_requested",
+        {
+            "payment_id": "pay-1",
+            "ticket_id": done["id"],
+            "agency_id": agency["id"],
+            "service_id": svc["id"],
+            "amount_idr": 50000,
+            "status": "pending",
+            "provider": "simulator",
+        },
+        source="payment",
+        mall="mpp-test",
+    )
+    queue("handle_payment_requested", read_envelope(payment))
+    queue("handle_payment_requested", read_envelope(payment))  # a redelivery changes nothing
+    assert queue("get_ticket", done["id"])["payment"] == {
+        "id": "pay-1",
+        "status": "pending",
+        "href": "/v1/payments/pay-1",
+    }
+
+    board = queue("display_snapshot", agency["id"], 5)
+    assert [c["number"] for c in board["recent_calls"]] == ["C-001", "C-002"]
+    stats = queue("queue_stats", agency["id"], None)
+    assert stats["overall"]["served"] == 1 and stats["overall"]["transfers"] == 1
+    assert stats["timezone"] == "Asia/Makassar"
+
+
+def test_the_sweep_timer_flags_sla_breaches_and_booking_no_shows(queue):
+    floor = queue.floor
+    agency = queue("register_agency", {"code": "PLN", "name": "PLN"})
+    svc = queue(
+        "plug_service",
+        agency["id"],
+        {
+            "code": "SAMBUNG",
+            "name": "Sambung baru",
+            "fee_idr": 0,
+            "sla_minutes": 5,
+            "prefix": "E",
+            "opening_hours": [{"opens": "00:00", "closes": "23:59"}],
+            "booking": {"slot_minutes": 30, "capacity": 1, "late_minutes": 0},
+        },
+    )
+    # a ticket issued 6 minutes ago and a booking whose window closed a minute ago
+    floor.now = datetime.now(UTC) - timedelta(minutes=6)
+    late = floor("take_ticket", {"service_id": svc["id"]}, settings=True)
+    slots = floor("list_slots", svc["id"], None, settings=True)["items"]
+    past = [s for s in slots if datetime.fromisoformat(s["start"]) <= floor.now][-1]
+    floor.now = datetime.fromisoformat(past["start"]) - timedelta(minutes=1)
+    booking = floor(
+        "create_booking",
+        {"service_id": svc["id"], "slot_start": past["start"], "nik": VALID_NIK},
+        settings=True,
+    )
+    queue("sweep")
+    assert queue("get_ticket", late["id"])["sla"]["breached"] is True
+    assert queue("get_booking", booking["id"])["status"] == "no_show"
+    breaches = floor.events("sla_breached")
+    assert [b["payload"]["ticket_id"] for b in breaches] == [late["id"]]
+    queue("sweep")
+    assert len(floor.events("sla_breached")) == 1 and len(floor.events("booking_no_show")) == 1
