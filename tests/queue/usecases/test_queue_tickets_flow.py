@@ -306,3 +306,20 @@ def test_tickets_left_open_from_yesterday_are_closed(floor):
     view = floor("get_ticket", t["id"], settings=True)
     assert view["status"] == "cancelled"
     assert floor.events("ticket_cancelled")[-1]["payload"]["reason"] == "day_closed"
+
+
+@pytest.mark.parametrize(
+    ("tz", "utc_midnight_hour"),
+    [("Asia/Jakarta", 17), ("Asia/Makassar", 16), ("Asia/Jayapura", 15)],
+)
+def test_numbers_restart_at_the_local_midnight_of_each_zone(floor, tz, utc_midnight_hour):
+    from dataclasses import replace
+
+    floor.settings = replace(floor.settings, mall_timezone=tz)
+    agency, svc = setup_agency(floor)
+    floor.now = floor.now.replace(hour=utc_midnight_hour - 1, minute=59, second=57)
+    assert [take(floor, svc)["number"] for _ in range(2)] == ["A-001", "A-002"]  # 23:59:59
+    fresh = take(floor, svc)  # 00:00:00 local, the next mall day
+    assert fresh["number"] == "A-001"
+    stats = floor("queue_stats", settings=True, agency_id=agency["id"])
+    assert stats["overall"]["tickets"] == 1 and stats["timezone"] == tz
