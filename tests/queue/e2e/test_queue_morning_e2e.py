@@ -448,6 +448,10 @@ def test_a_simulated_morning(mall_factory):
         )
     assert stats["overall"]["served"] == outcomes["done"]
 
+    # the NIKs given at kiosks and bookings appear in no log line of any process
+    logs = mall.logs()
+    assert all(nik_for(i) not in logs for i in [*range(0, CITIZENS, 3), *range(900, 910), 990])
+
     # an agency admin sees only its agency
     own = api("GET", "/v1/stats/queue", headers=dukcapil_admin)
     assert own["agency_id"] == agencies["DUKCAPIL"]["id"]
