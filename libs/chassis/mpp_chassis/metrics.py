@@ -20,6 +20,9 @@ ENTRYPOINT_SECONDS = Histogram(
 )
 OUTBOX_BACKLOG = Gauge("mpp_outbox_backlog", "Events stored but not yet confirmed by the broker")
 OUTBOX_PUBLISHED = Counter("mpp_outbox_published_total", "Events confirmed by the broker")
+OUTBOX_PARKED = Counter(
+    "mpp_outbox_parked_total", "Events parked because no queue was bound to them"
+)
 EVENTS_HANDLED = Counter(
     "mpp_events_handled_total", "Events handled", ["service", "event_type", "outcome"]
 )

@@ -1,0 +1,86 @@
+"""An event no queue takes is parked instead of being retried forever, and republished once a
+consumer exists; events that are routable meanwhile are not held up by it."""
+
+from __future__ import annotations
+
+import pytest
+from nameko.testing.services import dummy, entrypoint_hook
+from sqlalchemy import create_engine, func, select
+
+from mpp_chassis.db import Database
+from mpp_chassis.messaging import event_handler
+from mpp_chassis.migrate import upgrade
+from mpp_chassis.outbox import UNROUTABLE, republish
+from mpp_queue.adapters.tables import metadata as queue_metadata
+from tests.support.infra import wait_until
+
+pytestmark = pytest.mark.integration
+
+outbox = queue_metadata.tables["outbox"]
+SEEN: list[str] = []
+
+
+class Producer:
+    name = "queue"
+    uow = Database(queue_metadata)
+
+    @dummy
+    def announce(self, event_type: str, code: str) -> None:
+        self.uow.add_event(event_type, {"agency_id": code, "code": code, "name": code})
+        self.uow.commit()
+
+
+class Listener:
+    name = "listener"
+
+    @event_handler("queue", "agency_registered")
+    def handle_agency_registered(self, event: dict) -> None:
+        SEEN.append(event["payload"]["code"])
+
+
+def rows(engine):
+    with engine.connect() as conn:
+        return conn.execute(
+            select(outbox.c.event_type, outbox.c.sent_at, outbox.c.last_error).order_by(
+                outbox.c.seq
+            )
+        ).all()
+
+
+def test_unroutable_events_are_parked_then_republished(container_factory, amqp_uri, tmp_path):
+    SEEN.clear()
+    url = f"sqlite:///{tmp_path}/queue.db"
+    upgrade("queue", url)
+    engine = create_engine(url)
+    producer = container_factory(
+        Producer,
+        {
+            "AMQP_URI": amqp_uri,
+            "DB_URL": url,
+            "OUTBOX_POLL_SECONDS": 0.2,
+            "OUTBOX_UNROUTABLE_ATTEMPTS": 2,
+        },
+    )
+    producer.start()
+    with entrypoint_hook(producer, "announce") as announce:
+        announce("agency_registered", "NOBODY-LISTENS")
+        wait_until(lambda: rows(engine)[0].sent_at is not None, timeout=30, message="parked")
+    assert rows(engine)[0].last_error == UNROUTABLE
+
+    listener = container_factory(Listener, {"AMQP_URI": amqp_uri})
+    listener.start()
+    with entrypoint_hook(producer, "announce") as announce:
+        announce("agency_registered", "HEARD")
+        wait_until(lambda: SEEN == ["HEARD"], timeout=30, message="routable event delivered")
+
+    assert republish(engine, outbox, "agency_registered") == 1
+    wait_until(
+        lambda: sorted(SEEN) == ["HEARD", "NOBODY-LISTENS"],
+        timeout=30,
+        message="parked event republished",
+    )
+    with engine.connect() as conn:
+        unsent = conn.execute(
+            select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+        ).scalar_one()
+    assert unsent == 0
