@@ -14,6 +14,7 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.enabled = True
         self.connections: list[socket.socket] = []
+        self.pipes: list = []
         self.refused = 0
         self._acceptor = eventlet.spawn(self._accept)
 
@@ -30,10 +31,15 @@ class TcpProxy:
                 client.close()
                 continue
             self.connections += [client, upstream]
-            eventlet.spawn(self._pipe, client, upstream)
-            eventlet.spawn(self._pipe, upstream, client)
+            self.pipes += [
+                eventlet.spawn(self._pipe, client, upstream),
+                eventlet.spawn(self._pipe, upstream, client),
+            ]
 
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        """Copy one direction. On the way out it shuts both sockets down, which wakes the
+        partner pipe with EOF, and closes only the socket it reads: closing a socket another
+        greenthread is blocked on would leave that reader behind on a recycled descriptor."""
         try:
             while True:
                 data = source.recv(65536)
@@ -45,13 +51,19 @@ class TcpProxy:
         finally:
             for sock in (source, sink):
                 try:
-                    sock.close()
+                    sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            source.close()
 
     def cut(self) -> None:
         """Drop every open connection and refuse new ones until :meth:`restore`."""
         self.enabled = False
+        # stop the pipes first: a greenthread still waiting on a closed socket would collide
+        # with whatever reuses its file descriptor next
+        for pipe in self.pipes:
+            pipe.kill()
+        self.pipes = []
         for sock in self.connections:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
