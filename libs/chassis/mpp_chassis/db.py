@@ -148,6 +148,7 @@ class Database(DependencyProvider):
             amqp_uri=config["AMQP_URI"],
             wakeup=self.wakeup,
             poll_seconds=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
+            max_unroutable_attempts=int(config.get("OUTBOX_UNROUTABLE_ATTEMPTS", 5)),
         )
         self.sessions: dict = {}
 
