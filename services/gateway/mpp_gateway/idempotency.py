@@ -5,6 +5,10 @@ concurrent requests with one key exactly one does the work; the other answers 40
 ``IDEMPOTENCY_IN_PROGRESS`` and may retry. The same key with another body (or path) answers 409
 ``IDEMPOTENCY_KEY_REUSED``. Answers below 500 are stored (except 429); a 5xx or 429 releases the
 key so the client's retry does the work. Keys live ``IDEMPOTENCY_TTL_HOURS`` (at least 24).
+
+A claim still without an answer after ``stale_after`` (a few RPC timeouts: any live request has
+answered by then) belongs to a gateway that died mid-request; a retry takes it over and does the
+work, instead of answering "in progress" for a day. Fault injection found that case.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ def fingerprint(request) -> str:
     return digest.hexdigest()
 
 
-def _claim(uow, scope: str, key: str, body_hash: str, ttl: timedelta) -> Response | None:
+def _claim(
+    uow, scope: str, key: str, body_hash: str, ttl: timedelta, stale_after: timedelta
+) -> Response | None:
     """Insert the key's row, or return the stored answer to replay (or raise 409)."""
     session = uow.session
     for _ in range(2):
@@ -51,7 +57,8 @@ def _claim(uow, scope: str, key: str, body_hash: str, ttl: timedelta) -> Respons
         ).first()
         if row is None:
             continue  # released meanwhile: claim again
-        if row.created_at < datetime.now(UTC) - ttl:
+        abandoned = row.status is None and row.created_at < datetime.now(UTC) - stale_after
+        if abandoned or row.created_at < datetime.now(UTC) - ttl:
             session.execute(
                 delete(idempotency).where(
                     idempotency.c.scope == scope,
@@ -80,7 +87,14 @@ def _claim(uow, scope: str, key: str, body_hash: str, ttl: timedelta) -> Respons
     raise Conflict("IDEMPOTENCY_IN_PROGRESS", "retry")
 
 
-def run_once(uow, request, scope: str, ttl_hours: float, call: Callable[[], Response]):
+def run_once(
+    uow,
+    request,
+    scope: str,
+    ttl_hours: float,
+    call: Callable[[], Response],
+    stale_after_seconds: float = 30.0,
+):
     """Run ``call`` at most once per (scope, Idempotency-Key); replay its stored answer."""
     key = request.headers.get(HEADER, "")
     if not 1 <= len(key) <= 200 or not key.isprintable():
@@ -88,7 +102,8 @@ def run_once(uow, request, scope: str, ttl_hours: float, call: Callable[[], Resp
             "VALIDATION_FAILED", "invalid headers", {HEADER: ["1 to 200 printable characters"]}
         )
     ttl = timedelta(hours=max(float(ttl_hours), MIN_TTL_HOURS))
-    replay = _claim(uow, scope, key, fingerprint(request), ttl)
+    stale_after = timedelta(seconds=stale_after_seconds)
+    replay = _claim(uow, scope, key, fingerprint(request), ttl, stale_after)
     if replay is not None:
         return replay
     response = call()

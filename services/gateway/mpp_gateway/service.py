@@ -85,6 +85,7 @@ class GatewayService(
             scope,
             float(self.config.get("IDEMPOTENCY_TTL_HOURS", 24)),
             lambda: invoke(principal),
+            stale_after_seconds=3 * float(self.config.get("RPC_TIMEOUT", 5)) + 5,
         )
 
     @timer(interval=3600)

@@ -87,3 +87,46 @@ def test_rate_limit_per_key_answers_429_with_retry_after(container_factory, gate
     assert public[:2] != [429, 429] and public[2] == 429
     # ops endpoints are never limited
     assert all(gw.request("GET", "/healthz").status_code == 200 for _ in range(5))
+
+
+def test_a_claim_left_by_a_gateway_that_died_mid_request_is_taken_over(gateway):
+    """A claim without an answer, older than a few RPC timeouts, was abandoned: a retry does the
+    work instead of answering "in progress" until the key expires."""
+    headers = {"Idempotency-Key": "abandoned-1"}
+    body = {"role": "officer", "label": "Loket 9"}
+    first = gateway.request("POST", PATH, ADMIN_KEY, json=body, headers=dict(headers))
+    assert first.status_code == 201
+    engine = sa.create_engine(gateway.config["DB_URL"])
+    with engine.begin() as conn:  # as if the gateway had died after claiming the key
+        conn.execute(
+            sa.text(
+                "UPDATE idempotency_keys SET status = NULL, response = NULL, created_at = :old "
+                "WHERE key = 'abandoned-1'"
+            ),
+            {"old": "2020-01-01 00:00:00.000000"},
+        )
+        conn.execute(sa.text("DELETE FROM api_keys"))
+    engine.dispose()
+    retried = gateway.request("POST", PATH, ADMIN_KEY, json=body, headers=dict(headers))
+    assert retried.status_code == 201, retried.text
+    assert "Idempotent-Replayed" not in retried.headers
+    assert count_keys(gateway) == 1
+
+
+def test_a_fresh_claim_without_an_answer_still_answers_in_progress(gateway):
+    headers = {"Idempotency-Key": "in-flight-1"}
+    body = {"role": "officer", "label": "Loket 8"}
+    first = gateway.request("POST", PATH, ADMIN_KEY, json=body, headers=dict(headers))
+    assert first.status_code == 201
+    engine = sa.create_engine(gateway.config["DB_URL"])
+    with engine.begin() as conn:  # a request that claimed the key a moment ago is still running
+        conn.execute(
+            sa.text(
+                "UPDATE idempotency_keys SET status = NULL, response = NULL "
+                "WHERE key = 'in-flight-1'"
+            )
+        )
+    engine.dispose()
+    again = gateway.request("POST", PATH, ADMIN_KEY, json=body, headers=dict(headers))
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "IDEMPOTENCY_IN_PROGRESS"
