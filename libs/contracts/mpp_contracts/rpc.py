@@ -196,10 +196,12 @@ class ComplaintListQuerySchema(pagination.PageQuerySchema):
 
 
 class ComplaintResponseCreateSchema(StrictSchema):
-    """An agency's answer to a complaint; ``resolve`` also closes it (a first answer may)."""
+    """An agency's answer to a complaint; ``resolve`` also closes it (a first answer may);
+    ``dispute`` classifies it as a dispute (sengketa): resolution due 14 days after opening."""
 
     message = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     resolve = fields.Boolean(load_default=False)
+    dispute = fields.Boolean(load_default=False)
 
 
 class RefundCreateSchema(StrictSchema):

@@ -695,7 +695,8 @@ def _store_state(uow, row: dict, state: complaint_rules.ComplaintState) -> dict:
 def respond_to_complaint(
     uow, complaint_id: str, data: dict, actor: dict | None, now: datetime | None = None
 ) -> dict:
-    """An agency answers: the first answer moves open → responded; ``resolve`` closes it."""
+    """An agency answers: the first answer moves open → responded; ``dispute`` marks it a dispute
+    (14 days to resolve instead of 5); ``resolve`` closes it."""
     session = uow.session
     row = session.execute(select(complaints).where(complaints.c.id == complaint_id)).mappings()
     row = row.first()
@@ -710,12 +711,14 @@ def respond_to_complaint(
             state = complaint_rules.apply(state, "respond", now)
         elif state.status in complaint_rules.TERMINAL:
             raise complaint_rules.InvalidTransition(state.status, "respond")
+        if data.get("dispute"):
+            state = complaint_rules.apply(state, "dispute", now)
         if data.get("resolve"):
             state = complaint_rules.apply(state, "resolve", now)
     except complaint_rules.InvalidTransition as exc:
         raise Conflict("INVALID_TRANSITION", str(exc), {"status": row["status"]}) from None
-    was = row["status"]
-    row = _store_state(uow, row, state) if state.status != was else row
+    changed = (state.status, state.disputed) != (row["status"], row["disputed"])
+    row = _store_state(uow, row, state) if changed else row
     session.execute(
         insert(complaint_responses).values(
             id=str(uuid.uuid4()),

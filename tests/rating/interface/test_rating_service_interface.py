@@ -162,6 +162,45 @@ def test_low_rating_complaint_is_answered_resolved_or_escalated(rating):
     assert statuses == {complaint: "resolved", flagged["complaint_id"]: "escalated"}
 
 
+def test_a_complaint_classified_as_a_dispute_gets_fourteen_days(rating):
+    low = rating.call("submit_rating", {"token": rating.complete("t-9", "ag-1"), "stars": 1})
+    complaint = low["complaint_id"]
+    answered = rating.call(
+        "respond_to_complaint",
+        complaint,
+        {"message": "Perlu pemeriksaan lapangan", "dispute": True},
+        AGENCY_ADMIN,
+    )
+    assert answered["status"] == "responded" and answered["disputed"] is True
+    opened = datetime.fromisoformat(answered["opened_at"])
+    assert datetime.fromisoformat(answered["resolution_due"]) == opened + timedelta(days=14)
+    with pytest.raises(Conflict):  # a dispute is declared once
+        rating.call(
+            "respond_to_complaint", complaint, {"message": "x", "dispute": True}, AGENCY_ADMIN
+        )
+
+    def age(days: int) -> None:
+        past = datetime.now(UTC) - timedelta(days=days)
+        with rating.db.begin() as conn:
+            conn.execute(
+                update(complaints)
+                .where(complaints.c.id == complaint)
+                .values(
+                    opened_at=past,
+                    first_response_due=past + timedelta(days=3),
+                    resolution_due=past + timedelta(days=14),
+                )
+            )
+
+    age(6)  # past the ordinary 5 days, within the dispute's 14
+    rating.call("escalate_overdue_complaints")
+    assert outbox_events(rating, "complaint_escalated") == []
+    age(15)
+    rating.call("escalate_overdue_complaints")
+    escalated = [e["payload"] for e in outbox_events(rating, "complaint_escalated")]
+    assert [e["escalated_for"] for e in escalated] == ["dispute"]
+
+
 def test_paid_service_invites_only_after_payment_whatever_the_order(rating):
     rating.call(
         "handle_ticket_completed",
