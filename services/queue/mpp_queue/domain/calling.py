@@ -164,3 +164,37 @@ def position_of(
         if c.ticket_id == ticket_id:
             return index
     return None
+
+
+def position_from_counts(
+    *,
+    priority: bool,
+    booked_ready: int,
+    same_class_ahead: int,
+    other_class_waiting: int,
+    priority_streak: int,
+    max_priority_streak: int,
+) -> int:
+    """What :func:`position_of` answers for a walk-in ticket, from counts alone.
+
+    A line of thousands then costs a few indexed ``COUNT``\\ s instead of loading every ticket.
+    ``same_class_ahead``: tickets of the ticket's own class (priority or regular) that the line
+    orders before it; ``other_class_waiting``: every waiting ticket of the other class;
+    ``booked_ready``: checked-in booked tickets whose slot has started (they go first).
+
+    - A regular ticket waits for the regulars ahead, and for the priority tickets called before
+      each of those regulars and before itself: up to ``max - streak`` before the first regular,
+      then ``max`` before each further one.
+    - A priority ticket waits for the priority tickets ahead, and for one regular each time the
+      streak reaches ``max`` before its turn.
+    """
+    _check_streak(priority_streak, max_priority_streak)
+    limit, streak = max_priority_streak, priority_streak
+    if priority:
+        if streak >= limit:
+            regulars_before = 1 + same_class_ahead // limit
+        else:
+            regulars_before = (same_class_ahead + streak) // limit
+        return booked_ready + same_class_ahead + min(other_class_waiting, regulars_before)
+    priority_before = max(0, limit - streak) + limit * same_class_ahead
+    return booked_ready + same_class_ahead + min(other_class_waiting, priority_before)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 
 from mpp_chassis.db import next_in_sequence
 from mpp_contracts.errors import Conflict, NotFound
@@ -179,22 +179,38 @@ def load_ticket(session, ticket_id: str) -> dict:
     return dict(row)
 
 
-def line_candidates(session, service_ids: list[str], day) -> list[calling.Candidate]:
-    """Today's waiting tickets of some services: an index range (``ix_tickets_line``), so the
-    cost does not grow with history."""
-    rows = session.execute(
-        select(
-            tickets.c.id,
-            tickets.c.service_id,
-            tickets.c.queued_at,
-            tickets.c.priority,
-            tickets.c.booked_slot_start,
-        ).where(
-            tickets.c.service_id.in_(service_ids),
-            tickets.c.status == TicketStatus.WAITING.value,
-            tickets.c.day == day,
-        )
-    ).all()
+LINE_HEADS = 10  # per class: enough spare choices when other counters claim the first ones
+
+
+def line_candidates(session, service_ids: list[str], day, now: datetime) -> list[calling.Candidate]:
+    """The heads of today's line of some services: the first few callable booked, priority and
+    regular tickets. The calling rule only ever picks a head, so call-next costs three short
+    index range reads (``ix_tickets_line``) however long the line or the history is."""
+    line = (
+        tickets.c.service_id.in_(service_ids),
+        tickets.c.status == TicketStatus.WAITING.value,
+        tickets.c.day == day,
+    )
+    columns = (
+        tickets.c.id,
+        tickets.c.service_id,
+        tickets.c.queued_at,
+        tickets.c.priority,
+        tickets.c.booked_slot_start,
+    )
+    booked = tickets.c.booked_slot_start
+    heads = [
+        select(*columns)
+        .where(*line, booked.is_not(None), booked <= now)
+        .order_by(booked, tickets.c.queued_at, tickets.c.id),
+        select(*columns)
+        .where(*line, booked.is_(None), tickets.c.priority.is_not(None))
+        .order_by(tickets.c.queued_at, tickets.c.id),
+        select(*columns)
+        .where(*line, booked.is_(None), tickets.c.priority.is_(None))
+        .order_by(tickets.c.queued_at, tickets.c.id),
+    ]
+    rows = [r for query in heads for r in session.execute(query.limit(LINE_HEADS)).all()]
     return [
         calling.Candidate(
             ticket_id=r.id,
@@ -206,6 +222,49 @@ def line_candidates(session, service_ids: list[str], day) -> list[calling.Candid
         )
         for r in rows
     ]
+
+
+def _count(session, *conditions) -> int:
+    return session.execute(
+        select(func.count()).select_from(tickets).where(*conditions)
+    ).scalar_one()
+
+
+def _ahead_in_line(session, settings: Settings, row: dict, streak: int, now: datetime):
+    """Tickets the calling rule would call before this one (``None``: not callable yet), from
+    indexed counts (``domain.calling.position_from_counts``), not by loading the line."""
+    line = (
+        tickets.c.service_id == row["service_id"],
+        tickets.c.status == TicketStatus.WAITING.value,
+        tickets.c.day == row["day"],
+    )
+    booked = tickets.c.booked_slot_start
+    before_me = or_(
+        tickets.c.queued_at < row["queued_at"],
+        and_(tickets.c.queued_at == row["queued_at"], tickets.c.id < row["id"]),
+    )
+    slot = row.get("booked_slot_start")
+    if slot is not None:
+        if slot > now:
+            return None
+        return _count(
+            session,
+            *line,
+            booked.is_not(None),
+            or_(booked < slot, and_(booked == slot, before_me)),
+        )
+    walk_in = booked.is_(None)
+    is_priority = row["priority"] is not None
+    same = tickets.c.priority.is_not(None) if is_priority else tickets.c.priority.is_(None)
+    other = tickets.c.priority.is_(None) if is_priority else tickets.c.priority.is_not(None)
+    return calling.position_from_counts(
+        priority=is_priority,
+        booked_ready=_count(session, *line, booked.is_not(None), booked <= now),
+        same_class_ahead=_count(session, *line, walk_in, same, before_me),
+        other_class_waiting=_count(session, *line, walk_in, other),
+        priority_streak=streak,
+        max_priority_streak=settings.max_priority_streak,
+    )
 
 
 def _serving_counters(session, agency_id: str, service_id: str) -> list:
@@ -243,14 +302,7 @@ def place_in_line(session, settings: Settings, row: dict, now: datetime) -> dict
         return result
     open_counters = _serving_counters(session, row["agency_id"], row["service_id"])
     streak = max((c.priority_streak for c in open_counters), default=0)
-    candidates = line_candidates(session, [row["service_id"]], row["day"])
-    ahead = calling.position_of(
-        row["id"],
-        candidates,
-        now=now,
-        priority_streak=streak,
-        max_priority_streak=settings.max_priority_streak,
-    )
+    ahead = _ahead_in_line(session, settings, row, streak, now)
     if ahead is None:
         slot = row.get("booked_slot_start")
         if slot is not None and slot > now:
@@ -407,7 +459,7 @@ def call_next(
     counter = _open_counter(session, counter_id, actor)
     now = now or now_utc()
     day = numbering.mall_day(now, settings.mall_timezone)
-    candidates = line_candidates(session, list(counter["service_ids"]), day)
+    candidates = line_candidates(session, list(counter["service_ids"]), day, now)
     while True:
         choice = calling.choose_next(
             candidates,
@@ -421,6 +473,8 @@ def call_next(
         if _claim(session, ticket_id, counter, actor, now):
             break
         candidates = [c for c in candidates if c.ticket_id != ticket_id]
+        if not candidates:  # other counters took every head we read: read the line again
+            candidates = line_candidates(session, list(counter["service_ids"]), day, now)
     session.execute(
         update(counters)
         .where(counters.c.id == counter_id)
