@@ -71,6 +71,7 @@ class OutboxRelay:
         self.failures = 0  # consecutive failed rounds; 0 while the broker answers
         self._declared: set[str] = set()
         self._unroutable_until: dict[str, float] = {}
+        self._backlog_read_at = 0.0
         self._last_prune = datetime.min.replace(tzinfo=UTC)
 
     def stop(self) -> None:
@@ -132,26 +133,31 @@ class OutboxRelay:
                         last_error=None,
                     )
                 )
-            for row in unroutable:
+            by_attempts: dict[int, list[int]] = {}
+            for row in unroutable:  # one UPDATE per attempt count, not one per row
+                by_attempts.setdefault(row.attempts + 1, []).append(row.seq)
+            for attempts, seqs in by_attempts.items():
                 conn.execute(
                     update(self.outbox)
-                    .where(self.outbox.c.seq == row.seq)
-                    .values(**self._after_unroutable(row.attempts + 1))
+                    .where(self.outbox.c.seq.in_(seqs))
+                    .values(**self._after_unroutable(attempts, len(seqs)))
                 )
             conn.commit()
         metrics.OUTBOX_PUBLISHED.inc(len(sent))
         self._prune()
-        metrics.OUTBOX_BACKLOG.set(self.backlog())
+        if time.monotonic() - self._backlog_read_at >= 1.0:  # a gauge, not worth a COUNT per batch
+            self._backlog_read_at = time.monotonic()
+            metrics.OUTBOX_BACKLOG.set(self.backlog())
         return len(sent)
 
-    def _after_unroutable(self, attempts: int) -> dict:
+    def _after_unroutable(self, attempts: int, rows: int = 1) -> dict:
         """Retry an event no queue took, with growing delays; after ``max_unroutable_attempts``
         (about half a minute by default) park it: it stays in the outbox, marked ``unroutable``,
         for the retention period and ``python -m mpp_chassis.outbox republish`` sends it again
         once a consumer exists. Retrying forever would spend the relay on events nobody wants."""
         now = datetime.now(UTC)
         if attempts >= self.max_unroutable_attempts:
-            metrics.OUTBOX_PARKED.inc()
+            metrics.OUTBOX_PARKED.inc(rows)
             return {"attempts": attempts, "sent_at": now, "last_error": UNROUTABLE}
         delay = min(2**attempts, MAX_BACKOFF_SECONDS)
         return {
