@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import MetaData, create_engine, event, insert
+from sqlalchemy import MetaData, bindparam, create_engine, event, insert, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +40,17 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+_INSERTS: dict = {}
+
+
+def _insert(table):
+    """``INSERT INTO table`` built once (values are bound per execution)."""
+    stmt = _INSERTS.get(id(table))
+    if stmt is None:
+        stmt = _INSERTS[id(table)] = insert(table)
+    return stmt
 
 
 class UnitOfWork:
@@ -79,18 +90,33 @@ class UnitOfWork:
             correlation_id=self.correlation_id,
         )
         self.session.execute(
-            insert(self._outbox).values(
-                event_id=envelope["id"],
-                event_type=event_type,
-                source=self._source,
-                body=json.dumps(envelope),
-                correlation_id=envelope["correlation_id"],
-                created_at=datetime.now(UTC),
-                attempts=0,
-            )
+            _insert(self._outbox),
+            {
+                "event_id": envelope["id"],
+                "event_type": event_type,
+                "source": self._source,
+                "body": json.dumps(envelope),
+                "correlation_id": envelope["correlation_id"],
+                "created_at": datetime.now(UTC),
+                "attempts": 0,
+            },
         )
         self._events.append(envelope)
         return envelope
+
+    def execute_now(self, statement, params: dict[str, Any]):
+        """Run one statement in a transaction of its own (autocommit), outside this unit of work,
+        and return its rows (or, for a statement without rows, how many it changed).
+
+        For the hot counter rows of a busy line: an increment inside the unit of work holds its
+        row lock across every later round trip until commit, so concurrent callers queue behind
+        it; alone, the lock lasts the statement's own execution. The effect stays even when the
+        unit of work rolls back, so the caller compensates (or accepts a gap in a numbering).
+        """
+        engine = self.session.get_bind()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            result = conn.execute(statement, params)
+            return result.all() if result.returns_rows else result.rowcount
 
     def claim_event(self, event_id: str, handler: str) -> bool:
         """Record that ``handler`` handles ``event_id``; False if it already did.
@@ -101,9 +127,8 @@ class UnitOfWork:
         try:
             with self.session.begin_nested():
                 self.session.execute(
-                    insert(self._processed).values(
-                        event_id=event_id, handler=handler, processed_at=datetime.now(UTC)
-                    )
+                    _insert(self._processed),
+                    {"event_id": event_id, "handler": handler, "processed_at": datetime.now(UTC)},
                 )
         except IntegrityError:
             _log.info("duplicate event skipped", extra={"handler": handler})
@@ -181,22 +206,27 @@ class Database(DependencyProvider):
             session.close()
 
 
+_SEQUENCE_STATEMENTS: dict = {}
+
+
 def next_in_sequence(
     session: Session, table, keys: dict[str, Any], column: str = "last_seq"
 ) -> int:
     """Atomically increment and return a counter row (insert at 1 if absent).
 
-    An upsert with ``RETURNING`` on both PostgreSQL and SQLite: two processes asking at the same
-    instant never receive the same value.
+    An upsert with ``RETURNING``, in the syntax PostgreSQL and SQLite share: two processes asking
+    at the same instant never receive the same value. Written as text, built once per table and
+    key columns: SQLAlchemy cannot cache a compiled ``ON CONFLICT`` construct, and compiling it
+    anew cost more than executing it.
     """
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    dialect = session.get_bind().dialect.name
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(
-        **keys, **{column: 1}
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={column: table.c[column] + 1}
-    ).returning(table.c[column])
-    return session.execute(stmt).scalar_one()
+    cache_key = (id(table), tuple(keys), column)
+    stmt = _SEQUENCE_STATEMENTS.get(cache_key)
+    if stmt is None:
+        names = ", ".join(keys)
+        stmt = _SEQUENCE_STATEMENTS[cache_key] = text(
+            f"INSERT INTO {table.name} ({names}, {column}) "  # noqa: S608 - names from a Table
+            f"VALUES ({', '.join(':' + k for k in keys)}, 1) "
+            f"ON CONFLICT ({names}) DO UPDATE SET {column} = {table.name}.{column} + 1 "
+            f"RETURNING {column}"
+        ).bindparams(*(bindparam(k, type_=table.c[k].type) for k in keys))  # same storage as Core
+    return session.execute(stmt, keys).scalar_one()

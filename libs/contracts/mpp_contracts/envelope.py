@@ -7,6 +7,7 @@ All values are plain JSON types so that consumers written without nameko can rea
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -42,7 +43,7 @@ def make_envelope(
 ) -> dict[str, Any]:
     """Build a validated, JSON-ready envelope; the payload is dumped through its schema."""
     spec = EVENT_TYPES[event_type]
-    schema = spec.schema()
+    schema = _schema(spec.schema)
     body = {
         "id": str(uuid.uuid4()),
         "type": event_type,
@@ -53,8 +54,15 @@ def make_envelope(
         "correlation_id": correlation_id or str(uuid.uuid4()),
         "payload": schema.dump(schema.load(_jsonable(payload))),
     }
-    EnvelopeSchema().load(body)
+    _schema(EnvelopeSchema).load(body)
     return body
+
+
+@functools.cache
+def _schema(schema_class: type[Schema], unknown: str | None = None) -> Schema:
+    """One shared instance per schema class: building one costs more than a load with it, and an
+    instance keeps no state between calls."""
+    return schema_class(unknown=unknown) if unknown else schema_class()
 
 
 def _jsonable(value: Any) -> Any:
@@ -70,10 +78,10 @@ def _jsonable(value: Any) -> Any:
 
 def read_envelope(body: dict[str, Any]) -> dict[str, Any]:
     """Load an incoming envelope and its payload (unknown fields are ignored)."""
-    envelope = EnvelopeSchema(unknown=EXCLUDE).load(body)
+    envelope = _schema(EnvelopeSchema, EXCLUDE).load(body)
     spec = EVENT_TYPES[envelope["type"]]
     if envelope["version"] > spec.version:
         raise UnknownEventVersion(f"{envelope['type']} v{envelope['version']}")
     envelope["id"] = str(envelope["id"])
-    envelope["payload"] = spec.schema(unknown=EXCLUDE).load(envelope["payload"])
+    envelope["payload"] = _schema(spec.schema, EXCLUDE).load(envelope["payload"])
     return envelope

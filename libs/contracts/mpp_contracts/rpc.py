@@ -3,6 +3,8 @@ OpenAPI document) and the services (loading RPC arguments). One schema validates
 
 from __future__ import annotations
 
+import functools
+
 from marshmallow import RAISE, Schema, fields, validate
 
 from mpp_contracts import pagination
@@ -224,12 +226,24 @@ class SettlementQuerySchema(Schema):
     date = fields.Date(load_default=None, metadata={"description": "mall-local day, YYYY-MM-DD"})
 
 
-def load(schema: Schema, data: dict | None) -> dict:
+@functools.cache
+def shared(schema_class: type[Schema], **options) -> Schema:
+    """One instance per schema class (and options), reused by every call.
+
+    Building a marshmallow schema costs more than loading a small body with it; an instance keeps
+    no state between ``load`` calls (marshmallow 4 has no context), so sharing it is safe.
+    """
+    return schema_class(**options)
+
+
+def load(schema: Schema | type[Schema], data: dict | None) -> dict:
     """Load RPC arguments; field errors become the contract's ``ValidationFailed``."""
     from marshmallow import ValidationError
 
     from mpp_contracts.errors import ValidationFailed
 
+    if isinstance(schema, type):
+        schema = shared(schema)
     try:
         return schema.load(data or {})
     except ValidationError as exc:

@@ -101,7 +101,7 @@ class PaymentService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def choose_method(self, payment_id: str, data: dict) -> dict:
-        data = contracts.load(contracts.PaymentMethodSchema(), data)
+        data = contracts.load(contracts.PaymentMethodSchema, data)
         result = usecases.choose_method(self.uow, self.settings, payment_id, data["method"])
         self.uow.commit()
         return result
@@ -116,7 +116,7 @@ class PaymentService(OpsEndpoints):
     def refund(
         self, actor: dict | None, payment_id: str, data: dict, idempotency_key: str | None
     ) -> dict:
-        data = contracts.load(contracts.RefundCreateSchema(), data)
+        data = contracts.load(contracts.RefundCreateSchema, data)
         result = usecases.refund(self.uow, self.settings, actor, payment_id, data, idempotency_key)
         self.uow.commit()
         return result

@@ -54,7 +54,7 @@ class QueueService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def register_agency(self, data: dict) -> dict:
-        data = contracts.load(contracts.AgencyCreateSchema(), data)
+        data = contracts.load(contracts.AgencyCreateSchema, data)
         return self._commit(usecases.register_agency(self.uow, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
@@ -63,12 +63,12 @@ class QueueService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def plug_service(self, agency_id: str, data: dict) -> dict:
-        data = contracts.load(contracts.ServiceCreateSchema(), data)
+        data = contracts.load(contracts.ServiceCreateSchema, data)
         return self._commit(usecases.plug_service(self.uow, agency_id, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def update_service(self, agency_id: str, service_id: str, data: dict) -> dict:
-        data = contracts.load(contracts.ServiceUpdateSchema(), data)
+        data = contracts.load(contracts.ServiceUpdateSchema, data)
         return self._commit(usecases.update_service(self.uow, agency_id, service_id, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
@@ -87,12 +87,12 @@ class QueueService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def add_counter(self, agency_id: str, data: dict) -> dict:
-        data = contracts.load(contracts.CounterCreateSchema(), data)
+        data = contracts.load(contracts.CounterCreateSchema, data)
         return self._commit(usecases.add_counter(self.uow, agency_id, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def update_counter(self, agency_id: str, counter_id: str, data: dict) -> dict:
-        data = contracts.load(contracts.CounterUpdateSchema(), data)
+        data = contracts.load(contracts.CounterUpdateSchema, data)
         return self._commit(usecases.update_counter(self.uow, agency_id, counter_id, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
@@ -103,8 +103,11 @@ class QueueService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def take_ticket(self, data: dict) -> dict:
-        data = contracts.load(contracts.TicketCreateSchema(), data)
-        return self._commit(usecases.take_ticket(self.uow, self.settings, data))
+        data = contracts.load(contracts.TicketCreateSchema, data)
+        settings = self.settings
+        row = usecases.issue_ticket(self.uow, settings, data)
+        self.uow.commit()  # the line's counter rows are locked until here: keep it short
+        return usecases.ticket_view(self.uow.session, settings, row)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_ticket(self, ticket_id: str) -> dict:
@@ -118,7 +121,7 @@ class QueueService(OpsEndpoints):
     def ticket_action(
         self, ticket_id: str, action: str, data: dict | None = None, actor: dict | None = None
     ) -> dict:
-        data = contracts.load(contracts.TicketActionSchema(), data)
+        data = contracts.load(contracts.TicketActionSchema, data)
         return self._commit(
             usecases.ticket_action(self.uow, self.settings, ticket_id, action, data, actor)
         )
@@ -131,7 +134,7 @@ class QueueService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def create_booking(self, data: dict) -> dict:
-        data = contracts.load(contracts.BookingCreateSchema(), data)
+        data = contracts.load(contracts.BookingCreateSchema, data)
         return self._commit(usecases.create_booking(self.uow, self.settings, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)

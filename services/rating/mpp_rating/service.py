@@ -65,20 +65,20 @@ class RatingService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def submit_rating(self, data: dict) -> dict:
-        data = contracts.load(contracts.RatingCreateSchema(), data)
+        data = contracts.load(contracts.RatingCreateSchema, data)
         result = usecases.submit_rating(self.uow, self.settings, data)
         self.uow.commit()
         return result
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def summary(self, filters: dict) -> dict:
-        filters = contracts.load(contracts.RatingSummaryQuerySchema(), filters)
+        filters = contracts.load(contracts.RatingSummaryQuerySchema, filters)
         filters["from"] = filters.pop("from_")
         return usecases.summary(self.uow, self.settings, filters)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def leaderboard(self, query: dict) -> dict:
-        query = contracts.load(contracts.LeaderboardQuerySchema(), query)
+        query = contracts.load(contracts.LeaderboardQuerySchema, query)
         return usecases.leaderboard(self.uow, self.settings, query["period"])
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
@@ -89,12 +89,12 @@ class RatingService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_complaints(self, agency_id: str, query: dict, actor: dict | None) -> dict:
-        query = contracts.load(contracts.ComplaintListQuerySchema(), query)
+        query = contracts.load(contracts.ComplaintListQuerySchema, query)
         return usecases.list_complaints(self.uow, agency_id, query, actor)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def respond_to_complaint(self, complaint_id: str, data: dict, actor: dict | None) -> dict:
-        data = contracts.load(contracts.ComplaintResponseCreateSchema(), data)
+        data = contracts.load(contracts.ComplaintResponseCreateSchema, data)
         result = usecases.respond_to_complaint(self.uow, complaint_id, data, actor)
         self.uow.commit()
         return result

@@ -51,6 +51,43 @@ def test_quota_counts_walk_ins(floor):
     with pytest.raises(Conflict) as full:
         take(floor, svc)
     assert full.value.code == "QUOTA_EXHAUSTED"
+    # a refusal counts no place (and, on PostgreSQL, draws no number)
+    assert issued_today(floor, svc) == 2
+
+
+def issued_today(floor, svc) -> int:
+    from sqlalchemy import select
+
+    from mpp_queue.adapters.tables import service_day_counts
+
+    with floor.engine.connect() as conn:
+        return conn.execute(
+            select(service_day_counts.c.issued).where(service_day_counts.c.service_id == svc["id"])
+        ).scalar_one()
+
+
+def test_a_ticket_that_cannot_be_stored_gives_its_place_back(floor, monkeypatch):
+    """On PostgreSQL the place and number are claimed in a statement of their own (the line's hot
+    rows stay locked only for that statement); when the ticket then fails to be stored, the place
+    returns to the day's quota and the number stays unused, like a voided paper ticket."""
+    from mpp_queue.usecases import tickets as ticket_usecases
+
+    agency, svc = setup_agency(floor, daily_quota=2)
+    assert take(floor, svc)["number"] == "A-001"
+
+    def broken_insert(*args, **kwargs):
+        raise RuntimeError("the database went away mid-ticket")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ticket_usecases, "issue", broken_insert)
+        with pytest.raises(RuntimeError):
+            take(floor, svc)
+    assert issued_today(floor, svc) == 1, "the failed ticket's place is back"
+    second = take(floor, svc)
+    assert second["number"] in ("A-002", "A-003")  # A-002 stays unused on PostgreSQL
+    with pytest.raises(Conflict):
+        take(floor, svc)
+    assert len(floor.events("ticket_issued")) == 2
 
 
 def test_call_next_serves_priority_with_a_streak_per_counter_and_never_starves(floor):

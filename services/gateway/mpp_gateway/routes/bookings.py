@@ -18,7 +18,7 @@ class BookingsRoutes:
     )
     def list_slots(self, request, principal, service):
         args = {k: v for k, v in request.args.items() if v != ""}
-        contracts.SlotsQuerySchema().load(args)
+        contracts.shared(contracts.SlotsQuerySchema).load(args)
         return ok(self.queue_rpc.list_slots(service, args.get("date")))
 
     @route(
@@ -32,7 +32,7 @@ class BookingsRoutes:
     )
     def create_booking(self, request, principal):
         data = read_json(request)
-        contracts.BookingCreateSchema().load(data)
+        contracts.shared(contracts.BookingCreateSchema).load(data)
         return ok(self.queue_rpc.create_booking(data), 201)
 
     @route(

@@ -31,7 +31,7 @@ class CatalogueRoutes:
         summary="Register an agency; the answer carries its first agency_admin key (shown once)",
     )
     def create_agency(self, request, principal):
-        data = contracts.AgencyCreateSchema().load(read_json(request))
+        data = contracts.shared(contracts.AgencyCreateSchema).load(read_json(request))
         agency = self.queue_rpc.register_agency(data)
         key = auth.issue_key(self.uow.session, "agency_admin", agency["id"], "first admin key")
         self.uow.commit()
@@ -62,7 +62,7 @@ class CatalogueRoutes:
     )
     def plug_service(self, request, principal, agency):
         data = read_json(request)
-        contracts.ServiceCreateSchema().load(data)
+        contracts.shared(contracts.ServiceCreateSchema).load(data)
         return ok(self.queue_rpc.plug_service(agency, data), 201)
 
     @route(
@@ -76,7 +76,7 @@ class CatalogueRoutes:
     )
     def update_service(self, request, principal, agency, service):
         data = read_json(request)
-        contracts.ServiceUpdateSchema().load(data)
+        contracts.shared(contracts.ServiceUpdateSchema).load(data)
         return ok(self.queue_rpc.update_service(agency, service, data))
 
     @route(
@@ -100,7 +100,7 @@ class CatalogueRoutes:
     )
     def list_services(self, request, principal):
         args = {k: v for k, v in request.args.items() if v != ""}
-        query = contracts.ServicesQuerySchema().load(args)
+        query = contracts.shared(contracts.ServicesQuerySchema).load(args)
         return ok(self.queue_rpc.list_services(query["agency"], query["cursor"], query["limit"]))
 
     @route(
@@ -115,7 +115,7 @@ class CatalogueRoutes:
         summary="Add a counter (loket) and the services it serves",
     )
     def add_counter(self, request, principal, agency):
-        data = contracts.CounterCreateSchema().load(read_json(request))
+        data = contracts.shared(contracts.CounterCreateSchema).load(read_json(request))
         return ok(self.queue_rpc.add_counter(agency, data), 201)
 
     @route(
@@ -128,7 +128,7 @@ class CatalogueRoutes:
         summary="Rename a counter, change its services, open or close it (no ticket is lost)",
     )
     def update_counter(self, request, principal, agency, counter):
-        data = contracts.CounterUpdateSchema().load(read_json(request))
+        data = contracts.shared(contracts.CounterUpdateSchema).load(read_json(request))
         return ok(self.queue_rpc.update_counter(agency, counter, data))
 
     @route(

@@ -21,7 +21,7 @@ class DisplaySnapshotRoutes:
     )
     def display_snapshot(self, request, principal):
         args = {k: v for k, v in request.args.items() if v != ""}
-        query = contracts.DisplayQuerySchema().load(args)
+        query = contracts.shared(contracts.DisplayQuerySchema).load(args)
         agency = query["agency"]
         if principal.role != "mall_admin" and principal.agency_id is not None:
             if agency not in (None, principal.agency_id):

@@ -63,7 +63,7 @@ class PaymentsRoutes:
         idempotent=True,
     )
     def choose_payment_method(self, request, principal, payment):
-        data = contracts.PaymentMethodSchema().load(read_json(request))
+        data = contracts.shared(contracts.PaymentMethodSchema).load(read_json(request))
         return ok(self.payment_rpc.choose_method(payment, data))
 
     @route(
@@ -77,7 +77,7 @@ class PaymentsRoutes:
         idempotent=True,
     )
     def refund_payment(self, request, principal, payment):
-        data = contracts.RefundCreateSchema().load(read_json(request))
+        data = contracts.shared(contracts.RefundCreateSchema).load(read_json(request))
         key = request.headers.get("Idempotency-Key")
         return ok(self.payment_rpc.refund(actor(principal), payment, data, key), 201)
 
@@ -114,7 +114,7 @@ class PaymentsRoutes:
         summary="The day's settlement report (JSON; CSV with Accept: text/csv)",
     )
     def get_settlement(self, request, principal, agency):
-        query = contracts.SettlementQuerySchema().load(request.args.to_dict())
+        query = contracts.shared(contracts.SettlementQuerySchema).load(request.args.to_dict())
         day = query["date"].isoformat() if query.get("date") else None
         accept = request.accept_mimetypes
         wants_csv = accept.best_match(["application/json", "text/csv"]) == "text/csv"
@@ -138,6 +138,6 @@ class PaymentsRoutes:
         summary="Mismatches between the providers' view and ours for the day's invoices",
     )
     def get_reconciliation(self, request, principal, agency):
-        query = contracts.SettlementQuerySchema().load(request.args.to_dict())
+        query = contracts.shared(contracts.SettlementQuerySchema).load(request.args.to_dict())
         day = query["date"].isoformat() if query.get("date") else None
         return ok(self.payment_rpc.reconciliation(actor(principal), agency, day))

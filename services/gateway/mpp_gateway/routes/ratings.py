@@ -37,7 +37,7 @@ class RatingsRoutes:
         summary="Rate a finished service with its one-time rating token",
     )
     def submit_rating(self, request, principal):
-        data = contracts.RatingCreateSchema().load(read_json(request))
+        data = contracts.shared(contracts.RatingCreateSchema).load(read_json(request))
         return ok(self.rating_rpc.submit_rating(data), 201)
 
     @route(
@@ -95,5 +95,5 @@ class RatingsRoutes:
         summary="Answer a complaint of your agency; resolve=true also closes it",
     )
     def respond_to_complaint(self, request, principal, complaint):
-        data = contracts.ComplaintResponseCreateSchema().load(read_json(request))
+        data = contracts.shared(contracts.ComplaintResponseCreateSchema).load(read_json(request))
         return ok(self.rating_rpc.respond_to_complaint(complaint, data, actor(principal)), 201)

@@ -21,7 +21,7 @@ class StatsRoutes:
     )
     def queue_stats(self, request, principal):
         args = {k: v for k, v in request.args.items() if v != ""}
-        contracts.StatsQuerySchema().load(args)
+        contracts.shared(contracts.StatsQuerySchema).load(args)
         agency = args.get("agency")
         if principal.role != "mall_admin":
             if agency not in (None, principal.agency_id):

@@ -19,7 +19,7 @@ class TicketsRoutes:
         summary="Take a ticket for a service (optional priority category, NIK, phone)",
     )
     def take_ticket(self, request, principal):
-        data = contracts.TicketCreateSchema().load(read_json(request))
+        data = contracts.shared(contracts.TicketCreateSchema).load(read_json(request))
         return ok(self.queue_rpc.take_ticket(data), 201)
 
     @route(
@@ -52,5 +52,5 @@ class TicketsRoutes:
         "no-show, transfer (body to_service_id), cancel. Invalid transitions answer 409",
     )
     def ticket_action(self, request, principal, ticket, action):
-        data = contracts.TicketActionSchema().load(read_json(request))
+        data = contracts.shared(contracts.TicketActionSchema).load(read_json(request))
         return ok(self.queue_rpc.ticket_action(ticket, action, data, actor(principal)))

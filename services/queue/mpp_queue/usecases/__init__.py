@@ -31,10 +31,12 @@ from .tickets import (
     call_next,
     call_ticket,
     get_ticket,
+    issue_ticket,
     record_payment,
     record_rating_invitation,
     take_ticket,
     ticket_action,
+    ticket_view,
 )
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "get_booking",
     "get_service",
     "get_ticket",
+    "issue_ticket",
     "list_agencies",
     "list_counters",
     "list_services",
@@ -64,6 +67,7 @@ __all__ = [
     "sweep_sla",
     "take_ticket",
     "ticket_action",
+    "ticket_view",
     "unplug_service",
     "update_counter",
     "update_service",
