@@ -1,0 +1,58 @@
+"""Pooled PostgreSQL connections: pinged only after sitting idle, and a dead one is replaced before
+a worker uses it (a database restart or a killed backend costs no request)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from mpp_chassis import db
+
+
+@pytest.fixture
+def engine(pg_url_factory):
+    engine = db.make_engine(pg_url_factory("mpp_pool"))
+    yield engine
+    engine.dispose()
+
+
+def backend_pid(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def count_pings(engine, monkeypatch) -> list:
+    pings = []
+    real = engine.dialect.do_ping
+
+    def counting(dbapi_conn):
+        pings.append(1)
+        return real(dbapi_conn)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counting)
+    return pings
+
+
+def test_a_connection_in_steady_use_is_not_pinged(engine, monkeypatch):
+    pings = count_pings(engine, monkeypatch)
+    first = backend_pid(engine)
+    for _ in range(20):
+        assert backend_pid(engine) == first  # the same pooled connection, reused
+    assert pings == []
+
+
+def test_an_idle_connection_is_pinged_and_a_dead_one_replaced(engine, monkeypatch):
+    pings = count_pings(engine, monkeypatch)
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # every checked-in one is "idle"
+    victim = backend_pid(engine)
+    admin = create_engine(engine.url, poolclass=NullPool)  # not the pool under test
+    with admin.connect() as conn:
+        killed = conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": victim})
+        assert killed.scalar_one() is True
+    admin.dispose()
+    # the pooled connection to the killed backend is found dead at checkout and replaced:
+    # the caller gets a working connection, not an error
+    replacement = backend_pid(engine)
+    assert replacement != victim
+    assert len(pings) == 1  # the dead one; its fresh replacement needs no ping
