@@ -43,30 +43,39 @@ def _jsonable(value):
 
 
 class Hub:
-    """Fan-out of display events to this process's open streams."""
+    """Fan-out of display events to this process's open streams.
+
+    An event is rendered once (not once per stream) and handed only to the streams that show it:
+    its agency's boards and the mall-wide ones. With thousands of boards open, per-stream JSON
+    encoding and waking streams that would drop the event were most of a call's cost.
+    """
 
     def __init__(self, buffer_size: int, heartbeat: float) -> None:
-        self.buffer: deque[dict] = deque(maxlen=buffer_size)
+        self.buffer: deque[tuple[dict, str]] = deque(maxlen=buffer_size)  # (envelope, frame)
         self.heartbeat = heartbeat
-        self.subscribers: set[LightQueue] = set()
+        self.subscribers: dict[str | None, set[LightQueue]] = {}  # agency id (None: all) → queues
 
     def publish(self, envelope: dict) -> None:
-        if any(e["id"] == envelope["id"] for e in self.buffer):
+        if any(e["id"] == envelope["id"] for e, _ in self.buffer):
             return  # a redelivered event is shown once
-        self.buffer.append(envelope)
-        for queue in list(self.subscribers):
-            queue.put(envelope)
+        item = (envelope["id"], frame(envelope))
+        self.buffer.append((envelope, item[1]))
+        agency_id = envelope["payload"].get("agency_id")
+        for key in {None, agency_id}:
+            for queue in list(self.subscribers.get(key, ())):
+                queue.put(item)
 
     def close_all(self) -> None:
-        for queue in list(self.subscribers):
-            queue.put(_CLOSE)
+        for queues in list(self.subscribers.values()):
+            for queue in list(queues):
+                queue.put(_CLOSE)
 
-    def missed_since(self, last_id: str | None) -> list[dict] | None:
+    def missed_since(self, last_id: str | None) -> list[tuple[dict, str]] | None:
         """Buffered events after ``last_id``; None if that id is no longer known."""
         if not last_id:
             return []
         events = list(self.buffer)
-        for index, envelope in enumerate(events):
+        for index, (envelope, _) in enumerate(events):
             if envelope["id"] == last_id:
                 return events[index + 1 :]
         return None
@@ -74,12 +83,9 @@ class Hub:
     def stream(self, agency_id: str | None, last_id: str | None):
         """The SSE body: backlog (or ``resync``), then live events and heartbeats."""
         queue: LightQueue = LightQueue()
-        self.subscribers.add(queue)  # before reading the backlog, so nothing falls between
+        # subscribe before reading the backlog, so nothing falls between
+        self.subscribers.setdefault(agency_id, set()).add(queue)
         metrics.OPEN_STREAMS.inc()
-
-        def wanted(envelope: dict) -> bool:
-            return agency_id is None or envelope["payload"].get("agency_id") == agency_id
-
         try:
             yield f"retry: 2000\n: connected {agency_id or 'mall'}\n\n"
             missed = self.missed_since(last_id)
@@ -87,22 +93,27 @@ class Hub:
             if missed is None:
                 yield "event: resync\ndata: {}\n\n"
             else:
-                for envelope in missed:
+                for envelope, text in missed:
                     seen.add(envelope["id"])
-                    if wanted(envelope):
-                        yield frame(envelope)
+                    if agency_id is None or envelope["payload"].get("agency_id") == agency_id:
+                        yield text
             while True:
                 try:
-                    envelope = queue.get(timeout=self.heartbeat)
+                    item = queue.get(timeout=self.heartbeat)
                 except Empty:
                     yield ": heartbeat\n\n"
                     continue
-                if envelope is _CLOSE:
+                if item is _CLOSE:
                     return
-                if envelope["id"] not in seen and wanted(envelope):
-                    yield frame(envelope)
+                event_id, text = item
+                if event_id not in seen:
+                    yield text
         finally:
-            self.subscribers.discard(queue)
+            queues = self.subscribers.get(agency_id)
+            if queues is not None:
+                queues.discard(queue)
+                if not queues:
+                    self.subscribers.pop(agency_id, None)
             metrics.OPEN_STREAMS.dec()
 
 
