@@ -17,7 +17,7 @@ from typing import Any
 from nameko.extensions import DependencyProvider
 from sqlalchemy import MetaData, bindparam, create_engine, event, insert, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError, IntegrityError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mpp_chassis import context
@@ -82,6 +82,23 @@ def _insert(table):
     stmt = _INSERTS.get(id(table))
     if stmt is None:
         stmt = _INSERTS[id(table)] = insert(table)
+    return stmt
+
+
+_CLAIMS: dict = {}
+
+
+def _claim_statement(processed):
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING`` (PostgreSQL and SQLite alike): one round
+    trip, where a savepoint around a plain insert took three. A concurrent claim of the same event
+    waits for the first transaction and then inserts nothing."""
+    stmt = _CLAIMS.get(id(processed))
+    if stmt is None:
+        stmt = _CLAIMS[id(processed)] = text(
+            f"INSERT INTO {processed.name} (event_id, handler, processed_at) "  # noqa: S608
+            "VALUES (:event_id, :handler, :processed_at) "
+            "ON CONFLICT (event_id, handler) DO NOTHING RETURNING event_id"
+        ).bindparams(bindparam("processed_at", type_=processed.c.processed_at.type))
     return stmt
 
 
@@ -156,13 +173,11 @@ class UnitOfWork:
         Call first in a handler. The row commits with the handler's effect, so a redelivery after
         a crash before commit is handled again, and one after commit changes nothing.
         """
-        try:
-            with self.session.begin_nested():
-                self.session.execute(
-                    _insert(self._processed),
-                    {"event_id": event_id, "handler": handler, "processed_at": datetime.now(UTC)},
-                )
-        except IntegrityError:
+        claimed = self.session.execute(
+            _claim_statement(self._processed),
+            {"event_id": event_id, "handler": handler, "processed_at": datetime.now(UTC)},
+        ).first()
+        if claimed is None:
             _log.info("duplicate event skipped", extra={"handler": handler})
             return False
         return True
