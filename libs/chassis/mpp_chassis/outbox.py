@@ -22,8 +22,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from kombu import Exchange
-from nameko.amqp.publish import Publisher, UndeliverableMessage
+import amqp
+from kombu import Connection, Exchange
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.engine import Engine
 
@@ -39,9 +39,124 @@ MAX_UNROUTABLE_ATTEMPTS = 5
 UNROUTABLE_PAUSE = 2.0
 
 
+CONFIRM_TIMEOUT = 10.0
+
+
 def event_exchange(source: str) -> Exchange:
     """The exchange nameko's event handlers bind to: ``<source>.events``, topic, durable."""
     return Exchange(f"{source}.events", type="topic", durable=True, auto_delete=False)
+
+
+class BatchPublisher:
+    """Publishes a batch of events on one channel in confirm mode, ``mandatory``, and waits for
+    the broker's acknowledgements once per batch instead of once per event.
+
+    The broker returns an unroutable mandatory message (``basic.return``) before it acknowledges
+    it, so once every message of the batch is acknowledged the returned ones are known. Messages
+    are what nameko's ``EventDispatcher`` sends: persistent JSON with the correlation id in the
+    ``nameko.correlation_id`` header, so nameko's event handlers consume them unchanged. Any
+    error drops the connection; the relay's next round opens a new one and republishes whatever
+    was not confirmed (consumers deduplicate by event id).
+    """
+
+    def __init__(self, amqp_uri: str, confirm_timeout: float = CONFIRM_TIMEOUT) -> None:
+        self.amqp_uri = amqp_uri
+        self.confirm_timeout = confirm_timeout
+        self._connection: Connection | None = None
+        self._channel = None
+        self._declared: set[str] = set()
+        self._next_tag = 1
+        self._acked: set[int] = set()
+        self._acked_upto = 0
+        self._nacked: set[int] = set()
+        self._returned: set[str] = set()
+
+    def _open(self):
+        if self._channel is None:
+            connection = Connection(self.amqp_uri, heartbeat=0)
+            connection.connect()
+            channel = connection.connection.channel()
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            channel.events["basic_return"].add(self._on_return)
+            self._connection, self._channel = connection, channel
+            self._declared.clear()
+            self._next_tag, self._acked_upto = 1, 0
+            self._acked.clear()
+            self._nacked.clear()
+        return self._channel
+
+    def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # already gone
+                pass
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            self._acked_upto = max(self._acked_upto, tag)
+        else:
+            self._acked.add(tag)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            self._nacked.update(t for t in range(self._acked_upto + 1, tag + 1))
+            self._acked_upto = max(self._acked_upto, tag)
+        else:
+            self._nacked.add(tag)
+
+    def _on_return(self, _exc, _exchange, _routing_key, message) -> None:
+        self._returned.add(message.properties.get("message_id"))
+
+    def _confirmed(self, tag: int) -> bool:
+        return tag <= self._acked_upto or tag in self._acked
+
+    def publish_batch(self, messages: list[tuple[str, str, dict]]) -> tuple[set[str], set[str]]:
+        """Publish ``(exchange source, routing key, envelope)`` triples; return the ids the
+        broker confirmed and routed, and the ids it returned as unroutable."""
+        try:
+            channel = self._open()
+            self._returned.clear()
+            tags: dict[int, str] = {}
+            for source, routing_key, envelope in messages:
+                exchange = f"{source}.events"
+                if exchange not in self._declared:
+                    channel.exchange_declare(
+                        exchange, "topic", durable=True, auto_delete=False, passive=False
+                    )
+                    self._declared.add(exchange)
+                channel.basic_publish(
+                    amqp.Message(
+                        json.dumps(envelope),
+                        content_type="application/json",
+                        content_encoding="utf-8",
+                        delivery_mode=2,
+                        message_id=envelope["id"],
+                        application_headers={"nameko.correlation_id": envelope["correlation_id"]},
+                    ),
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    mandatory=True,
+                )
+                tags[self._next_tag] = envelope["id"]
+                self._next_tag += 1
+            deadline = time.monotonic() + self.confirm_timeout
+            while not all(self._confirmed(tag) for tag in tags):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("the broker did not confirm the batch in time")
+                self._connection.drain_events(timeout=remaining)
+        except Exception:
+            self.close()
+            raise
+        returned = {tags[t] for t in tags if tags[t] in self._returned}
+        failed = {tags[t] for t in tags if t in self._nacked} | returned
+        self._acked.difference_update(tags)
+        self._nacked.difference_update(tags)
+        return {i for i in tags.values() if i not in failed}, returned
 
 
 class OutboxRelay:
@@ -57,25 +172,19 @@ class OutboxRelay:
     ) -> None:
         self.engine = engine
         self.outbox = outbox
-        self.publisher = Publisher(
-            amqp_uri,
-            use_confirms=True,
-            mandatory=True,
-            retry=True,
-            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 1},
-        )
+        self.publisher = BatchPublisher(amqp_uri)
         self.wakeup = wakeup
         self.poll_seconds = poll_seconds
         self.max_unroutable_attempts = max_unroutable_attempts
         self._running = True
         self.failures = 0  # consecutive failed rounds; 0 while the broker answers
-        self._declared: set[str] = set()
         self._unroutable_until: dict[str, float] = {}
         self._backlog_read_at = 0.0
         self._last_prune = datetime.min.replace(tzinfo=UTC)
 
     def stop(self) -> None:
         self._running = False
+        self.publisher.close()
 
     def run(self) -> None:
         backoff = self.poll_seconds
@@ -116,13 +225,7 @@ class OutboxRelay:
             rows = conn.execute(query).all()
             if not locking:
                 conn.rollback()  # SQLite: hold no lock while talking to the broker
-            sent: list[int] = []
-            unroutable = []
-            for row in rows:
-                if self._publish(row):
-                    sent.append(row.seq)
-                else:
-                    unroutable.append(row)
+            sent, unroutable = self._publish(rows)
             if sent:
                 conn.execute(
                     update(self.outbox)
@@ -166,34 +269,35 @@ class OutboxRelay:
             "last_error": UNROUTABLE,
         }
 
-    def _publish(self, row) -> bool:
-        """Publish one row; True when the broker confirmed it and routed it to a queue.
+    def _publish(self, rows) -> tuple[list[int], list]:
+        """Publish rows in one confirmed batch; return the seqs confirmed and routed, and the
+        rows no queue took (their types pause: see :meth:`publish_pending`).
 
         An event type that just came back unroutable is not published again for
         ``UNROUTABLE_PAUSE`` seconds: its rows count an attempt without a round trip.
         """
         now = time.monotonic()
-        if self._unroutable_until.get(row.event_type, 0.0) > now:
-            return False
-        exchange = event_exchange(row.source)
-        envelope = json.loads(row.body)
-        declare = [] if row.source in self._declared else [exchange]
-        try:
-            self.publisher.publish(
-                envelope,
-                exchange=exchange,
-                routing_key=row.event_type,
-                declare=declare,
-                message_id=envelope["id"],
-                headers={"nameko.correlation_id": envelope["correlation_id"]},
-            )
-        except UndeliverableMessage:
-            _log.info("no queue bound for %s yet", row.event_type)
-            self._unroutable_until[row.event_type] = now + UNROUTABLE_PAUSE
-            return False
-        self._declared.add(row.source)
-        self._unroutable_until.pop(row.event_type, None)
-        return True
+        due, unroutable = [], []
+        for row in rows:
+            paused = self._unroutable_until.get(row.event_type, 0.0) > now
+            (unroutable if paused else due).append(row)
+        if not due:
+            return [], unroutable
+        envelopes = [(row, json.loads(row.body)) for row in due]
+        confirmed, returned = self.publisher.publish_batch(
+            [(row.source, row.event_type, envelope) for row, envelope in envelopes]
+        )
+        sent = []
+        for row, envelope in envelopes:
+            if envelope["id"] in confirmed:
+                sent.append(row.seq)
+                self._unroutable_until.pop(row.event_type, None)
+            elif envelope["id"] in returned:
+                unroutable.append(row)
+                _log.info("no queue bound for %s yet", row.event_type)
+                self._unroutable_until[row.event_type] = now + UNROUTABLE_PAUSE
+            # else: refused by the broker (nack): left as it is for the next round
+        return sent, unroutable
 
     def backlog(self) -> int:
         with self.engine.connect() as conn:
