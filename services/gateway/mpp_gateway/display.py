@@ -16,13 +16,14 @@ import json
 from collections import deque
 
 import eventlet
-from eventlet.queue import Empty, LightQueue
+from eventlet.queue import LightQueue
 from nameko.extensions import DependencyProvider
 
 from mpp_gateway import metrics
 
 EVENT_TYPES = ("ticket_called", "ticket_recalled")
 _CLOSE = object()
+_HEARTBEAT = object()
 
 
 def frame(envelope: dict) -> str:
@@ -54,6 +55,17 @@ class Hub:
         self.buffer: deque[tuple[dict, str]] = deque(maxlen=buffer_size)  # (envelope, frame)
         self.heartbeat = heartbeat
         self.subscribers: dict[str | None, set[LightQueue]] = {}  # agency id (None: all) → queues
+        self.running = True
+
+    def beat(self) -> None:
+        """Every ``heartbeat`` seconds, a comment on every open stream (keeps proxies from
+        closing idle boards). One clock for all streams: a timeout per stream re-armed at each
+        event cost a timer per stream per call."""
+        while self.running:
+            eventlet.sleep(self.heartbeat)
+            for queues in list(self.subscribers.values()):
+                for queue in list(queues):
+                    queue.put(_HEARTBEAT)
 
     def publish(self, envelope: dict) -> None:
         if any(e["id"] == envelope["id"] for e, _ in self.buffer):
@@ -66,6 +78,7 @@ class Hub:
                 queue.put(item)
 
     def close_all(self) -> None:
+        self.running = False
         for queues in list(self.subscribers.values()):
             for queue in list(queues):
                 queue.put(_CLOSE)
@@ -98,9 +111,8 @@ class Hub:
                     if agency_id is None or envelope["payload"].get("agency_id") == agency_id:
                         yield text
             while True:
-                try:
-                    item = queue.get(timeout=self.heartbeat)
-                except Empty:
+                item = queue.get()
+                if item is _HEARTBEAT:
                     yield ": heartbeat\n\n"
                     continue
                 if item is _CLOSE:
@@ -126,6 +138,9 @@ class DisplayHub(DependencyProvider):
             int(config.get("DISPLAY_BUFFER_SIZE", 500)),
             float(config.get("DISPLAY_HEARTBEAT_SECONDS", 15)),
         )
+
+    def start(self) -> None:
+        self.container.spawn_managed_thread(self.hub.beat)
 
     def stop(self) -> None:
         self.hub.close_all()
