@@ -70,3 +70,36 @@ def test_two_processes_issue_unique_numbers_and_never_call_the_same_ticket(pg_ur
     assert not duplicates, f"tickets called twice: {duplicates}"
     assert len(called) == 80
     assert len({counter for counter, _ in calls[0] + calls[1]}) == 6
+
+
+def test_a_counter_passes_over_a_head_another_counter_is_claiming(pg_url_factory):
+    """Counter 1's call-next holds the head of the line (not yet committed). Counter 2 does not
+    wait for it: it takes the next ticket at once (a lock wait would fail this test through
+    ``lock_timeout``); then both commit and each ticket was called once."""
+    from sqlalchemy import text
+
+    url = pg_url_factory("mpp_queue_skip")
+    upgrade("queue", url)
+    floor = Floor(url, usecases.Settings(nik_hash_key="skip"))
+    agency, svc = setup_agency(floor)
+    counters = [
+        floor("add_counter", agency["id"], {"name": str(i), "service_ids": [svc["id"]]}, now=False)
+        for i in (1, 2)
+    ]
+    for _ in range(3):
+        floor.advance(seconds=1)
+        floor("take_ticket", {"service_id": svc["id"]}, settings=True)
+    first, second = floor.uow(), floor.uow()
+    try:
+        held = usecases.call_next(first, floor.settings, counters[0]["id"], None, now=floor.now)
+        second.session.execute(text("SET lock_timeout = '2s'"))
+        passed = usecases.call_next(second, floor.settings, counters[1]["id"], None, now=floor.now)
+        assert (held["number"], passed["number"]) == ("A-001", "A-002")
+        second.commit()
+        first.commit()
+    finally:
+        first.session.close()
+        second.session.close()
+    called = [e["payload"]["number"] for e in floor.events("ticket_called")]
+    assert sorted(called) == ["A-001", "A-002"]
+    floor.engine.dispose()

@@ -497,13 +497,32 @@ def _open_counter(session, counter_id: str, actor: dict | None) -> dict:
     return counter
 
 
-def _claim(session, ticket_id: str, counter: dict, actor: dict | None, now: datetime) -> bool:
-    """Move one waiting ticket to ``called`` at this counter; False if someone was faster."""
+def _claim(
+    session,
+    ticket_id: str,
+    counter: dict,
+    actor: dict | None,
+    now: datetime,
+    *,
+    skip_locked: bool = True,
+) -> bool:
+    """Move one waiting ticket to ``called`` at this counter; False if someone was faster (or,
+    with ``skip_locked``, is busy claiming it: call-next then picks another; a call of one named
+    ticket waits for the other transaction's outcome instead)."""
     state = apply(TicketState(), Action.CALL, now, counter_id=counter["id"])
+    waiting = (tickets.c.id == ticket_id, tickets.c.status == TicketStatus.WAITING.value)
+    # PostgreSQL: a ticket another transaction holds (a counter claiming it right now) is
+    # skipped, not waited for — waiting would chain every counter behind the first one's
+    # commit. (If that transaction rolls back, the ticket stays waiting for the next call.)
+    # SQLite renders no FOR UPDATE: it has one writer at a time anyway.
+    guard = waiting
+    if skip_locked:
+        free = select(tickets.c.id).where(*waiting).with_for_update(skip_locked=True)
+        guard = (*waiting, tickets.c.id.in_(free))
     return bool(
         session.execute(
             update(tickets)
-            .where(tickets.c.id == ticket_id, tickets.c.status == TicketStatus.WAITING.value)
+            .where(*guard)
             .values(
                 status=state.status.value,
                 call_count=state.call_count,
@@ -549,36 +568,58 @@ def record_call(
     )
 
 
+CLAIM_ROUNDS = 3  # reads of the line's heads before "nothing waiting" while others claim them
+
+
+def _choose_and_claim(session, settings: Settings, counter: dict, actor, day, now):
+    """The rule's choice among the heads of the line, claimed for this counter; None if nothing
+    is waiting. A head another counter holds (claimed or being claimed) is passed over at once
+    and the rule chooses again; when every head read is gone, the heads are read again."""
+    tried: set[str] = set()
+    for _ in range(CLAIM_ROUNDS):
+        candidates = [
+            c
+            for c in line_candidates(session, list(counter["service_ids"]), day, now)
+            if c.ticket_id not in tried
+        ]
+        while candidates:
+            choice = calling.choose_next(
+                candidates,
+                now=now,
+                priority_streak=counter["priority_streak"],
+                max_priority_streak=settings.max_priority_streak,
+            )
+            if choice is None:
+                return None
+            ticket_id = choice.candidate.ticket_id
+            if _claim(session, ticket_id, counter, actor, now):
+                return choice
+            tried.add(ticket_id)
+            candidates = [c for c in candidates if c.ticket_id != ticket_id]
+        if not tried:
+            return None  # the line is empty, not contended
+    return None
+
+
 def call_next(
     uow, settings: Settings, counter_id: str, actor: dict | None, now: datetime | None = None
 ) -> dict:
     """Call the next eligible ticket at a counter (the rule is ``domain.calling``).
 
-    Reads today's waiting tickets of the counter's services, lets the domain choose with this
+    Reads the heads of today's line of the counter's services, lets the domain choose with this
     counter's priority streak, and claims the choice with a guarded update. If another counter
-    (in this process or another) claimed it first, the update touches no row and the next
-    choice is tried, so two counters never get the same ticket.
+    (in this process or another) claimed it first, or is claiming it right now, the update
+    touches no row and the next choice is tried at once, so two counters never get the same
+    ticket and none waits for another's transaction.
     """
     session = uow.session
     counter = _open_counter(session, counter_id, actor)
     now = now or now_utc()
     day = numbering.mall_day(now, settings.mall_timezone)
-    candidates = line_candidates(session, list(counter["service_ids"]), day, now)
-    while True:
-        choice = calling.choose_next(
-            candidates,
-            now=now,
-            priority_streak=counter["priority_streak"],
-            max_priority_streak=settings.max_priority_streak,
-        )
-        if choice is None:
-            raise NotFound("NO_TICKET_WAITING", "no ticket is waiting for this counter's services")
-        ticket_id = choice.candidate.ticket_id
-        if _claim(session, ticket_id, counter, actor, now):
-            break
-        candidates = [c for c in candidates if c.ticket_id != ticket_id]
-        if not candidates:  # other counters took every head we read: read the line again
-            candidates = line_candidates(session, list(counter["service_ids"]), day, now)
+    choice = _choose_and_claim(session, settings, counter, actor, day, now)
+    if choice is None:
+        raise NotFound("NO_TICKET_WAITING", "no ticket is waiting for this counter's services")
+    ticket_id = choice.candidate.ticket_id
     session.execute(
         update(counters)
         .where(counters.c.id == counter_id)
@@ -608,7 +649,7 @@ def call_ticket(
         raise Conflict("COUNTER_DOES_NOT_SERVE", "this counter does not serve the ticket's service")
     now = now or now_utc()
     if row["status"] != TicketStatus.WAITING.value or not _claim(
-        session, ticket_id, counter, actor, now
+        session, ticket_id, counter, actor, now, skip_locked=False
     ):
         status = session.execute(
             select(tickets.c.status).where(tickets.c.id == ticket_id)
