@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from mpp_chassis.tables import add_chassis_tables
@@ -74,6 +75,13 @@ ticket_sequences = Table(
     Column("last_seq", Integer, nullable=False),
 )
 
+# The classes of a waiting line, written as the partial indexes' conditions; the queries reading
+# the heads repeat them literally (usecases.tickets), which is what lets the planner use them.
+WAITING_BOOKED = "status = 'waiting' AND booked_slot_start IS NOT NULL"
+WAITING_PRIORITY = "status = 'waiting' AND booked_slot_start IS NULL AND priority IS NOT NULL"
+WAITING_REGULAR = "status = 'waiting' AND booked_slot_start IS NULL AND priority IS NULL"
+LINE_ORDER = ("service_id", "day", "queued_at", "id")
+
 tickets = Table(
     "tickets",
     metadata,
@@ -114,6 +122,25 @@ tickets = Table(
     UniqueConstraint("day", "number", name="uq_tickets_day_number"),
     # today's line of one service: take-ticket (position) and call-next read only this range
     Index("ix_tickets_line", "service_id", "status", "day", "queued_at"),
+    # the heads of each class of the line, in calling order (partial: waiting tickets only, so
+    # small whatever the history): call-next reads ten of each, however long the line is
+    *(
+        Index(
+            name,
+            *columns,
+            postgresql_where=text(condition),
+            sqlite_where=text(condition),
+        )
+        for name, columns, condition in (
+            (
+                "ix_tickets_heads_booked",
+                ("service_id", "day", "booked_slot_start", "queued_at", "id"),
+                WAITING_BOOKED,
+            ),
+            ("ix_tickets_heads_priority", LINE_ORDER, WAITING_PRIORITY),
+            ("ix_tickets_heads_regular", LINE_ORDER, WAITING_REGULAR),
+        )
+    ),
     # the SLA timer reads open tickets past their deadline: bounded by the open ones
     Index("ix_tickets_sla", "status", "sla_deadline"),
     # recent serving times of a service (ETA): the last N completions by index order

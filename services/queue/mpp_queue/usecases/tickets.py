@@ -15,6 +15,9 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
 from mpp_chassis.db import next_in_sequence
 from mpp_contracts.errors import Conflict, NotFound
 from mpp_queue.adapters.tables import (
+    WAITING_BOOKED,
+    WAITING_PRIORITY,
+    WAITING_REGULAR,
     calls,
     counters,
     service_day_counts,
@@ -260,15 +263,7 @@ def load_ticket(session, ticket_id: str) -> dict:
 LINE_HEADS = 10  # per class: enough spare choices when other counters claim the first ones
 
 
-def line_candidates(session, service_ids: list[str], day, now: datetime) -> list[calling.Candidate]:
-    """The heads of today's line of some services: the first few callable booked, priority and
-    regular tickets. The calling rule only ever picks a head, so call-next costs three short
-    index range reads (``ix_tickets_line``) however long the line or the history is."""
-    line = (
-        tickets.c.service_id.in_(service_ids),
-        tickets.c.status == TicketStatus.WAITING.value,
-        tickets.c.day == day,
-    )
+def _heads(condition: str, *order):
     columns = (
         tickets.c.id,
         tickets.c.service_id,
@@ -276,19 +271,34 @@ def line_candidates(session, service_ids: list[str], day, now: datetime) -> list
         tickets.c.priority,
         tickets.c.booked_slot_start,
     )
-    booked = tickets.c.booked_slot_start
-    heads = [
+    return (
         select(*columns)
-        .where(*line, booked.is_not(None), booked <= now)
-        .order_by(booked, tickets.c.queued_at, tickets.c.id),
-        select(*columns)
-        .where(*line, booked.is_(None), tickets.c.priority.is_not(None))
-        .order_by(tickets.c.queued_at, tickets.c.id),
-        select(*columns)
-        .where(*line, booked.is_(None), tickets.c.priority.is_(None))
-        .order_by(tickets.c.queued_at, tickets.c.id),
-    ]
-    rows = [r for query in heads for r in session.execute(query.limit(LINE_HEADS)).all()]
+        .where(
+            tickets.c.service_id.in_(bindparam("service_ids", expanding=True)),
+            tickets.c.day == bindparam("day"),
+            text(condition),  # literally the partial index's condition (adapters.tables)
+        )
+        .order_by(*order, tickets.c.queued_at, tickets.c.id)
+        .limit(LINE_HEADS)
+    )
+
+
+_HEADS = (
+    _heads(WAITING_BOOKED, tickets.c.booked_slot_start).where(
+        tickets.c.booked_slot_start <= bindparam("now")
+    ),
+    _heads(WAITING_PRIORITY),
+    _heads(WAITING_REGULAR),
+)
+
+
+def line_candidates(session, service_ids: list[str], day, now: datetime) -> list[calling.Candidate]:
+    """The heads of today's line of some services: the first few callable booked, priority and
+    regular tickets. The calling rule only ever picks a head, so call-next costs three short
+    range reads of partial indexes holding only waiting tickets (``ix_tickets_heads_*``), however
+    long the line or the history is."""
+    params = {"service_ids": list(service_ids), "day": day, "now": now}
+    rows = [r for query in _HEADS for r in session.execute(query, params).all()]
     return [
         calling.Candidate(
             ticket_id=r.id,
@@ -569,13 +579,70 @@ def record_call(
 
 
 CLAIM_ROUNDS = 3  # reads of the line's heads before "nothing waiting" while others claim them
+PREFERENCES = 10  # choices offered to one claim statement (PostgreSQL)
+
+_CLAIM_FIRST_FREE_PG = text(
+    """
+    UPDATE tickets
+    SET status = :status, call_count = :call_count, called_at = :now, last_called_at = :now,
+        counter_id = :counter_id, officer_id = :officer_id
+    WHERE id = (
+        SELECT id FROM tickets
+        WHERE id = ANY(:ids) AND status = 'waiting'
+        ORDER BY array_position(CAST(:ids AS TEXT[]), CAST(id AS TEXT))
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) AND status = 'waiting'
+    RETURNING id
+    """
+).bindparams(bindparam("now", type_=tickets.c.called_at.type))
+
+
+def _preferences(candidates, counter: dict, settings: Settings, now, limit: int) -> list:
+    """The rule's choice, then what it would choose were that one gone, and so on."""
+    remaining, choices = list(candidates), []
+    while remaining and len(choices) < limit:
+        choice = calling.choose_next(
+            remaining,
+            now=now,
+            priority_streak=counter["priority_streak"],
+            max_priority_streak=settings.max_priority_streak,
+        )
+        if choice is None:
+            break
+        choices.append(choice)
+        remaining = [c for c in remaining if c.ticket_id != choice.candidate.ticket_id]
+    return choices
+
+
+def _claim_first_free(session, choices: list, counter: dict, actor, now):
+    """PostgreSQL: claim, in one statement, the first of ``choices`` that is still waiting and
+    that no other counter holds right now (``FOR UPDATE SKIP LOCKED`` in the rule's order)."""
+    state = apply(TicketState(), Action.CALL, now, counter_id=counter["id"])
+    won = session.execute(
+        _CLAIM_FIRST_FREE_PG,
+        {
+            "ids": [c.candidate.ticket_id for c in choices],
+            "status": state.status.value,
+            "call_count": state.call_count,
+            "now": now,
+            "counter_id": counter["id"],
+            "officer_id": (actor or {}).get("key_id"),
+        },
+    ).scalar_one_or_none()
+    return next((c for c in choices if c.candidate.ticket_id == won), None)
 
 
 def _choose_and_claim(session, settings: Settings, counter: dict, actor, day, now):
     """The rule's choice among the heads of the line, claimed for this counter; None if nothing
     is waiting. A head another counter holds (claimed or being claimed) is passed over at once
-    and the rule chooses again; when every head read is gone, the heads are read again."""
+    for the rule's next choice; when every head read is gone, the heads are read again.
+
+    On PostgreSQL the rule's first choices go to one claim statement that takes the first free
+    one: with many counters pressing at once, claiming one choice per statement cost a round
+    trip (and a statement) per head already taken."""
     tried: set[str] = set()
+    one_statement = session.get_bind().dialect.name == "postgresql"
     for _ in range(CLAIM_ROUNDS):
         candidates = [
             c
@@ -583,19 +650,28 @@ def _choose_and_claim(session, settings: Settings, counter: dict, actor, day, no
             if c.ticket_id not in tried
         ]
         while candidates:
-            choice = calling.choose_next(
-                candidates,
-                now=now,
-                priority_streak=counter["priority_streak"],
-                max_priority_streak=settings.max_priority_streak,
-            )
-            if choice is None:
-                return None
-            ticket_id = choice.candidate.ticket_id
-            if _claim(session, ticket_id, counter, actor, now):
-                return choice
-            tried.add(ticket_id)
-            candidates = [c for c in candidates if c.ticket_id != ticket_id]
+            if one_statement:
+                choices = _preferences(candidates, counter, settings, now, PREFERENCES)
+                if not choices:
+                    return None
+                won = _claim_first_free(session, choices, counter, actor, now)
+                if won is not None:
+                    return won
+                gone = {c.candidate.ticket_id for c in choices}
+            else:
+                choice = calling.choose_next(
+                    candidates,
+                    now=now,
+                    priority_streak=counter["priority_streak"],
+                    max_priority_streak=settings.max_priority_streak,
+                )
+                if choice is None:
+                    return None
+                if _claim(session, choice.candidate.ticket_id, counter, actor, now):
+                    return choice
+                gone = {choice.candidate.ticket_id}
+            tried |= gone
+            candidates = [c for c in candidates if c.ticket_id not in gone]
         if not tried:
             return None  # the line is empty, not contended
     return None
