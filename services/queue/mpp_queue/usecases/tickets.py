@@ -650,26 +650,20 @@ def _choose_and_claim(session, settings: Settings, counter: dict, actor, day, no
             if c.ticket_id not in tried
         ]
         while candidates:
+            choices = _preferences(
+                candidates, counter, settings, now, PREFERENCES if one_statement else 1
+            )
+            if not choices:
+                return None
             if one_statement:
-                choices = _preferences(candidates, counter, settings, now, PREFERENCES)
-                if not choices:
-                    return None
                 won = _claim_first_free(session, choices, counter, actor, now)
-                if won is not None:
-                    return won
-                gone = {c.candidate.ticket_id for c in choices}
             else:
-                choice = calling.choose_next(
-                    candidates,
-                    now=now,
-                    priority_streak=counter["priority_streak"],
-                    max_priority_streak=settings.max_priority_streak,
-                )
-                if choice is None:
-                    return None
-                if _claim(session, choice.candidate.ticket_id, counter, actor, now):
-                    return choice
-                gone = {choice.candidate.ticket_id}
+                won = choices[0]
+                if not _claim(session, won.candidate.ticket_id, counter, actor, now):
+                    won = None
+            if won is not None:
+                return won
+            gone = {c.candidate.ticket_id for c in choices}
             tried |= gone
             candidates = [c for c in candidates if c.ticket_id not in gone]
         if not tried:
