@@ -103,7 +103,9 @@ class BatchPublisher:
 
     def _on_nack(self, tag: int, multiple: bool) -> None:
         if multiple:
-            self._nacked.update(t for t in range(self._acked_upto + 1, tag + 1))
+            self._nacked.update(
+                t for t in range(self._acked_upto + 1, tag + 1) if t not in self._acked
+            )
             self._acked_upto = max(self._acked_upto, tag)
         else:
             self._nacked.add(tag)
