@@ -7,6 +7,7 @@ same transaction as the handler's effect (idempotent consumers).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -74,32 +75,22 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError("pooled connection is gone")
 
 
-_INSERTS: dict = {}
-
-
+@functools.cache
 def _insert(table):
     """``INSERT INTO table`` built once (values are bound per execution)."""
-    stmt = _INSERTS.get(id(table))
-    if stmt is None:
-        stmt = _INSERTS[id(table)] = insert(table)
-    return stmt
+    return insert(table)
 
 
-_CLAIMS: dict = {}
-
-
+@functools.cache
 def _claim_statement(processed):
     """``INSERT … ON CONFLICT DO NOTHING RETURNING`` (PostgreSQL and SQLite alike): one round
     trip, where a savepoint around a plain insert took three. A concurrent claim of the same event
     waits for the first transaction and then inserts nothing."""
-    stmt = _CLAIMS.get(id(processed))
-    if stmt is None:
-        stmt = _CLAIMS[id(processed)] = text(
-            f"INSERT INTO {processed.name} (event_id, handler, processed_at) "  # noqa: S608
-            "VALUES (:event_id, :handler, :processed_at) "
-            "ON CONFLICT (event_id, handler) DO NOTHING RETURNING event_id"
-        ).bindparams(bindparam("processed_at", type_=processed.c.processed_at.type))
-    return stmt
+    return text(
+        f"INSERT INTO {processed.name} (event_id, handler, processed_at) "  # noqa: S608
+        "VALUES (:event_id, :handler, :processed_at) "
+        "ON CONFLICT (event_id, handler) DO NOTHING RETURNING event_id"
+    ).bindparams(bindparam("processed_at", type_=processed.c.processed_at.type))
 
 
 class UnitOfWork:
@@ -253,27 +244,25 @@ class Database(DependencyProvider):
             session.close()
 
 
-_SEQUENCE_STATEMENTS: dict = {}
-
-
 def next_in_sequence(
     session: Session, table, keys: dict[str, Any], column: str = "last_seq"
 ) -> int:
     """Atomically increment and return a counter row (insert at 1 if absent).
 
     An upsert with ``RETURNING``, in the syntax PostgreSQL and SQLite share: two processes asking
-    at the same instant never receive the same value. Written as text, built once per table and
-    key columns: SQLAlchemy cannot cache a compiled ``ON CONFLICT`` construct, and compiling it
-    anew cost more than executing it.
+    at the same instant never receive the same value.
     """
-    cache_key = (id(table), tuple(keys), column)
-    stmt = _SEQUENCE_STATEMENTS.get(cache_key)
-    if stmt is None:
-        names = ", ".join(keys)
-        stmt = _SEQUENCE_STATEMENTS[cache_key] = text(
-            f"INSERT INTO {table.name} ({names}, {column}) "  # noqa: S608 - names from a Table
-            f"VALUES ({', '.join(':' + k for k in keys)}, 1) "
-            f"ON CONFLICT ({names}) DO UPDATE SET {column} = {table.name}.{column} + 1 "
-            f"RETURNING {column}"
-        ).bindparams(*(bindparam(k, type_=table.c[k].type) for k in keys))  # same storage as Core
-    return session.execute(stmt, keys).scalar_one()
+    return session.execute(_sequence_statement(table, tuple(keys), column), keys).scalar_one()
+
+
+@functools.cache
+def _sequence_statement(table, keys: tuple[str, ...], column: str):
+    """Written as text, built once per table and key columns: SQLAlchemy cannot cache a compiled
+    ``ON CONFLICT`` construct, and compiling it anew cost more than executing it."""
+    names = ", ".join(keys)
+    return text(
+        f"INSERT INTO {table.name} ({names}, {column}) "  # noqa: S608 - names from a Table
+        f"VALUES ({', '.join(':' + k for k in keys)}, 1) "
+        f"ON CONFLICT ({names}) DO UPDATE SET {column} = {table.name}.{column} + 1 "
+        f"RETURNING {column}"
+    ).bindparams(*(bindparam(k, type_=table.c[k].type) for k in keys))  # same storage as Core

@@ -7,7 +7,6 @@ All values are plain JSON types so that consumers written without nameko can rea
 
 from __future__ import annotations
 
-import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from mpp_contracts.events import EVENT_TYPES
+from mpp_contracts.rpc import shared
 
 
 class EnvelopeSchema(Schema):
@@ -43,7 +43,7 @@ def make_envelope(
 ) -> dict[str, Any]:
     """Build a validated, JSON-ready envelope; the payload is dumped through its schema."""
     spec = EVENT_TYPES[event_type]
-    schema = _schema(spec.schema)
+    schema = shared(spec.schema)
     body = {
         "id": str(uuid.uuid4()),
         "type": event_type,
@@ -54,15 +54,8 @@ def make_envelope(
         "correlation_id": correlation_id or str(uuid.uuid4()),
         "payload": schema.dump(schema.load(_jsonable(payload))),
     }
-    _schema(EnvelopeSchema).load(body)
+    shared(EnvelopeSchema).load(body)
     return body
-
-
-@functools.cache
-def _schema(schema_class: type[Schema], unknown: str | None = None) -> Schema:
-    """One shared instance per schema class: building one costs more than a load with it, and an
-    instance keeps no state between calls."""
-    return schema_class(unknown=unknown) if unknown else schema_class()
 
 
 def _jsonable(value: Any) -> Any:
@@ -78,10 +71,10 @@ def _jsonable(value: Any) -> Any:
 
 def read_envelope(body: dict[str, Any]) -> dict[str, Any]:
     """Load an incoming envelope and its payload (unknown fields are ignored)."""
-    envelope = _schema(EnvelopeSchema, EXCLUDE).load(body)
+    envelope = shared(EnvelopeSchema, unknown=EXCLUDE).load(body)
     spec = EVENT_TYPES[envelope["type"]]
     if envelope["version"] > spec.version:
         raise UnknownEventVersion(f"{envelope['type']} v{envelope['version']}")
     envelope["id"] = str(envelope["id"])
-    envelope["payload"] = _schema(spec.schema, EXCLUDE).load(envelope["payload"])
+    envelope["payload"] = shared(spec.schema, unknown=EXCLUDE).load(envelope["payload"])
     return envelope
