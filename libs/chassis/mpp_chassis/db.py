@@ -27,8 +27,13 @@ from mpp_contracts.envelope import make_envelope
 _log = logging.getLogger(__name__)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned for the dialect: WAL and a busy timeout for SQLite files."""
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine tuned for the dialect: WAL and a busy timeout for SQLite files.
+
+    ``pool_size`` connections are kept open. A connection checked out beyond them (overflow) is
+    closed when it is returned, so a pool smaller than the number of workers that use it at once
+    opens and closes a PostgreSQL connection (a forked backend) on a share of requests.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
 
@@ -41,12 +46,13 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=3600)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=3600)
     _ping_when_idle(engine)
     return engine
 
 
 PING_AFTER_IDLE_SECONDS = 1.0
+POOL_SPARE = 2  # connections kept beyond the worker count: the outbox relay's, and one spare
 
 
 def _ping_when_idle(engine: Engine) -> None:
@@ -198,7 +204,10 @@ class Database(DependencyProvider):
         from mpp_chassis.outbox import OutboxRelay
 
         config = self.container.config
-        self.engine = make_engine(config[self.url_key])
+        # every worker may hold a connection at once, and the outbox relay one more
+        self.engine = make_engine(
+            config[self.url_key], pool_size=self.container.max_workers + POOL_SPARE
+        )
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.outbox = self.metadata.tables["outbox"]
         self.processed = self.metadata.tables["processed_events"]
