@@ -3,6 +3,8 @@ consumer exists; events that are routable meanwhile are not held up by it."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from nameko.testing.services import dummy, entrypoint_hook
 from sqlalchemy import create_engine, func, select
@@ -84,3 +86,56 @@ def test_unroutable_events_are_parked_then_republished(container_factory, amqp_u
             select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
         ).scalar_one()
     assert unsent == 0
+
+
+def test_a_type_without_a_queue_for_long_is_parked_at_once_and_a_new_consumer_ends_it(
+    container_factory, amqp_uri, tmp_path
+):
+    """Once a type has had no queue for ``OUTBOX_PARK_AFTER_SECONDS``, its next event is parked
+    at its first attempt (not retried for half a minute); it is still published, so the first
+    event a new consumer's queue takes is delivered at once."""
+    SEEN.clear()
+    url = f"sqlite:///{tmp_path}/queue.db"
+    upgrade("queue", url)
+    engine = create_engine(url)
+    producer = container_factory(
+        Producer,
+        {
+            "AMQP_URI": amqp_uri,
+            "DB_URL": url,
+            "OUTBOX_POLL_SECONDS": 0.2,
+            "OUTBOX_UNROUTABLE_ATTEMPTS": 50,  # never reached: parking comes from the duration
+            "OUTBOX_PARK_AFTER_SECONDS": 1.0,
+        },
+    )
+    producer.start()
+
+    def attempts_of(code: str):
+        with engine.connect() as conn:
+            return conn.execute(
+                select(outbox.c.attempts, outbox.c.sent_at, outbox.c.last_error).where(
+                    outbox.c.body.contains(f'"code": "{code}"')
+                )
+            ).one()
+
+    with entrypoint_hook(producer, "announce") as announce:
+        announce("agency_registered", "FIRST-MISS")
+        wait_until(lambda: attempts_of("FIRST-MISS").attempts >= 1, timeout=30, message="tried")
+    first = attempts_of("FIRST-MISS")
+    assert first.sent_at is None and first.last_error == UNROUTABLE  # young: retried later
+
+    # a clock threshold, not an event: let the type be without a queue for longer than 1 s
+    time.sleep(1.1)
+    with entrypoint_hook(producer, "announce") as announce:
+        announce("agency_registered", "LONG-MISS")
+        wait_until(lambda: attempts_of("LONG-MISS").sent_at is not None, timeout=30, message="park")
+    parked = attempts_of("LONG-MISS")
+    assert (parked.attempts, parked.last_error) == (1, UNROUTABLE)  # parked at its first attempt
+
+    listener = container_factory(Listener, {"AMQP_URI": amqp_uri})
+    listener.start()
+    with entrypoint_hook(producer, "announce") as announce:
+        announce("agency_registered", "HEARD")
+        wait_until(lambda: "HEARD" in SEEN, timeout=10, message="delivered once a queue exists")
+    heard = attempts_of("HEARD")
+    assert (heard.attempts, heard.last_error) == (1, None)

@@ -221,6 +221,7 @@ class Database(DependencyProvider):
             wakeup=self.wakeup,
             poll_seconds=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
             max_unroutable_attempts=int(config.get("OUTBOX_UNROUTABLE_ATTEMPTS", 5)),
+            park_after_seconds=float(config.get("OUTBOX_PARK_AFTER_SECONDS", 30)),
         )
         self.sessions: dict = {}
 

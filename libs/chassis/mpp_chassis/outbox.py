@@ -9,7 +9,10 @@ replicas never publish a row twice at the same time.
 
 An event that no queue takes for about half a minute (no consumer of that type was ever started)
 is *parked*: kept in the outbox with ``last_error = 'unroutable'`` and counted in
-``mpp_outbox_parked_total``. When a consumer for it is deployed later, send the parked events again:
+``mpp_outbox_parked_total``. Once a type has had no queue for that long, each new event of it is
+still published once (the first one a new consumer's queue takes ends the state) and parked at
+once if it comes back: retrying every one for half a minute kept thousands of rows in the relay's
+way on a busy floor. When a consumer for it is deployed later, send the parked events again:
 
     python -m mpp_chassis.outbox republish <service> [--type EVENT_TYPE]
 """
@@ -37,6 +40,7 @@ RETENTION = timedelta(days=7)
 UNROUTABLE = "unroutable"
 MAX_UNROUTABLE_ATTEMPTS = 5
 UNROUTABLE_PAUSE = 2.0
+PARK_AFTER_SECONDS = 30.0  # ≈ the retries' horizon: 2 + 4 + 8 + 16 s
 
 
 CONFIRM_TIMEOUT = 10.0
@@ -171,6 +175,7 @@ class OutboxRelay:
         wakeup: threading.Event,
         poll_seconds: float = 1.0,
         max_unroutable_attempts: int = MAX_UNROUTABLE_ATTEMPTS,
+        park_after_seconds: float = PARK_AFTER_SECONDS,
     ) -> None:
         self.engine = engine
         self.outbox = outbox
@@ -178,9 +183,11 @@ class OutboxRelay:
         self.wakeup = wakeup
         self.poll_seconds = poll_seconds
         self.max_unroutable_attempts = max_unroutable_attempts
+        self.park_after_seconds = park_after_seconds
         self._running = True
         self.failures = 0  # consecutive failed rounds; 0 while the broker answers
         self._unroutable_until: dict[str, float] = {}
+        self._unroutable_since: dict[str, float] = {}  # type -> first return since last routed
         self._backlog_read_at = 0.0
         self._last_prune = datetime.min.replace(tzinfo=UTC)
 
@@ -238,14 +245,15 @@ class OutboxRelay:
                         last_error=None,
                     )
                 )
-            by_attempts: dict[int, list[int]] = {}
+            by_attempts: dict[tuple[int, bool], list[int]] = {}
             for row in unroutable:  # one UPDATE per attempt count, not one per row
-                by_attempts.setdefault(row.attempts + 1, []).append(row.seq)
-            for attempts, seqs in by_attempts.items():
+                park = self._long_unroutable(row.event_type)
+                by_attempts.setdefault((row.attempts + 1, park), []).append(row.seq)
+            for (attempts, park), seqs in by_attempts.items():
                 conn.execute(
                     update(self.outbox)
                     .where(self.outbox.c.seq.in_(seqs))
-                    .values(**self._after_unroutable(attempts, len(seqs)))
+                    .values(**self._after_unroutable(attempts, len(seqs), park=park))
                 )
             conn.commit()
         metrics.OUTBOX_PUBLISHED.inc(len(sent))
@@ -255,13 +263,18 @@ class OutboxRelay:
             metrics.OUTBOX_BACKLOG.set(self.backlog())
         return len(sent)
 
-    def _after_unroutable(self, attempts: int, rows: int = 1) -> dict:
+    def _long_unroutable(self, event_type: str) -> bool:
+        since = self._unroutable_since.get(event_type)
+        return since is not None and time.monotonic() - since >= self.park_after_seconds
+
+    def _after_unroutable(self, attempts: int, rows: int = 1, *, park: bool = False) -> dict:
         """Retry an event no queue took, with growing delays; after ``max_unroutable_attempts``
-        (about half a minute by default) park it: it stays in the outbox, marked ``unroutable``,
-        for the retention period and ``python -m mpp_chassis.outbox republish`` sends it again
-        once a consumer exists. Retrying forever would spend the relay on events nobody wants."""
+        (about half a minute by default), or at once if its type has had no queue for that long
+        (``park``), park it: it stays in the outbox, marked ``unroutable``, for the retention
+        period and ``python -m mpp_chassis.outbox republish`` sends it again once a consumer
+        exists. Retrying forever would spend the relay on events nobody wants."""
         now = datetime.now(UTC)
-        if attempts >= self.max_unroutable_attempts:
+        if park or attempts >= self.max_unroutable_attempts:
             metrics.OUTBOX_PARKED.inc(rows)
             return {"attempts": attempts, "sent_at": now, "last_error": UNROUTABLE}
         delay = min(2**attempts, MAX_BACKOFF_SECONDS)
@@ -276,12 +289,17 @@ class OutboxRelay:
         rows no queue took (their types pause: see :meth:`publish_pending`).
 
         An event type that just came back unroutable is not published again for
-        ``UNROUTABLE_PAUSE`` seconds: its rows count an attempt without a round trip.
+        ``UNROUTABLE_PAUSE`` seconds: its rows count an attempt without a round trip (they are
+        retried later). A type with no queue for ``park_after_seconds`` is not paused: each of
+        its events is published once, so the first one a new consumer's queue takes is delivered
+        and ends the state, and the others are parked at once.
         """
         now = time.monotonic()
         due, unroutable = [], []
         for row in rows:
-            paused = self._unroutable_until.get(row.event_type, 0.0) > now
+            paused = self._unroutable_until.get(
+                row.event_type, 0.0
+            ) > now and not self._long_unroutable(row.event_type)
             (unroutable if paused else due).append(row)
         if not due:
             return [], unroutable
@@ -294,9 +312,13 @@ class OutboxRelay:
             if envelope["id"] in confirmed:
                 sent.append(row.seq)
                 self._unroutable_until.pop(row.event_type, None)
+                if self._unroutable_since.pop(row.event_type, None) is not None:
+                    _log.info("a queue takes %s again", row.event_type)
             elif envelope["id"] in returned:
                 unroutable.append(row)
-                _log.info("no queue bound for %s yet", row.event_type)
+                if row.event_type not in self._unroutable_since:  # logged once, not per event
+                    _log.info("no queue bound for %s yet", row.event_type)
+                    self._unroutable_since[row.event_type] = now
                 self._unroutable_until[row.event_type] = now + UNROUTABLE_PAUSE
             # else: refused by the broker (nack): left as it is for the next round
         return sent, unroutable
