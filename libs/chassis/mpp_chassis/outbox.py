@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import amqp
 from kombu import Connection, Exchange
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.engine import Engine
 
 from mpp_chassis import metrics
@@ -44,6 +44,7 @@ PARK_AFTER_SECONDS = 30.0  # ≈ the retries' horizon: 2 + 4 + 8 + 16 s
 
 
 CONFIRM_TIMEOUT = 10.0
+_NO_BITMAP_SCAN = text("SET LOCAL enable_bitmapscan = off")
 
 
 def event_exchange(source: str) -> Exchange:
@@ -231,6 +232,12 @@ class OutboxRelay:
         if locking:
             query = query.with_for_update(skip_locked=True)
         with self.engine.connect() as conn:
+            if locking:
+                # read ``ix_outbox_unsent`` by a plain index scan: it marks the entries of rows
+                # sent since the last vacuum as dead, so the next round skips them. The bitmap
+                # scan the planner prefers for a small backlog never does, and visited every
+                # such row version each round (~1 ms a round on a busy floor, vs ~0.02 ms).
+                conn.execute(_NO_BITMAP_SCAN)
             rows = conn.execute(query).all()
             if not locking:
                 conn.rollback()  # SQLite: hold no lock while talking to the broker

@@ -5,14 +5,19 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    text,
 )
 
 from mpp_chassis.types import UtcDateTime
+
+UNSENT = "sent_at IS NULL"
+UNSENT_INDEX = "ix_outbox_unsent"
 
 
 def add_chassis_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -31,6 +36,16 @@ def add_chassis_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("attempts", Integer, nullable=False, default=0),
         Column("next_attempt_at", UtcDateTime(), nullable=True),
         Column("last_error", String(200), nullable=True),
+        # the relay's work: unsent rows in order. Partial, so it stays as small as the backlog
+        # however many sent rows are kept, and read by an index scan that marks the entries of
+        # rows since sent as dead (the bitmap scan of ``sent_at IS NULL`` visited every version
+        # updated since the last vacuum: ~1 ms per relay round on a busy floor)
+        Index(
+            UNSENT_INDEX,
+            "seq",
+            postgresql_where=text(UNSENT),
+            sqlite_where=text(UNSENT),
+        ),
     )
     processed = Table(
         "processed_events",
@@ -40,3 +55,19 @@ def add_chassis_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("processed_at", UtcDateTime(), nullable=False),
     )
     return outbox, processed
+
+
+def create_unsent_index(op) -> None:
+    """Alembic step shared by every service's migration that adds ``ix_outbox_unsent``."""
+    op.create_index(
+        UNSENT_INDEX,
+        "outbox",
+        ["seq"],
+        unique=False,
+        postgresql_where=text(UNSENT),
+        sqlite_where=text(UNSENT),
+    )
+
+
+def drop_unsent_index(op) -> None:
+    op.drop_index(UNSENT_INDEX, table_name="outbox")
