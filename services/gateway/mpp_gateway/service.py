@@ -49,6 +49,7 @@ class GatewayService(
     payment_rpc = TimedRpcProxy("payment")
     rating_rpc = TimedRpcProxy("rating")
     limiter = RateLimiter()
+    known_keys = auth.KnownKeys()
 
     # -- auth plumbing used by the route decorator
     def authenticate(self, request) -> auth.Principal:
@@ -56,6 +57,7 @@ class GatewayService(
             self.uow.session,
             request.headers.get("Authorization"),
             self.config.get("MALL_ADMIN_KEY"),
+            self.known_keys,
         )
 
     def authorize(self, principal, roles, agency_id) -> None:

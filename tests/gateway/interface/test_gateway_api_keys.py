@@ -38,6 +38,9 @@ def test_keys_are_stored_as_hashes_listed_without_secrets_and_revocable(gateway)
     assert {k["id"] for k in page["items"]} >= {officer["id"]} and page["next_cursor"] is None
     assert all("key" not in k for k in page["items"])
 
+    # the key works (and the gateway now keeps it resolved) until it is revoked
+    used = gateway.request("POST", "/v1/counters/c1/call-next", officer["key"])
+    assert used.status_code != 401, used.text
     gone = gateway.request("DELETE", f"/v1/agencies/{AGENCY_A}/api-keys/{officer['id']}", admin_a)
     assert gone.status_code == 204
     denied = gateway.request("POST", "/v1/counters/c1/call-next", officer["key"])

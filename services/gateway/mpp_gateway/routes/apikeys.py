@@ -60,9 +60,11 @@ class ApiKeysRoutes:
         roles=AGENCY_ADMIN,
         agency_param="agency",
         status=204,
-        summary="Revoke a key: it answers 401 from now on",
+        summary="Revoke a key: it answers 401 from now on (another gateway replica may accept "
+        "it for up to AUTH_CACHE_SECONDS more)",
     )
     def revoke_api_key(self, request, principal, agency, key_id):
         auth.revoke_key(self.uow.session, agency, key_id)
         self.uow.commit()
+        self.known_keys.forget(key_id)
         return Response(status=204)
