@@ -150,3 +150,42 @@ def test_call_next_claims_by_key_when_statistics_still_say_the_line_is_empty(pg_
     assert "tickets_pkey on tickets" in plan, plan
     assert "ix_tickets_sla" not in plan, plan
     floor.engine.dispose()
+
+
+def test_call_next_reads_past_heads_that_other_counters_all_hold(pg_url_factory):
+    """More counters press at once than heads are read (ten per class): while ten counters hold
+    the first ten tickets (their calls not yet committed), the eleventh still gets the eleventh
+    ticket, not "no ticket waiting" (a busy morning's 404s with 2,000 tickets in line)."""
+    from sqlalchemy import text
+
+    from mpp_queue.usecases.tickets import LINE_HEADS
+
+    url = pg_url_factory("mpp_queue_heads")
+    upgrade("queue", url)
+    floor = Floor(url, usecases.Settings(nik_hash_key="heads"))
+    agency, svc = setup_agency(floor)
+    counters = [
+        floor("add_counter", agency["id"], {"name": str(i), "service_ids": [svc["id"]]}, now=False)
+        for i in range(LINE_HEADS + 1)
+    ]
+    for _ in range(LINE_HEADS + 2):
+        floor.advance(seconds=1)
+        floor("take_ticket", {"service_id": svc["id"]}, settings=True)
+    holders = [floor.uow() for _ in range(LINE_HEADS)]
+    last = floor.uow()
+    try:
+        held = [
+            usecases.call_next(uow, floor.settings, counter["id"], None, now=floor.now)["number"]
+            for uow, counter in zip(holders, counters, strict=False)
+        ]
+        assert sorted(held) == [f"A-{n:03d}" for n in range(1, LINE_HEADS + 1)]
+        last.session.execute(text("SET lock_timeout = '2s'"))
+        got = usecases.call_next(last, floor.settings, counters[-1]["id"], None, now=floor.now)
+        assert got["number"] == f"A-{LINE_HEADS + 1:03d}"
+        for uow in (*holders, last):
+            uow.commit()
+    finally:
+        for uow in (*holders, last):
+            uow.session.close()
+    assert len(floor.events("ticket_called")) == LINE_HEADS + 1
+    floor.engine.dispose()

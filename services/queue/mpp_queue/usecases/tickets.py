@@ -279,7 +279,7 @@ def _heads(condition: str, *order):
             text(condition),  # literally the partial index's condition (adapters.tables)
         )
         .order_by(*order, tickets.c.queued_at, tickets.c.id)
-        .limit(LINE_HEADS)
+        .limit(bindparam("heads"))
     )
 
 
@@ -299,12 +299,14 @@ _HEADS = union_all(
 )
 
 
-def line_candidates(session, service_ids: list[str], day, now: datetime) -> list[calling.Candidate]:
+def line_candidates(
+    session, service_ids: list[str], day, now: datetime, heads: int = LINE_HEADS
+) -> list[calling.Candidate]:
     """The heads of today's line of some services: the first few callable booked, priority and
     regular tickets. The calling rule only ever picks a head, so call-next costs three short
     range reads of partial indexes holding only waiting tickets (``ix_tickets_heads_*``), however
     long the line or the history is."""
-    params = {"service_ids": list(service_ids), "day": day, "now": now}
+    params = {"service_ids": list(service_ids), "day": day, "now": now, "heads": heads}
     rows = session.execute(_HEADS, params).all()
     return [
         calling.Candidate(
@@ -648,7 +650,8 @@ def _claim_first_free(session, choices: list, counter: dict, actor, now):
 def _choose_and_claim(session, settings: Settings, counter: dict, actor, day, now):
     """The rule's choice among the heads of the line, claimed for this counter; None if nothing
     is waiting. A head another counter holds (claimed or being claimed) is passed over at once
-    for the rule's next choice; when every head read is gone, the heads are read again.
+    for the rule's next choice; when every head read is gone, the heads are read again, further
+    down the line than the ones found taken.
 
     On PostgreSQL the rule's first choices go to one claim statement that takes the first free
     one: with many counters pressing at once, claiming one choice per statement cost a round
@@ -656,9 +659,13 @@ def _choose_and_claim(session, settings: Settings, counter: dict, actor, day, no
     tried: set[str] = set()
     one_statement = session.get_bind().dialect.name == "postgresql"
     for _ in range(CLAIM_ROUNDS):
+        # read past the heads already found taken: with more counters pressing at once than
+        # heads read, every head can be held by another counter while the line is long
         candidates = [
             c
-            for c in line_candidates(session, list(counter["service_ids"]), day, now)
+            for c in line_candidates(
+                session, list(counter["service_ids"]), day, now, heads=LINE_HEADS + len(tried)
+            )
             if c.ticket_id not in tried
         ]
         while candidates:
