@@ -53,6 +53,7 @@ class Hub:
 
     def __init__(self, buffer_size: int, heartbeat: float) -> None:
         self.buffer: deque[tuple[dict, str]] = deque(maxlen=buffer_size)  # (envelope, frame)
+        self.buffered_ids: set[str] = set()  # the buffer's event ids: a redelivery is one lookup
         self.heartbeat = heartbeat
         self.subscribers: dict[str | None, set[LightQueue]] = {}  # agency id (None: all) → queues
         self.running = True
@@ -68,10 +69,13 @@ class Hub:
                     queue.put(_HEARTBEAT)
 
     def publish(self, envelope: dict) -> None:
-        if any(e["id"] == envelope["id"] for e, _ in self.buffer):
+        if envelope["id"] in self.buffered_ids:
             return  # a redelivered event is shown once
         item = (envelope["id"], frame(envelope))
+        if len(self.buffer) == self.buffer.maxlen:
+            self.buffered_ids.discard(self.buffer[0][0]["id"])  # the one about to drop out
         self.buffer.append((envelope, item[1]))
+        self.buffered_ids.add(envelope["id"])
         agency_id = envelope["payload"].get("agency_id")
         for key in {None, agency_id}:
             for queue in list(self.subscribers.get(key, ())):
