@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from mpp_contracts import pagination
 from mpp_contracts.errors import Forbidden, NotFound, ValidationFailed
@@ -35,8 +36,15 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+@functools.cache
+def _by_id(table):
+    """``SELECT * FROM table WHERE id = :id``, built once per table: a statement built per call
+    computes its cache key every time (~4 % of the queue's CPU on call-next)."""
+    return select(table).where(table.c.id == bindparam("id"))
+
+
 def load_row(session, table, key: str, code: str, what: str | None = None) -> dict:
-    row = session.execute(select(table).where(table.c.id == key)).mappings().first()
+    row = session.execute(_by_id(table), {"id": key}).mappings().first()
     if row is None:
         raise NotFound(code, f"{what or table.name[:-1]} {key} not found")
     return dict(row)

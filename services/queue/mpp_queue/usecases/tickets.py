@@ -239,22 +239,21 @@ def take_ticket(uow, settings: Settings, data: dict, now: datetime | None = None
 # -- the virtual ticket ------------------------------------------------------------------------
 
 
-def load_ticket(session, ticket_id: str) -> dict:
-    row = (
-        session.execute(
-            select(
-                tickets,
-                services.c.code.label("service_code"),
-                services.c.name.label("service_name"),
-                counters.c.name.label("counter_name"),
-            )
-            .join(services, services.c.id == tickets.c.service_id)
-            .outerjoin(counters, counters.c.id == tickets.c.counter_id)
-            .where(tickets.c.id == ticket_id)
-        )
-        .mappings()
-        .first()
+_TICKET_WITH_NAMES = (
+    select(
+        tickets,
+        services.c.code.label("service_code"),
+        services.c.name.label("service_name"),
+        counters.c.name.label("counter_name"),
     )
+    .join(services, services.c.id == tickets.c.service_id)
+    .outerjoin(counters, counters.c.id == tickets.c.counter_id)
+    .where(tickets.c.id == bindparam("ticket_id"))
+)
+
+
+def load_ticket(session, ticket_id: str) -> dict:
+    row = session.execute(_TICKET_WITH_NAMES, {"ticket_id": ticket_id}).mappings().first()
     if row is None:
         raise NotFound("TICKET_NOT_FOUND", "no such ticket")
     return dict(row)
@@ -554,23 +553,27 @@ def _claim(
     )
 
 
+_INSERT_CALL = insert(calls)  # values bound per execution: built (and cache-keyed) once
+
+
 def record_call(
     uow, kind: str, row: dict, counter: dict, now: datetime, *, out_of_order: bool = False
 ) -> None:
     """Keep the call for the display board and announce it (``ticket_called``/``_recalled``)."""
     text = announce.announcement(row["number"], counter["name"])
     uow.session.execute(
-        insert(calls).values(
-            id=str(uuid.uuid4()),
-            ticket_id=row["id"],
-            counter_id=counter["id"],
-            agency_id=counter["agency_id"],
-            number=row["number"],
-            kind=kind,
-            day=row["day"],
-            called_at=now,
-            announcement=text,
-        )
+        _INSERT_CALL,
+        {
+            "id": str(uuid.uuid4()),
+            "ticket_id": row["id"],
+            "counter_id": counter["id"],
+            "agency_id": counter["agency_id"],
+            "number": row["number"],
+            "kind": kind,
+            "day": row["day"],
+            "called_at": now,
+            "announcement": text,
+        },
     )
     uow.add_event(
         "ticket_called" if kind == "call" else "ticket_recalled",
@@ -690,6 +693,13 @@ def _choose_and_claim(session, settings: Settings, counter: dict, actor, day, no
     return None
 
 
+_SET_STREAK = (
+    update(counters)
+    .where(counters.c.id == bindparam("counter_id"))
+    .values(priority_streak=bindparam("streak"))
+)
+
+
 def call_next(
     uow, settings: Settings, counter_id: str, actor: dict | None, now: datetime | None = None
 ) -> dict:
@@ -709,11 +719,7 @@ def call_next(
     if choice is None:
         raise NotFound("NO_TICKET_WAITING", "no ticket is waiting for this counter's services")
     ticket_id = choice.candidate.ticket_id
-    session.execute(
-        update(counters)
-        .where(counters.c.id == counter_id)
-        .values(priority_streak=choice.priority_streak)
-    )
+    session.execute(_SET_STREAK, {"counter_id": counter_id, "streak": choice.priority_streak})
     row = load_ticket(session, ticket_id)
     record_call(uow, "call", row, counter, now)
     return ticket_view(session, settings, row, now)
