@@ -93,3 +93,42 @@ def test_the_database_dependency_keeps_a_connection_for_every_worker(pg_url_fact
         assert provider.engine.pool.size() == 17 + db.POOL_SPARE
     finally:
         provider.engine.dispose()
+        provider.autocommit.dispose()
+
+
+def test_execute_now_commits_on_its_own_through_connections_kept_in_autocommit(pg_url_factory):
+    """``execute_now`` (the hot counter rows' claim) is committed by itself: seen by others at
+    once and kept when the unit of work rolls back; its connections never leave autocommit, so
+    none is switched back (a ``SET`` round trip) when it returns to the pool."""
+    from types import SimpleNamespace
+
+    from mpp_chassis.migrate import upgrade
+    from mpp_queue.adapters.tables import metadata
+
+    url = pg_url_factory("mpp_pool_now")
+    upgrade("queue", url)
+    provider = db.Database(metadata)
+    provider.container = SimpleNamespace(
+        config={"DB_URL": url, "AMQP_URI": "memory://"}, max_workers=4, service_name="queue"
+    )
+    provider.setup()
+    observer = create_engine(url, poolclass=NullPool)
+    try:
+        worker = type("Worker", (), {"context_data": {}})()  # the provider keys sessions by it
+        uow = provider.get_dependency(worker)
+        uow.session.execute(text("SELECT 1"))  # the unit of work's own transaction is open
+        statement = text("INSERT INTO ticket_sequences (prefix, day, last_seq) VALUES ('Z', :d, 7)")
+        assert uow.execute_now(statement, {"d": "2026-11-28"}) == 1
+        with observer.connect() as conn:  # committed already, before the unit of work is
+            seen = conn.execute(text("SELECT last_seq FROM ticket_sequences WHERE prefix = 'Z'"))
+            assert seen.scalar_one() == 7
+        uow.rollback()
+        with observer.connect() as conn:
+            kept = conn.execute(text("SELECT count(*) FROM ticket_sequences WHERE prefix = 'Z'"))
+            assert kept.scalar_one() == 1
+        with provider.autocommit.connect() as conn:
+            assert conn.connection.dbapi_connection.autocommit is True
+    finally:
+        observer.dispose()
+        provider.engine.dispose()
+        provider.autocommit.dispose()

@@ -27,7 +27,7 @@ from mpp_contracts.envelope import make_envelope
 _log = logging.getLogger(__name__)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, **options) -> Engine:
     """An engine tuned for the dialect: WAL and a busy timeout for SQLite files.
 
     ``pool_size`` connections are kept open. A connection checked out beyond them (overflow) is
@@ -46,7 +46,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=3600)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=3600, **options)
     _ping_when_idle(engine)
     return engine
 
@@ -112,8 +112,10 @@ class UnitOfWork:
         mall: str,
         context_data: dict,
         on_commit,
+        autocommit: Engine | None = None,
     ) -> None:
         self.session = session
+        self._autocommit = autocommit
         self._outbox = outbox
         self._processed = processed
         self._source = source
@@ -159,8 +161,12 @@ class UnitOfWork:
         it; alone, the lock lasts the statement's own execution. The effect stays even when the
         unit of work rolls back, so the caller compensates (or accepts a gap in a numbering).
         """
-        engine = self.session.get_bind()
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if self._autocommit is not None:  # connections that are always in autocommit
+            connection = self._autocommit.connect()
+        else:  # switched for this use, and switched back (one more round trip) when returned
+            engine = self.session.get_bind()
+            connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        with connection as conn:
             result = conn.execute(statement, params)
             return result.all() if result.returns_rows else result.rowcount
 
@@ -209,6 +215,13 @@ class Database(DependencyProvider):
             config[self.url_key], pool_size=self.container.max_workers + POOL_SPARE
         )
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # ``UnitOfWork.execute_now``'s engine: its connections stay in autocommit, so a statement
+        # costs one round trip (switching a pooled connection costs a ``SET`` when it returns)
+        self.autocommit = (
+            make_engine(config[self.url_key], pool_size=POOL_SPARE, isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql"
+            else None
+        )
         self.outbox = self.metadata.tables["outbox"]
         self.processed = self.metadata.tables["processed_events"]
         self.source = self.container.service_name
@@ -231,6 +244,8 @@ class Database(DependencyProvider):
     def stop(self) -> None:
         self.relay.stop()
         self.wakeup.set()
+        if self.autocommit is not None:  # workers are done when dependencies stop
+            self.autocommit.dispose()
 
     def kill(self) -> None:
         self.stop()
@@ -246,6 +261,7 @@ class Database(DependencyProvider):
             mall=self.mall,
             context_data=worker_ctx.context_data,
             on_commit=self.wakeup.set,
+            autocommit=self.autocommit,
         )
 
     def worker_teardown(self, worker_ctx) -> None:

@@ -202,8 +202,7 @@ def claim_place(uow, service: dict, day) -> tuple[int, bool]:
 def issue_ticket(uow, settings: Settings, data: dict, now: datetime | None = None) -> dict:
     """A walk-in ticket from a kiosk or the citizen app: validate, claim a place, insert it.
 
-    Returns the stored row; commit, then answer with :func:`ticket_view` (its position and ETA are
-    reads, kept out of the write transaction).
+    Returns the stored row; :func:`take_ticket` adds the virtual ticket (position and ETA).
     """
     session = uow.session
     service = active_service(session, data["service_id"])
@@ -230,8 +229,8 @@ def issue_ticket(uow, settings: Settings, data: dict, now: datetime | None = Non
 
 
 def take_ticket(uow, settings: Settings, data: dict, now: datetime | None = None) -> dict:
-    """:func:`issue_ticket` and the virtual ticket, in one transaction (for callers that commit
-    afterwards; the RPC entry point commits in between)."""
+    """:func:`issue_ticket` and the virtual ticket (its reads in the same transaction; the caller
+    commits)."""
     now = now or now_utc()
     return ticket_view(uow.session, settings, issue_ticket(uow, settings, data, now), now)
 
