@@ -216,9 +216,14 @@ class Database(DependencyProvider):
         )
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
         # ``UnitOfWork.execute_now``'s engine: its connections stay in autocommit, so a statement
-        # costs one round trip (switching a pooled connection costs a ``SET`` when it returns)
+        # costs one round trip (switching a pooled connection costs a ``SET`` when it returns);
+        # as many as workers, like the main pool (connections are opened as they are needed)
         self.autocommit = (
-            make_engine(config[self.url_key], pool_size=POOL_SPARE, isolation_level="AUTOCOMMIT")
+            make_engine(
+                config[self.url_key],
+                pool_size=self.container.max_workers,
+                isolation_level="AUTOCOMMIT",
+            )
             if self.engine.dialect.name == "postgresql"
             else None
         )
