@@ -183,6 +183,14 @@ def _charge_columns(charge: adapters.Charge) -> dict:
     }
 
 
+def invoice_amount(uow, ticket: dict) -> int:
+    """What a completed ticket owes: our catalogue copy's fee, else the event's (0: nothing)."""
+    fee = uow.session.execute(
+        select(catalogue.c.fee_idr).where(catalogue.c.id == ticket["service_id"])
+    ).scalar_one_or_none()
+    return ticket["fee_idr"] if fee is None else fee
+
+
 def open_invoice(uow, settings: Settings, ticket: dict, *, provider=None) -> dict | None:
     """Open the one invoice of a completed ticket whose service has a fee.
 
@@ -190,10 +198,7 @@ def open_invoice(uow, settings: Settings, ticket: dict, *, provider=None) -> dic
     the ticket event is the queue's catalogue value at completion and is used only when our copy
     has not arrived yet. A second invoice for the same ticket is refused by a unique key.
     """
-    fee = uow.session.execute(
-        select(catalogue.c.fee_idr).where(catalogue.c.id == ticket["service_id"])
-    ).scalar_one_or_none()
-    amount = ticket["fee_idr"] if fee is None else fee
+    amount = invoice_amount(uow, ticket)
     if amount <= 0:
         return None
     exists = uow.session.execute(

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from mpp_contracts.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from mpp_payment.adapters.tables import journal_lines, payments
@@ -51,6 +51,10 @@ def test_free_service_opens_no_invoice(payment):
         envelope("ticket_completed", completed_payload(ticket_id, "agency-1", fee=0)),
     )
     assert payment.events("payment_requested") == []
+    with payment.db.connect() as conn:  # nothing stored either: no invoice, no handled-event row
+        assert conn.execute(select(func.count()).select_from(payments)).scalar_one() == 0
+        handled = conn.execute(text("SELECT count(*) FROM processed_events")).scalar_one()
+    assert handled == 0
 
 
 def test_paid_once_duplicates_change_nothing_and_journal_balances(payment):
