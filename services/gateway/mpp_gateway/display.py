@@ -13,10 +13,12 @@ greenthread after the handler returned, so open streams hold no worker slot.
 from __future__ import annotations
 
 import json
+import logging
 from collections import deque
 
 import eventlet
-from eventlet.queue import LightQueue
+import greenlet
+from eventlet.hubs import get_hub
 from nameko.extensions import DependencyProvider
 
 from mpp_gateway import metrics
@@ -24,6 +26,55 @@ from mpp_gateway import metrics
 EVENT_TYPES = ("ticket_called", "ticket_recalled")
 _CLOSE = object()
 _HEARTBEAT = object()
+_log = logging.getLogger(__name__)
+
+
+class Inbox:
+    """One open stream's items, and the stream's greenthread while it waits for one.
+
+    The hub hands an item to thousands of inboxes at once (:func:`deliver`) and wakes the waiting
+    streams with ONE scheduled call: an ``eventlet.queue.LightQueue`` per stream scheduled a
+    timer per stream per item, a third of the gateway's CPU during calls with 5,000 boards open.
+    """
+
+    __slots__ = ("items", "parked", "woken")
+
+    def __init__(self) -> None:
+        self.items: deque = deque()
+        self.parked: greenlet.greenlet | None = None  # the greenthread waiting in :meth:`get`
+        self.woken = False  # a wake-up for it is scheduled already
+
+    def get(self):
+        while not self.items:
+            self.parked = greenlet.getcurrent()
+            try:
+                get_hub().switch()  # until :func:`_resume` (or a kill) switches back here
+            finally:
+                self.parked = None
+                self.woken = False
+        return self.items.popleft()
+
+
+def deliver(inboxes, item) -> None:
+    """Append ``item`` to every inbox; wake the waiting ones together, once each."""
+    woken = []
+    for inbox in inboxes:
+        inbox.items.append(item)
+        if inbox.parked is not None and not inbox.woken:
+            inbox.woken = True
+            woken.append((inbox, inbox.parked))
+    if woken:
+        get_hub().schedule_call_global(0, _resume, woken)
+
+
+def _resume(woken: list) -> None:
+    """Runs on the event loop: each stream runs until it waits again (its socket, its inbox)."""
+    for inbox, waiting in woken:
+        if inbox.parked is waiting and not waiting.dead:  # still waiting in ``get``
+            try:
+                waiting.switch()
+            except Exception:  # pragma: no cover - greenthreads keep their own errors
+                _log.exception("display stream failed")
 
 
 def frame(envelope: dict) -> str:
@@ -55,7 +106,7 @@ class Hub:
         self.buffer: deque[tuple[dict, str]] = deque(maxlen=buffer_size)  # (envelope, frame)
         self.buffered_ids: set[str] = set()  # the buffer's event ids: a redelivery is one lookup
         self.heartbeat = heartbeat
-        self.subscribers: dict[str | None, set[LightQueue]] = {}  # agency id (None: all) → queues
+        self.subscribers: dict[str | None, set[Inbox]] = {}  # agency id (None: all) → inboxes
         self.running = True
 
     def beat(self) -> None:
@@ -64,9 +115,8 @@ class Hub:
         event cost a timer per stream per call."""
         while self.running:
             eventlet.sleep(self.heartbeat)
-            for queues in list(self.subscribers.values()):
-                for queue in list(queues):
-                    queue.put(_HEARTBEAT)
+            for inboxes in list(self.subscribers.values()):
+                deliver(list(inboxes), _HEARTBEAT)
 
     def publish(self, envelope: dict) -> None:
         if envelope["id"] in self.buffered_ids:
@@ -78,14 +128,12 @@ class Hub:
         self.buffered_ids.add(envelope["id"])
         agency_id = envelope["payload"].get("agency_id")
         for key in {None, agency_id}:
-            for queue in list(self.subscribers.get(key, ())):
-                queue.put(item)
+            deliver(list(self.subscribers.get(key, ())), item)
 
     def close_all(self) -> None:
         self.running = False
-        for queues in list(self.subscribers.values()):
-            for queue in list(queues):
-                queue.put(_CLOSE)
+        for inboxes in list(self.subscribers.values()):
+            deliver(list(inboxes), _CLOSE)
 
     def missed_since(self, last_id: str | None) -> list[tuple[dict, str]] | None:
         """Buffered events after ``last_id``; None if that id is no longer known."""
@@ -99,9 +147,9 @@ class Hub:
 
     def stream(self, agency_id: str | None, last_id: str | None):
         """The SSE body: backlog (or ``resync``), then live events and heartbeats."""
-        queue: LightQueue = LightQueue()
+        inbox = Inbox()
         # subscribe before reading the backlog, so nothing falls between
-        self.subscribers.setdefault(agency_id, set()).add(queue)
+        self.subscribers.setdefault(agency_id, set()).add(inbox)
         metrics.OPEN_STREAMS.inc()
         try:
             yield f"retry: 2000\n: connected {agency_id or 'mall'}\n\n"
@@ -115,7 +163,7 @@ class Hub:
                     if agency_id is None or envelope["payload"].get("agency_id") == agency_id:
                         yield text
             while True:
-                item = queue.get()
+                item = inbox.get()
                 if item is _HEARTBEAT:
                     yield ": heartbeat\n\n"
                     continue
@@ -125,10 +173,10 @@ class Hub:
                 if event_id not in seen:
                     yield text
         finally:
-            queues = self.subscribers.get(agency_id)
-            if queues is not None:
-                queues.discard(queue)
-                if not queues:
+            inboxes = self.subscribers.get(agency_id)
+            if inboxes is not None:
+                inboxes.discard(inbox)
+                if not inboxes:
                     self.subscribers.pop(agency_id, None)
             metrics.OPEN_STREAMS.dec()
 
