@@ -7,45 +7,43 @@ Standalone, it starts its own mall (fresh vhost, SQLite or ``--backend postgres`
 service, so one gateway process; rate limits raised), registers an agency with one service and
 one counter, and measures. ``bench/run.py`` calls :func:`measure` on its own floor instead.
 
-Method. The streams are opened by a separate client process under eventlet (green sockets: one
-process holds thousands of connections; the file-descriptor limit is raised with
-``resource.setrlimit`` here and inherited by the client and the mall). Streams are spread over
-display keys, ``STREAMS_PER_KEY`` each, so opening them stays under the per-key rate limit. Once
-every stream has said ``: connected`` (and the gateway's ``mpp_display_streams_open`` gauge is
-read), ``calls`` waiting tickets are called at ``rate`` per second through the API (open loop:
-each call-next is sent at its scheduled instant). Latency = a frame naming the ticket received
-on a stream − its call-next *sent* (button pressed → board shows it), over every (call, stream)
-pair; also from the event's ``occurred_at`` (the queue's commit → board: relay, broker, fan-out).
-Receipt times are taken right after ``recv`` and frames are parsed after the run, so parsing does
-not delay other streams. Missing deliveries are counted. Percentiles are nearest-rank. The client
-shares the CPU with the gateway: at 5,000 streams the figure is an upper bound.
+Method. The streams are opened by a separate client process that holds them all in one thread
+with ``epoll`` (``selectors``; the file-descriptor limit is raised with ``resource.setrlimit``
+here and inherited by the client and the mall), while a second thread presses call-next.
+Streams are spread over display keys, ``STREAMS_PER_KEY`` each, so opening them stays under the
+per-key rate limit. Once every stream has said ``: connected`` (and the gateway's
+``mpp_display_streams_open`` gauge is read), ``calls`` waiting tickets are called at ``rate``
+per second through the API (open loop: each call-next is sent at its scheduled instant).
+Latency = a frame naming the ticket received on a stream − its call-next *sent* (button pressed
+→ board shows it), over every (call, stream) pair; also from the event's ``occurred_at`` (the
+queue's commit → board: relay, broker, fan-out). Receipt times are taken right after ``recv``
+and frames are parsed after the run, so parsing does not delay other streams. (An earlier client
+held a greenthread per stream under eventlet and was busier than the gateway it measured.)
+Missing deliveries are counted. Percentiles are nearest-rank. The client shares the CPU with
+the gateway: at 5,000 streams the figure is an upper bound.
 
 Prints the figures and writes ``bench/results/<timestamp>-display-stream.json``.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import re
+import resource
+import selectors
+import socket
+import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
 
-if __name__ == "__main__" and "--client" in sys.argv:  # the stream holder: green everything
-    import eventlet
-
-    eventlet.monkey_patch()
-
-import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import resource  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from urllib.parse import urlparse  # noqa: E402
-
-import requests  # noqa: E402
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -79,37 +77,6 @@ def _ms(seconds: float | None) -> float | None:
 # ------------------------------------------------------------ the client (eventlet process)
 
 
-def _hold_stream(host, port, key, chunks, connected, sockets, opening) -> None:
-    """One stream: records every chunk with its receipt time; parsing happens after the run."""
-    opening.acquire()
-    released = False
-    try:
-        sock = socket.create_connection((host, port), timeout=120)
-        sockets.append(sock)
-        sock.sendall(
-            (
-                f"GET /v1/display/stream HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                f"Authorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n"
-            ).encode()
-        )
-        sock.settimeout(None)
-        while True:
-            chunk = sock.recv(65536)
-            now = time.time()
-            if not chunk:
-                return
-            chunks.append((now, chunk))
-            if not released and b": connected" in chunk:
-                released = True
-                connected.append(now)
-                opening.release()
-    except OSError:
-        return
-    finally:
-        if not released:
-            opening.release()
-
-
 def _frames(chunks: list[tuple[float, bytes]]):
     """(frame bytes, receipt time of the chunk that completed it) for one stream."""
     buffer = b""
@@ -120,9 +87,70 @@ def _frames(chunks: list[tuple[float, bytes]]):
             yield frame, now
 
 
-def run_client(args) -> dict:
-    import eventlet
+class Streams:
+    """Holds the streams in one plain thread with ``epoll`` (``selectors``): each chunk is
+    stamped right after ``recv``; parsing waits for the end of the run. (A greenthread per
+    stream, under eventlet, cost the client a switch and a timer per chunk: at 5,000 streams it
+    was busier than the gateway it measured.)"""
 
+    def __init__(self, host: str, port: int, keys: list[str], count: int) -> None:
+        self.host, self.port, self.keys, self.count = host, port, keys, count
+        self.selector = selectors.DefaultSelector()
+        self.chunks: list[list[tuple[float, bytes]]] = [[] for _ in range(count)]
+        self.connected: dict[int, float] = {}
+        self.deliveries = 0  # ``"ticket_id"`` seen so far, counted as chunks arrive
+
+    def open(self, timeout: float) -> None:
+        """Connect ``CONNECTING_AT_ONCE`` at a time, each batch once it said ``: connected``."""
+        deadline = time.monotonic() + timeout
+        for first in range(0, self.count, CONNECTING_AT_ONCE):
+            batch = range(first, min(first + CONNECTING_AT_ONCE, self.count))
+            for index in batch:
+                try:
+                    sock = socket.create_connection((self.host, self.port), timeout=30)
+                    key = self.keys[index % len(self.keys)]
+                    sock.sendall(
+                        (
+                            f"GET /v1/display/stream HTTP/1.1\r\nHost: {self.host}:{self.port}"
+                            f"\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n"
+                        ).encode()
+                    )
+                except OSError:
+                    continue
+                sock.setblocking(False)
+                self.selector.register(sock, selectors.EVENT_READ, index)
+            while time.monotonic() < deadline and any(i not in self.connected for i in batch):
+                if not self.selector.get_map():
+                    return
+                self.pump(0.2)
+
+    def pump(self, timeout: float) -> None:
+        for key, _ in self.selector.select(timeout):
+            try:
+                chunk = key.fileobj.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                chunk = b""
+            now = time.time()
+            index = key.data
+            if not chunk:
+                self.selector.unregister(key.fileobj)
+                key.fileobj.close()
+                continue
+            self.chunks[index].append((now, chunk))
+            self.deliveries += chunk.count(b'"ticket_id"')
+            if index not in self.connected and b": connected" in chunk:
+                self.connected[index] = now
+
+    def close(self) -> None:
+        for key in list(self.selector.get_map().values()):
+            self.selector.unregister(key.fileobj)
+            key.fileobj.close()
+        self.selector.close()
+
+
+def run_client(args) -> dict:
     raise_fd_limit()
     parsed = urlparse(args.url)
     session = requests.Session()
@@ -133,57 +161,39 @@ def run_client(args) -> dict:
         ).raise_for_status()
 
     keys = args.display_keys.split(",")
-    per_stream: list[list] = [[] for _ in range(args.streams)]
-    connected: list[float] = []
-    sockets: list = []
-    opening = eventlet.semaphore.Semaphore(CONNECTING_AT_ONCE)
-    pool = eventlet.GreenPool(args.streams + 10)
+    streams = Streams(parsed.hostname, parsed.port, keys, args.streams)
     began = time.monotonic()
-    for index in range(args.streams):
-        pool.spawn_n(
-            _hold_stream,
-            parsed.hostname,
-            parsed.port,
-            keys[index % len(keys)],
-            per_stream[index],
-            connected,
-            sockets,
-            opening,
-        )
-    deadline = time.monotonic() + args.connect_timeout
-    while len(connected) < args.streams and time.monotonic() < deadline:
-        eventlet.sleep(0.2)
+    streams.open(args.connect_timeout)
     connect_seconds = time.monotonic() - began
     metrics = session.get(f"{args.url}/metrics", timeout=30).text
     gauge = OPEN_STREAMS.search(metrics)
 
     sent: dict[bytes, float] = {}
     answered: dict[bytes, float] = {}
-    start = time.time()
-    for number in range(args.calls):
-        due = start + number / args.rate
-        eventlet.sleep(max(0.0, due - time.time()))
-        pressed = time.time()
-        answer = session.post(
-            f"{args.url}/v1/counters/{args.counter}/call-next", headers=officer, timeout=30
-        )
-        if answer.status_code == 200:
-            ticket = answer.json()["id"].encode()
-            sent[ticket], answered[ticket] = pressed, time.time()
 
-    def delivered() -> int:
-        return sum(chunk.count(b'"ticket_id"') for chunks in per_stream for _, chunk in chunks)
+    def press() -> None:  # the officer, on a thread of its own: open loop at ``rate``
+        start = time.time()
+        for number in range(args.calls):
+            time.sleep(max(0.0, start + number / args.rate - time.time()))
+            pressed = time.time()
+            answer = session.post(
+                f"{args.url}/v1/counters/{args.counter}/call-next", headers=officer, timeout=30
+            )
+            if answer.status_code == 200:
+                ticket = answer.json()["id"].encode()
+                sent[ticket], answered[ticket] = pressed, time.time()
 
+    officer_thread = threading.Thread(target=press, daemon=True)
+    officer_thread.start()
+    while officer_thread.is_alive():
+        streams.pump(0.05)
     settle = time.monotonic() + args.settle
-    expected = len(sent) * len(connected)
-    while time.monotonic() < settle and delivered() < expected:
-        eventlet.sleep(0.5)
-    for sock in sockets:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-    pool.waitall()
+    expected = len(sent) * len(streams.connected)
+    while time.monotonic() < settle and streams.deliveries < expected:
+        streams.pump(0.2)
+    streams.close()
+    per_stream = streams.chunks
+    connected = streams.connected
 
     from_call, from_event, seen = [], [], set()
     for index, chunks in enumerate(per_stream):
