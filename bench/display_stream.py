@@ -77,6 +77,16 @@ def _ms(seconds: float | None) -> float | None:
 # ------------------------------------------------------------ the client (eventlet process)
 
 
+def _ticket_receipts(per_stream, ticket: bytes):
+    """(stream, receipt time) of the first frame naming ``ticket`` on each stream."""
+    for index, chunks in enumerate(per_stream):
+        for frame, now in _frames(chunks):
+            found = TICKET.search(frame)
+            if found and found.group(1) == ticket:
+                yield index, now
+                break
+
+
 def _frames(chunks: list[tuple[float, bytes]]):
     """(frame bytes, receipt time of the chunk that completed it) for one stream."""
     buffer = b""
@@ -155,7 +165,7 @@ def run_client(args) -> dict:
     parsed = urlparse(args.url)
     session = requests.Session()
     officer = {"Authorization": f"Bearer {args.officer_key}"}
-    for _ in range(args.calls):
+    for _ in range(args.calls + args.warmup):
         session.post(
             f"{args.url}/v1/tickets", json={"service_id": args.service}, timeout=30
         ).raise_for_status()
@@ -171,9 +181,9 @@ def run_client(args) -> dict:
     sent: dict[bytes, float] = {}
     answered: dict[bytes, float] = {}
 
-    def press() -> None:  # the officer, on a thread of its own: open loop at ``rate``
+    def press(calls: int) -> None:  # the officer, on a thread of its own: open loop at ``rate``
         start = time.time()
-        for number in range(args.calls):
+        for number in range(calls):
             time.sleep(max(0.0, start + number / args.rate - time.time()))
             pressed = time.time()
             answer = session.post(
@@ -183,19 +193,36 @@ def run_client(args) -> dict:
                 ticket = answer.json()["id"].encode()
                 sent[ticket], answered[ticket] = pressed, time.time()
 
-    officer_thread = threading.Thread(target=press, daemon=True)
-    officer_thread.start()
-    while officer_thread.is_alive():
-        streams.pump(0.05)
-    settle = time.monotonic() + args.settle
-    expected = len(sent) * len(streams.connected)
-    while time.monotonic() < settle and streams.deliveries < expected:
-        streams.pump(0.2)
+    def run(calls: int) -> None:
+        before = streams.deliveries
+        officer_thread = threading.Thread(target=press, args=(calls,), daemon=True)
+        officer_thread.start()
+        while officer_thread.is_alive():
+            streams.pump(0.05)
+        settle = time.monotonic() + args.settle
+        expected = before + len(sent) * len(streams.connected)
+        while time.monotonic() < settle and streams.deliveries < expected:
+            streams.pump(0.2)
+
+    # Warm-up calls, not counted: the first calls after thousands of boards connected at once
+    # pay the full garbage collection of the objects those connections made (measured: the
+    # first two calls' last boards at 300-480 ms, the later ones at 150-280 ms; with the
+    # collector off, the first ones were like the rest).
+    run(args.warmup)
+    warmup = [
+        _ms(max((now - sent[t] for _, now in _ticket_receipts(streams.chunks, t)), default=None))
+        for t in sent
+    ]
+    sent.clear()
+    answered.clear()
+    run(args.calls)
     streams.close()
+    expected = len(sent) * len(streams.connected)
     per_stream = streams.chunks
     connected = streams.connected
 
     from_call, from_event, seen = [], [], set()
+    by_call: dict[bytes, list[float]] = {ticket: [] for ticket in sent}
     for index, chunks in enumerate(per_stream):
         for frame, now in _frames(chunks):
             ticket = TICKET.search(frame)
@@ -203,6 +230,7 @@ def run_client(args) -> dict:
                 continue
             seen.add((index, ticket.group(1)))
             from_call.append(now - sent[ticket.group(1)])
+            by_call[ticket.group(1)].append(now - sent[ticket.group(1)])
             occurred = OCCURRED.search(frame)
             if occurred:
                 at = dt.datetime.fromisoformat(occurred.group(1).decode()).timestamp()
@@ -225,6 +253,9 @@ def run_client(args) -> dict:
         "event_p50_ms": _ms(percentile(from_event, 50)),
         "event_p99_ms": _ms(percentile(from_event, 99)),
         "call_next_p50_ms": _ms(percentile(call_seconds, 50)),
+        "warmup_calls_max_ms": warmup,
+        # the last board reached, per call in calling order: a slow call or a slow fan-out?
+        "per_call_max_ms": [_ms(max(v, default=None)) for v in by_call.values()],
     }
 
 
@@ -343,6 +374,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=2.0, help="calls per second")
     parser.add_argument("--connect-timeout", type=float, default=180.0)
     parser.add_argument("--settle", type=float, default=15.0)
+    parser.add_argument("--warmup", type=int, default=2, help="calls first, not counted")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--url", help="an already running mall's gateway (its mall admin key)")
     # the client process's own arguments (set by measure())
