@@ -49,21 +49,21 @@ def rows(engine):
         ).all()
 
 
-def test_unroutable_events_are_parked_then_republished(container_factory, amqp_uri, tmp_path):
+def start_producer(container_factory, amqp_uri, tmp_path, **settings):
+    """A started ``Producer`` on a fresh SQLite queue database, and an engine on that database."""
     SEEN.clear()
     url = f"sqlite:///{tmp_path}/queue.db"
     upgrade("queue", url)
-    engine = create_engine(url)
-    producer = container_factory(
-        Producer,
-        {
-            "AMQP_URI": amqp_uri,
-            "DB_URL": url,
-            "OUTBOX_POLL_SECONDS": 0.2,
-            "OUTBOX_UNROUTABLE_ATTEMPTS": 2,
-        },
-    )
+    config = {"AMQP_URI": amqp_uri, "DB_URL": url, "OUTBOX_POLL_SECONDS": 0.2, **settings}
+    producer = container_factory(Producer, config)
     producer.start()
+    return producer, create_engine(url)
+
+
+def test_unroutable_events_are_parked_then_republished(container_factory, amqp_uri, tmp_path):
+    producer, engine = start_producer(
+        container_factory, amqp_uri, tmp_path, OUTBOX_UNROUTABLE_ATTEMPTS=2
+    )
     with entrypoint_hook(producer, "announce") as announce:
         announce("agency_registered", "NOBODY-LISTENS")
         wait_until(lambda: rows(engine)[0].sent_at is not None, timeout=30, message="parked")
@@ -94,21 +94,13 @@ def test_a_type_without_a_queue_for_long_is_parked_at_once_and_a_new_consumer_en
     """Once a type has had no queue for ``OUTBOX_PARK_AFTER_SECONDS``, its next event is parked
     at its first attempt (not retried for half a minute); it is still published, so the first
     event a new consumer's queue takes is delivered at once."""
-    SEEN.clear()
-    url = f"sqlite:///{tmp_path}/queue.db"
-    upgrade("queue", url)
-    engine = create_engine(url)
-    producer = container_factory(
-        Producer,
-        {
-            "AMQP_URI": amqp_uri,
-            "DB_URL": url,
-            "OUTBOX_POLL_SECONDS": 0.2,
-            "OUTBOX_UNROUTABLE_ATTEMPTS": 50,  # never reached: parking comes from the duration
-            "OUTBOX_PARK_AFTER_SECONDS": 1.0,
-        },
+    producer, engine = start_producer(
+        container_factory,
+        amqp_uri,
+        tmp_path,
+        OUTBOX_UNROUTABLE_ATTEMPTS=50,  # never reached: parking comes from the duration
+        OUTBOX_PARK_AFTER_SECONDS=1.0,
     )
-    producer.start()
 
     def attempts_of(code: str):
         with engine.connect() as conn:
