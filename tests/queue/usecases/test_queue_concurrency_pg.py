@@ -44,6 +44,20 @@ def race(url: str, *argument_lists: list[str]) -> list[list]:
     return outputs
 
 
+def floor_with_counters(pg_url_factory, name: str, count: int):
+    """A migrated PostgreSQL queue database with one agency, one service and ``count`` counters
+    serving it; returns the floor, the service and the counters."""
+    url = pg_url_factory(f"mpp_queue_{name}")
+    upgrade("queue", url)
+    floor = Floor(url, usecases.Settings(nik_hash_key=name))
+    agency, svc = setup_agency(floor)
+    counters = [
+        floor("add_counter", agency["id"], {"name": str(i), "service_ids": [svc["id"]]}, now=False)
+        for i in range(1, count + 1)
+    ]
+    return floor, svc, counters
+
+
 def test_two_processes_issue_unique_numbers_and_never_call_the_same_ticket(pg_url_factory):
     url = pg_url_factory("mpp_queue_race")
     upgrade("queue", url)
@@ -78,14 +92,7 @@ def test_a_counter_passes_over_a_head_another_counter_is_claiming(pg_url_factory
     ``lock_timeout``); then both commit and each ticket was called once."""
     from sqlalchemy import text
 
-    url = pg_url_factory("mpp_queue_skip")
-    upgrade("queue", url)
-    floor = Floor(url, usecases.Settings(nik_hash_key="skip"))
-    agency, svc = setup_agency(floor)
-    counters = [
-        floor("add_counter", agency["id"], {"name": str(i), "service_ids": [svc["id"]]}, now=False)
-        for i in (1, 2)
-    ]
+    floor, svc, counters = floor_with_counters(pg_url_factory, "skip", 2)
     for _ in range(3):
         floor.advance(seconds=1)
         floor("take_ticket", {"service_id": svc["id"]}, settings=True)
@@ -160,14 +167,7 @@ def test_call_next_reads_past_heads_that_other_counters_all_hold(pg_url_factory)
 
     from mpp_queue.usecases.tickets import LINE_HEADS
 
-    url = pg_url_factory("mpp_queue_heads")
-    upgrade("queue", url)
-    floor = Floor(url, usecases.Settings(nik_hash_key="heads"))
-    agency, svc = setup_agency(floor)
-    counters = [
-        floor("add_counter", agency["id"], {"name": str(i), "service_ids": [svc["id"]]}, now=False)
-        for i in range(LINE_HEADS + 1)
-    ]
+    floor, svc, counters = floor_with_counters(pg_url_factory, "heads", LINE_HEADS + 1)
     for _ in range(LINE_HEADS + 2):
         floor.advance(seconds=1)
         floor("take_ticket", {"service_id": svc["id"]}, settings=True)
