@@ -13,6 +13,7 @@ from mpp_chassis.db import Database
 from mpp_chassis.metrics import Metrics
 from mpp_gateway import auth, idempotency
 from mpp_gateway.adapters.tables import metadata
+from mpp_gateway.collector import FrozenSurvivors
 from mpp_gateway.http import RateLimited
 from mpp_gateway.ops import GatewayOps
 from mpp_gateway.ratelimit import RateLimiter
@@ -50,6 +51,7 @@ class GatewayService(
     rating_rpc = TimedRpcProxy("rating")
     limiter = RateLimiter()
     known_keys = auth.KnownKeys()
+    collector = FrozenSurvivors()
 
     # -- auth plumbing used by the route decorator
     def authenticate(self, request) -> auth.Principal:

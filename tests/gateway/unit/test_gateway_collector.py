@@ -1,0 +1,66 @@
+"""The gateway freezes what survived a full garbage collection (later full collections then skip
+those long-lived objects) and unfreezes everything on its period, so cycles that died among the
+frozen objects are freed by the next full collection."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from mpp_gateway.collector import SurvivorFreezer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture(autouse=True)
+def unfrozen():
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+def test_survivors_of_a_full_collection_are_frozen_and_unfrozen_on_the_period():
+    clock = Clock()
+    freezer = SurvivorFreezer(unfreeze_every=3600, clock=clock)
+    freezer.tick()
+    assert gc.get_freeze_count() == 0  # no full collection yet: nothing to freeze
+    freezer.after_collection("start", {"generation": 2})
+    freezer.after_collection("stop", {"generation": 1})
+    freezer.tick()
+    assert gc.get_freeze_count() == 0  # only a full collection's survivors are frozen
+    freezer.after_collection("stop", {"generation": 2})
+    freezer.tick()
+    assert gc.get_freeze_count() > 0
+    clock.now = 3600
+    freezer.tick()
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_cycle_that_died_while_frozen_is_freed_after_the_unfreeze():
+    clock = Clock()
+    freezer = SurvivorFreezer(unfreeze_every=60, clock=clock)
+    doomed = Cycle()
+    import weakref
+
+    alive = weakref.ref(doomed)
+    freezer.after_collection("stop", {"generation": 2})
+    freezer.tick()  # ``doomed`` is frozen with everything else alive now
+    del doomed
+    gc.collect()
+    assert alive() is not None  # frozen: the collector does not look at it
+    clock.now = 60
+    freezer.tick()
+    gc.collect()
+    assert alive() is None
