@@ -9,11 +9,11 @@ from __future__ import annotations
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
+from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.metrics import Metrics
 from mpp_gateway import auth, idempotency
 from mpp_gateway.adapters.tables import metadata
-from mpp_gateway.collector import FrozenSurvivors
 from mpp_gateway.http import RateLimited
 from mpp_gateway.ops import GatewayOps
 from mpp_gateway.ratelimit import RateLimiter

@@ -11,6 +11,7 @@ from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.timer import Timer
 
+from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.messaging import event_handler
 from mpp_chassis.metrics import Metrics
@@ -39,6 +40,7 @@ class PaymentService(OpsEndpoints):
 
     config = Config()
     uow = Database(metadata)
+    collector = FrozenSurvivors()
     metrics_ = Metrics()
 
     @property

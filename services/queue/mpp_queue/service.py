@@ -9,6 +9,7 @@ from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.timer import timer
 
+from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.messaging import event_handler
 from mpp_chassis.metrics import Metrics
@@ -31,6 +32,7 @@ class QueueService(OpsEndpoints):
 
     config = Config()
     uow = Database(metadata)
+    collector = FrozenSurvivors()
     metrics_ = Metrics()
 
     @property

@@ -1,14 +1,14 @@
-"""The gateway's garbage collector: what survives a full collection is left out of the next ones.
+"""A service's garbage collector: what survives a full collection is left out of the next ones.
 
-With thousands of display boards open, a gateway process holds a few hundred thousand
-long-lived objects (each stream's greenthread, frames, socket and request). CPython's full
-collection traverses all of them — measured ~80 ms at 1,000 boards and ~330 ms at 5,000 — and
-one lands on a call every few seconds while boards connect or calls flow, delaying that call on
-every board. After each full collection the survivors are frozen (``gc.freeze``): they are the
-live objects (the collection just freed the garbage among them), and later collections traverse
-only what was created since. Every ``GC_UNFREEZE_SECONDS`` (default 3600; 0 turns all this off)
-they are unfrozen, so cycles that died among them meanwhile (a board that disconnected) are
-freed by the next full collection.
+A busy service holds many long-lived objects (a gateway with thousands of display boards open:
+a few hundred thousand — each stream's greenthread, frames, socket and request). CPython's full
+collection traverses all of them — measured in the gateway ~80 ms at 1,000 boards and ~330 ms at
+5,000 — and one lands on a request every few seconds under load, stalling every worker of the
+process (every board, for a call). After each full collection the survivors are frozen
+(``gc.freeze``): they are the live objects (the collection just freed the garbage among them),
+and later collections traverse only what was created since. Every ``GC_UNFREEZE_SECONDS``
+(default 3600; 0 turns all this off) they are unfrozen, so cycles that died among them
+meanwhile (a board that disconnected) are freed by the next full collection.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class SurvivorFreezer:
 
 
 class FrozenSurvivors(DependencyProvider):
-    """Installs :class:`SurvivorFreezer` for the gateway process (``GC_UNFREEZE_SECONDS``)."""
+    """Installs :class:`SurvivorFreezer` for the service's process (``GC_UNFREEZE_SECONDS``)."""
 
     def setup(self) -> None:
         every = float(self.container.config.get("GC_UNFREEZE_SECONDS", 3600))

@@ -8,7 +8,7 @@ import gc
 
 import pytest
 
-from mpp_gateway.collector import SurvivorFreezer
+from mpp_chassis.collector import SurvivorFreezer
 
 
 class Clock:
