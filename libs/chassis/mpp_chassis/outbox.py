@@ -129,12 +129,15 @@ class BatchPublisher:
             self._returned.clear()
             tags: dict[int, str] = {}
             for source, routing_key, envelope in messages:
-                exchange = f"{source}.events"
-                if exchange not in self._declared:
+                exchange = event_exchange(source)
+                if exchange.name not in self._declared:
                     channel.exchange_declare(
-                        exchange, "topic", durable=True, auto_delete=False, passive=False
+                        exchange.name,
+                        exchange.type,
+                        durable=exchange.durable,
+                        auto_delete=exchange.auto_delete,
                     )
-                    self._declared.add(exchange)
+                    self._declared.add(exchange.name)
                 channel.basic_publish(
                     amqp.Message(
                         json.dumps(envelope),
@@ -144,7 +147,7 @@ class BatchPublisher:
                         message_id=envelope["id"],
                         application_headers={"nameko.correlation_id": envelope["correlation_id"]},
                     ),
-                    exchange=exchange,
+                    exchange=exchange.name,
                     routing_key=routing_key,
                     mandatory=True,
                 )
