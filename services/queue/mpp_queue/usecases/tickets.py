@@ -514,32 +514,18 @@ def _open_counter(session, counter_id: str, actor: dict | None) -> dict:
     return counter
 
 
-def _claim(
-    session,
-    ticket_id: str,
-    counter: dict,
-    actor: dict | None,
-    now: datetime,
-    *,
-    skip_locked: bool = True,
-) -> bool:
-    """Move one waiting ticket to ``called`` at this counter; False if someone was faster (or,
-    with ``skip_locked``, is busy claiming it: call-next then picks another; a call of one named
-    ticket waits for the other transaction's outcome instead)."""
+def _claim(session, ticket_id: str, counter: dict, actor: dict | None, now: datetime) -> bool:
+    """Move one waiting ticket to ``called`` at this counter; False if someone was faster.
+
+    A guarded update: of two counters claiming the same ticket, the second changes no row (on
+    PostgreSQL it waits for the first transaction's outcome). Call-next on PostgreSQL claims
+    through ``_CLAIM_FIRST_FREE_PG`` instead, which passes over tickets being claimed; SQLite has
+    one writer at a time."""
     state = apply(TicketState(), Action.CALL, now, counter_id=counter["id"])
-    waiting = (tickets.c.id == ticket_id, tickets.c.status == TicketStatus.WAITING.value)
-    # PostgreSQL: a ticket another transaction holds (a counter claiming it right now) is
-    # skipped, not waited for — waiting would chain every counter behind the first one's
-    # commit. (If that transaction rolls back, the ticket stays waiting for the next call.)
-    # SQLite renders no FOR UPDATE: it has one writer at a time anyway.
-    guard = waiting
-    if skip_locked:
-        free = select(tickets.c.id).where(*waiting).with_for_update(skip_locked=True)
-        guard = (*waiting, tickets.c.id.in_(free))
     return bool(
         session.execute(
             update(tickets)
-            .where(*guard)
+            .where(tickets.c.id == ticket_id, tickets.c.status == TicketStatus.WAITING.value)
             .values(
                 status=state.status.value,
                 call_count=state.call_count,
@@ -743,7 +729,7 @@ def call_ticket(
         raise Conflict("COUNTER_DOES_NOT_SERVE", "this counter does not serve the ticket's service")
     now = now or now_utc()
     if row["status"] != TicketStatus.WAITING.value or not _claim(
-        session, ticket_id, counter, actor, now, skip_locked=False
+        session, ticket_id, counter, actor, now
     ):
         status = session.execute(
             select(tickets.c.status).where(tickets.c.id == ticket_id)
