@@ -85,10 +85,11 @@ class PaymentService(OpsEndpoints):
 
     @event_handler("queue", "ticket_completed")
     def handle_ticket_completed(self, event: dict) -> None:
-        if usecases.invoice_amount(self.uow, event["payload"]) <= 0:
+        amount = usecases.invoice_amount(self.uow, event["payload"])
+        if amount <= 0:
             return  # a free service: nothing to store (a redelivery is the same no-op)
         if self.uow.claim_event(event["id"], "handle_ticket_completed"):
-            usecases.open_invoice(self.uow, self.settings, event["payload"])
+            usecases.open_invoice(self.uow, self.settings, event["payload"], amount)
             self.uow.commit()
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)

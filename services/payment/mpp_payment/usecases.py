@@ -184,23 +184,22 @@ def _charge_columns(charge: adapters.Charge) -> dict:
 
 
 def invoice_amount(uow, ticket: dict) -> int:
-    """What a completed ticket owes: our catalogue copy's fee, else the event's (0: nothing)."""
+    """What a completed ticket owes (0: nothing). The catalogue's fee (our copy, kept from
+    ``service_*`` events); the fee carried by the ticket event is the queue's catalogue value at
+    completion and is used only when our copy has not arrived yet."""
     fee = uow.session.execute(
         select(catalogue.c.fee_idr).where(catalogue.c.id == ticket["service_id"])
     ).scalar_one_or_none()
     return ticket["fee_idr"] if fee is None else fee
 
 
-def open_invoice(uow, settings: Settings, ticket: dict, *, provider=None) -> dict | None:
-    """Open the one invoice of a completed ticket whose service has a fee.
-
-    The amount is the catalogue's fee (our copy, kept from ``service_*`` events); the fee carried by
-    the ticket event is the queue's catalogue value at completion and is used only when our copy
-    has not arrived yet. A second invoice for the same ticket is refused by a unique key.
+def open_invoice(
+    uow, settings: Settings, ticket: dict, amount: int, *, provider=None
+) -> dict | None:
+    """Open the one invoice of a completed ticket whose service has a fee: ``amount``, from
+    :func:`invoice_amount` (the caller skips free services without touching the database).
+    A second invoice for the same ticket is refused by a unique key.
     """
-    amount = invoice_amount(uow, ticket)
-    if amount <= 0:
-        return None
     exists = uow.session.execute(
         select(payments.c.id).where(payments.c.ticket_id == ticket["ticket_id"])
     ).first()
