@@ -37,6 +37,7 @@ dlq: $(BIN)/.installed  ## dead letters: make dlq ARGS="list" | ARGS="show <id>"
 
 bench: $(BIN)/.installed  ## benchmarks vs the framework's ceiling (bench/README.md); JSON in bench/results
 	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null 2>&1; } || true
+	rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null 2>&1 || true
 	$(BIN)/python -m bench.run $(ARGS)
 
 chaos: $(BIN)/.installed  ## the long fault-injection run (kills services, drops broker links; tests/chaos)

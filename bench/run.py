@@ -536,6 +536,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     began = time.monotonic()
     vhost = infra.create_vhost()
+    if vhost is None:
+        print(
+            "RabbitMQ's management API does not answer (bench needs a fresh vhost):"
+            " rabbitmq-plugins enable rabbitmq_management",
+            file=sys.stderr,
+        )
+        return 2
     amqp_uri = infra.uri_for_vhost(vhost)
     mall, databases = None, []
     try:

@@ -91,7 +91,52 @@ def test_the_database_dependency_keeps_a_connection_for_every_worker(pg_url_fact
     provider.setup()
     try:
         assert provider.engine.pool.size() == 17 + db.POOL_SPARE
+        assert provider.autocommit.pool.size() == db.autocommit_pool_size(17) == 4
     finally:
+        provider.engine.dispose()
+        provider.autocommit.dispose()
+
+
+def test_a_process_never_holds_more_connections_than_its_pool(pg_url_factory):
+    """The mall's four processes share one PostgreSQL server (``max_connections`` is 100 by
+    default): with overflow, a busy queue alone held over 40 and the server refused the others
+    ("too many clients"). A checkout beyond the pool now waits for a returned connection."""
+    import threading
+    from types import SimpleNamespace
+
+    from mpp_queue.adapters.tables import metadata
+
+    url = pg_url_factory("mpp_pool_bound")
+    provider = db.Database(metadata)
+    provider.container = SimpleNamespace(
+        config={"DB_URL": url, "AMQP_URI": "memory://"}, max_workers=3, service_name="queue"
+    )
+    provider.setup()
+    bound = 3 + db.POOL_SPARE
+    held = [provider.engine.connect() for _ in range(bound)]
+    got: list = []
+    waiter = threading.Thread(target=lambda: got.append(provider.engine.connect()), daemon=True)
+    try:
+        waiter.start()
+        waiter.join(1.0)  # a checkout beyond the pool does not open a connection: it waits
+        assert waiter.is_alive() and got == []
+        held.pop().close()
+        waiter.join(10)
+        assert len(got) == 1  # and takes the one returned
+        held.extend(got)
+        database = url.rsplit("/", 1)[1]
+        with create_engine(url, poolclass=NullPool).connect() as conn:
+            opened = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = :d AND pid <> pg_backend_pid()"
+                ),
+                {"d": database},
+            ).scalar_one()
+        assert opened == bound
+    finally:
+        for conn in held:
+            conn.close()
         provider.engine.dispose()
         provider.autocommit.dispose()
 

@@ -27,12 +27,14 @@ from mpp_contracts.envelope import make_envelope
 _log = logging.getLogger(__name__)
 
 
-def make_engine(url: str, *, pool_size: int = 10, **options) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, **options) -> Engine:
     """An engine tuned for the dialect: WAL and a busy timeout for SQLite files.
 
-    ``pool_size`` connections are kept open. A connection checked out beyond them (overflow) is
-    closed when it is returned, so a pool smaller than the number of workers that use it at once
-    opens and closes a PostgreSQL connection (a forked backend) on a share of requests.
+    ``pool_size`` connections are kept open. A connection checked out beyond them (overflow, at
+    most ``max_overflow``) is closed when it is returned, so a pool smaller than the number of
+    workers that use it at once opens and closes a PostgreSQL connection (a forked backend) on a
+    share of requests. With ``max_overflow=0`` the pool is a hard bound: a checkout beyond it
+    waits for a returned connection (up to the pool's 30 s timeout).
     """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
@@ -46,13 +48,22 @@ def make_engine(url: str, *, pool_size: int = 10, **options) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=3600, **options)
+    engine = create_engine(
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=3600, **options
+    )
     _ping_when_idle(engine)
     return engine
 
 
 PING_AFTER_IDLE_SECONDS = 1.0
 POOL_SPARE = 2  # connections kept beyond the worker count: the outbox relay's, and one spare
+
+
+def autocommit_pool_size(max_workers: int) -> int:
+    """Connections for ``execute_now``: each is held for one short statement, so a quarter of
+    the workers share them (a worker holds its unit of work's connection meanwhile, so a pool as
+    large as the workers doubled a busy process's connections)."""
+    return max(2, max_workers // 4)
 
 
 def _ping_when_idle(engine: Engine) -> None:
@@ -210,18 +221,23 @@ class Database(DependencyProvider):
         from mpp_chassis.outbox import OutboxRelay
 
         config = self.container.config
-        # every worker may hold a connection at once, and the outbox relay one more
+        # every worker may hold a connection at once, and the outbox relay one more; no
+        # overflow: a process never holds more, so the mall's connections to one PostgreSQL
+        # server have a known bound (docs/operations.md) and a burst cannot exhaust the server
         self.engine = make_engine(
-            config[self.url_key], pool_size=self.container.max_workers + POOL_SPARE
+            config[self.url_key],
+            pool_size=self.container.max_workers + POOL_SPARE,
+            max_overflow=0,
         )
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
         # ``UnitOfWork.execute_now``'s engine: its connections stay in autocommit, so a statement
         # costs one round trip (switching a pooled connection costs a ``SET`` when it returns);
-        # as many as workers, like the main pool (connections are opened as they are needed)
+        # opened only when first used (only the queue's take-ticket uses it)
         self.autocommit = (
             make_engine(
                 config[self.url_key],
-                pool_size=self.container.max_workers,
+                pool_size=autocommit_pool_size(self.container.max_workers),
+                max_overflow=0,
                 isolation_level="AUTOCOMMIT",
             )
             if self.engine.dialect.name == "postgresql"
