@@ -14,6 +14,7 @@ from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.testing.services import dummy, entrypoint_hook
 
+from mpp_chassis import messaging
 from mpp_chassis.messaging import (
     DEAD_LETTER_QUEUE,
     BoundedRpcProxy,
@@ -134,3 +135,54 @@ def test_an_rpc_to_a_service_that_never_ran_fails_at_once(container_factory, amq
     caller.start()
     with entrypoint_hook(caller, "ask_absent") as ask_absent, pytest.raises(UnknownService):
         ask_absent()
+
+
+class DatabaseDownService:
+    name = "dbdown"
+
+    @messaging.rpc
+    def read(self) -> int:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine("postgresql://postgres@127.0.0.1:1/none")  # nothing listens
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT 1")).scalar_one()
+
+    @messaging.rpc
+    def crash(self) -> None:
+        raise RuntimeError("a bug, not an outage")
+
+
+class DatabaseCaller:
+    name = "dbcaller"
+    config = Config()
+    dbdown_rpc = BoundedRpcProxy("dbdown")
+
+    @dummy
+    def read(self) -> int:
+        return self.dbdown_rpc.read()
+
+    @dummy
+    def crash(self) -> None:
+        return self.dbdown_rpc.crash()
+
+
+def test_a_database_that_is_down_answers_service_unavailable_not_an_internal_error(
+    container_factory, amqp_uri
+):
+    """The gateway turns ServiceUnavailable into 503 with Retry-After (a client retries); an
+    unexpected error stays one (its 500)."""
+    from nameko.exceptions import RemoteError
+
+    backend = container_factory(DatabaseDownService, {"AMQP_URI": amqp_uri})
+    backend.start()
+    caller = container_factory(DatabaseCaller, {"AMQP_URI": amqp_uri, "RPC_TIMEOUT": 10})
+    caller.start()
+    with entrypoint_hook(caller, "read") as read, pytest.raises(ServiceUnavailable) as err:
+        read()
+    assert err.value.code == "DATABASE_UNAVAILABLE"
+    # (nameko's serialisation turns the details' values into strings; Retry-After is one anyway)
+    assert int(err.value.details["retry_after"]) == messaging.DATABASE_RETRY_AFTER_SECONDS
+    with entrypoint_hook(caller, "crash") as crash, pytest.raises(RemoteError) as crashed:
+        crash()
+    assert crashed.value.exc_type == "RuntimeError"

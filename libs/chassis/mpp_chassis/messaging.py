@@ -16,7 +16,8 @@ import eventlet
 from kombu import Exchange, Queue
 from nameko.events import BROADCAST, EventHandler
 from nameko.exceptions import ContainerBeingKilled
-from nameko.rpc import RpcProxy
+from nameko.rpc import Rpc, RpcProxy
+from sqlalchemy import exc as sa_exc
 
 from mpp_chassis import context, metrics
 from mpp_contracts.envelope import read_envelope
@@ -27,6 +28,31 @@ _log = logging.getLogger(__name__)
 DEAD_LETTER_EXCHANGE = "mpp.dlx"
 DEAD_LETTER_QUEUE = "mpp.dead-letters"
 DEFAULT_DELIVERY_LIMIT = 5
+
+
+# A database that is down, restarting, out of connections or failing a transaction it asks to
+# retry (serialization, deadlock): the request may succeed a moment later
+DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
+DATABASE_RETRY_AFTER_SECONDS = 2
+
+
+class DatabaseAwareRpc(Rpc):
+    """nameko's RPC entrypoint, answering a database error that a retry may cure with
+    :class:`ServiceUnavailable` (the gateway's 503 with ``Retry-After``) instead of an unexpected
+    error (its 500). The worker has already logged the original error with its traceback."""
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        if exc_info is not None and isinstance(exc_info[1], DATABASE_UNAVAILABLE):
+            error = ServiceUnavailable(
+                "DATABASE_UNAVAILABLE",
+                "the service's database is unavailable or busy; retry",
+                {"retry_after": DATABASE_RETRY_AFTER_SECONDS},
+            )
+            exc_info = (ServiceUnavailable, error, exc_info[2])
+        return super().handle_result(message, worker_ctx, result, exc_info)
+
+
+rpc = DatabaseAwareRpc.decorator
 
 
 def dead_letter_declarations() -> tuple[Exchange, Queue]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from werkzeug.wrappers import Response
 
 from mpp_chassis import metrics
+from mpp_chassis.messaging import rpc
 from mpp_chassis.web import http, json_response
 
 

@@ -66,7 +66,8 @@ class Unauthorized(MppError):
 
 @deserialize_to_instance
 class ServiceUnavailable(MppError):
-    """A collaborator did not answer in time; retry later."""
+    """A collaborator (a service, or its database) is unavailable or did not answer in time;
+    retry later."""
 
     default_code = "SERVICE_UNAVAILABLE"
 

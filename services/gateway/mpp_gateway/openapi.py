@@ -32,7 +32,7 @@ ERROR_TEXT = {
     409: "Conflict: wrong state, or Idempotency-Key reused with another body",
     422: "Invalid fields: details lists each field's messages",
     429: "Rate limited: retry after Retry-After seconds",
-    503: "A service did not answer in time: retry after Retry-After seconds",
+    503: "A service or its database is unavailable: retry after Retry-After seconds",
 }
 HIDDEN = {"/docs", "/docs/{asset}"}
 # errors beyond the route's defaults: a read refused by the resource's state (a service without

@@ -6,12 +6,11 @@ import logging
 import os
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
-from mpp_chassis.messaging import event_handler
+from mpp_chassis.messaging import event_handler, rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
