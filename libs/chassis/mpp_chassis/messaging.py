@@ -14,9 +14,17 @@ from functools import partial
 
 import eventlet
 from kombu import Exchange, Queue
+from nameko.amqp.publish import Publisher
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY,
+    SERIALIZER_CONFIG_KEY,
+)
 from nameko.events import BROADCAST, EventHandler
 from nameko.exceptions import ContainerBeingKilled
-from nameko.rpc import Rpc, RpcProxy
+from nameko.rpc import Responder, Rpc, RpcProxy, get_rpc_exchange
 from sqlalchemy import exc as sa_exc
 
 from mpp_chassis import context, metrics
@@ -36,10 +44,27 @@ DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.TimeoutError, sa_exc.Dis
 DATABASE_RETRY_AFTER_SECONDS = 2
 
 
+class _UnconfirmedPublisher(Publisher):
+    use_confirms = False
+
+
+class _ReplyResponder(Responder):
+    """Sends an RPC reply without waiting for the broker's confirm. A confirm could not make a
+    reply safer: the caller waits for it with a timeout (``RPC_TIMEOUT``, then 503) whatever
+    happened to it, and the call's effects are committed before the reply is sent either way.
+    Waiting cost the worker a broker round trip per call."""
+
+    publisher_cls = _UnconfirmedPublisher
+
+
 class DatabaseAwareRpc(Rpc):
-    """nameko's RPC entrypoint, answering a database error that a retry may cure with
-    :class:`ServiceUnavailable` (the gateway's 503 with ``Retry-After``) instead of an unexpected
-    error (its 500). The worker has already logged the original error with its traceback."""
+    """nameko's RPC entrypoint, with two changes to how a result is answered:
+
+    - a database error that a retry may cure answers :class:`ServiceUnavailable` (the gateway's
+      503 with ``Retry-After``) instead of an unexpected error (its 500); the worker has already
+      logged the original error with its traceback;
+    - the reply is published without a publisher confirm (:class:`_ReplyResponder`).
+    """
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         if exc_info is not None and isinstance(exc_info[1], DATABASE_UNAVAILABLE):
@@ -49,7 +74,18 @@ class DatabaseAwareRpc(Rpc):
                 {"retry_after": DATABASE_RETRY_AFTER_SECONDS},
             )
             exc_info = (ServiceUnavailable, error, exc_info[2])
-        return super().handle_result(message, worker_ctx, result, exc_info)
+        config = self.container.config
+        responder = _ReplyResponder(
+            config[AMQP_URI_CONFIG_KEY],
+            get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
+            message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+        result, exc_info = responder.send_response(result, exc_info)
+        self.rpc_consumer.queue_consumer.ack_message(message)  # as nameko's RpcConsumer does
+        return result, exc_info
 
 
 rpc = DatabaseAwareRpc.decorator
