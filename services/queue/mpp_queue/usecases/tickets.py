@@ -769,8 +769,33 @@ def _state(row) -> TicketState:
     )
 
 
-def _transition(uow, settings: Settings, row: dict, action: str, now: datetime, **extra) -> dict:
-    """Apply a domain transition and store it, guarded by the status and call count we read."""
+# a transition's guarded update, built once; it returns the stored row, so the ticket is not
+# read again (its service and counter names are the ones read before: a transition keeps both)
+_TRANSITION = (
+    update(tickets)
+    .where(
+        tickets.c.id == bindparam("t_id"),
+        tickets.c.status == bindparam("t_status"),
+        tickets.c.call_count == bindparam("t_call_count"),
+    )
+    .values(
+        status=bindparam("status"),
+        call_count=bindparam("call_count"),
+        last_called_at=bindparam("last_called_at"),
+        started_at=bindparam("started_at"),
+        completed_at=bindparam("completed_at"),
+        ended_at=bindparam("ended_at"),
+        end_reason=bindparam("end_reason"),
+    )
+    .returning(*tickets.c)
+)
+
+
+def _transition(
+    uow, settings: Settings, row: dict, action: str, now: datetime, end_reason: str | None = None
+) -> dict:
+    """Apply a domain transition and store it, guarded by the status and call count we read.
+    ``end_reason`` is stored for a no-show or a cancellation (other actions keep the row's)."""
     try:
         state = apply(
             _state(row), ACTIONS[action], now, no_show_after_calls=settings.no_show_after_calls
@@ -781,26 +806,28 @@ def _transition(uow, settings: Settings, row: dict, action: str, now: datetime, 
             str(exc),
             {"status": row["status"], "action": action, "reason": exc.reason},
         ) from None
-    changed = uow.session.execute(
-        update(tickets)
-        .where(
-            tickets.c.id == row["id"],
-            tickets.c.status == row["status"],
-            tickets.c.call_count == row["call_count"],
+    stored = (
+        uow.session.execute(
+            _TRANSITION,
+            {
+                "t_id": row["id"],
+                "t_status": row["status"],
+                "t_call_count": row["call_count"],
+                "status": state.status.value,
+                "call_count": state.call_count,
+                "last_called_at": state.last_called_at,
+                "started_at": state.started_at,
+                "completed_at": state.completed_at,
+                "ended_at": state.ended_at,
+                "end_reason": end_reason if end_reason is not None else row.get("end_reason"),
+            },
         )
-        .values(
-            status=state.status.value,
-            call_count=state.call_count,
-            last_called_at=state.last_called_at,
-            started_at=state.started_at,
-            completed_at=state.completed_at,
-            ended_at=state.ended_at,
-            **extra,
-        )
-    ).rowcount
-    if not changed:
+        .mappings()
+        .first()
+    )
+    if stored is None:
         raise Conflict("CONCURRENT_UPDATE", "the ticket changed meanwhile; reload and retry")
-    return load_ticket(uow.session, row["id"])
+    return {**row, **stored}
 
 
 def ticket_action(
@@ -823,8 +850,8 @@ def ticket_action(
     now = now or now_utc()
     if action == "transfer":
         return transfer_ticket(uow, settings, row, data, now)
-    extra = {"end_reason": data.get("reason")} if action in ("no-show", "cancel") else {}
-    row = _transition(uow, settings, row, action, now, **extra)
+    reason = data.get("reason") if action in ("no-show", "cancel") else None
+    row = _transition(uow, settings, row, action, now, end_reason=reason)
     base = ticket_event(row)
     if action == "recall":
         counter = load_row(session, counters, row["counter_id"], "COUNTER_NOT_FOUND", "counter")
