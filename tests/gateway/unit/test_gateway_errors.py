@@ -23,6 +23,8 @@ from mpp_gateway.http import STATUS_BY_ERROR, RateLimited, error_response
         (errors.ValidationFailed("VALIDATION_FAILED", "bad", {"stars": ["too big"]}), 422),
         (RateLimited("RATE_LIMITED", "slow down", {"retry_after": 7}), 429),
         (errors.ServiceUnavailable("SERVICE_UNAVAILABLE", "down"), 503),
+        # as a backend's database error arrives through nameko (details' values as strings)
+        (errors.ServiceUnavailable("DATABASE_UNAVAILABLE", "busy", {"retry_after": "2"}), 503),
         (UnknownService("queue"), 503),
     ],
 )
@@ -36,6 +38,8 @@ def test_each_contract_error_has_one_status_and_the_envelope(exc, status):
         assert int(response.headers["Retry-After"]) >= 1
     if status == 429:
         assert response.headers["Retry-After"] == "7"
+    if body["error"]["code"] == "DATABASE_UNAVAILABLE":
+        assert response.headers["Retry-After"] == "2"
 
 
 def test_marshmallow_errors_list_the_fields():
