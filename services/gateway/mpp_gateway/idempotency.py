@@ -8,7 +8,10 @@ key so the client's retry does the work. Keys live ``IDEMPOTENCY_TTL_HOURS`` (at
 
 A claim still without an answer after ``stale_after`` (a few RPC timeouts: any live request has
 answered by then) belongs to a gateway that died mid-request; a retry takes it over and does the
-work, instead of answering "in progress" for a day. Fault injection found that case.
+work, instead of answering "in progress" for a day. Fault injection found that case. The first
+attempt may have reached the service before its gateway died: take-ticket passes
+:func:`request_key` down, and the queue returns the ticket it issued for it (other routes'
+takeovers may do their work twice; docs/api-guide.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,21 @@ from mpp_gateway.adapters.tables import idempotency
 
 HEADER = "Idempotency-Key"
 MIN_TTL_HOURS = 24
+
+
+def scope_of(principal, method: str, path: str) -> str:
+    """Keys are the client's own: one per API key (public clients share one scope) and route."""
+    return f"{principal.key_id if principal else 'public'}:{method} {path}"
+
+
+def request_key(request, scope: str) -> str | None:
+    """What a service stores to know a keyed request again (``None`` without a key): a hash of
+    the scope, the key and the body, so a retry that takes over an abandoned claim (below) gets
+    what the first attempt did instead of doing it twice. Take-ticket passes it to the queue."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    return hashlib.sha256(f"{scope}\n{key}\n{fingerprint(request)}".encode()).hexdigest()
 
 
 def fingerprint(request) -> str:

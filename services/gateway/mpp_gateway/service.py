@@ -82,7 +82,7 @@ class GatewayService(
             )
 
     def run_idempotent(self, request, principal, spec, invoke):
-        scope = f"{principal.key_id if principal else 'public'}:{spec.method} {spec.path}"
+        scope = idempotency.scope_of(principal, spec.method, spec.path)
         return idempotency.run_once(
             self.uow,
             request,

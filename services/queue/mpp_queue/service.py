@@ -7,6 +7,7 @@ import os
 
 from nameko.dependency_providers import Config
 from nameko.timer import timer
+from sqlalchemy.exc import IntegrityError
 
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
@@ -14,7 +15,7 @@ from mpp_chassis.messaging import event_handler, rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
-from mpp_contracts.errors import EXPECTED_ERRORS
+from mpp_contracts.errors import EXPECTED_ERRORS, ValidationFailed
 from mpp_queue import usecases
 from mpp_queue.adapters.tables import metadata
 
@@ -103,12 +104,25 @@ class QueueService(OpsEndpoints):
     # -- tickets and calling
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def take_ticket(self, data: dict) -> dict:
+    def take_ticket(self, data: dict, request_key: str | None = None) -> dict:
         data = contracts.load(contracts.TicketCreateSchema, data)
+        if request_key is not None and not (isinstance(request_key, str) and request_key):
+            raise ValidationFailed("VALIDATION_FAILED", "invalid request key", {})
         # the view's reads (position, wait) share the ticket's transaction: apart, they cost two
         # more round trips (BEGIN, ROLLBACK). On PostgreSQL the line's hot counter rows were
         # claimed and committed on their own, so this transaction holds only its new rows.
-        return self._commit(usecases.take_ticket(self.uow, self.settings, data))
+        try:
+            return self._commit(
+                usecases.take_ticket(self.uow, self.settings, data, request_key=request_key)
+            )
+        except IntegrityError:
+            self.uow.rollback()
+            issued = request_key and usecases.ticket_for_request(
+                self.uow.session, self.settings, request_key
+            )
+            if not issued:
+                raise
+            return issued  # the same request, issued a moment ago by another worker
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_ticket(self, ticket_id: str) -> dict:

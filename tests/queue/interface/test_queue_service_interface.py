@@ -115,6 +115,33 @@ def test_floor_through_the_entry_points(queue):
     assert stats["timezone"] == "Asia/Makassar"
 
 
+def test_a_keyed_take_ticket_issues_one_ticket_when_its_retries_arrive_at_once(queue):
+    """Several workers take with one request key at the same moment: whichever inserts first
+    issues the ticket; the others find it, or are refused by the key's unique index and answer
+    with it. Every caller gets the same ticket, and the line holds one."""
+    import eventlet
+    import sqlalchemy as sa
+
+    agency = queue("register_agency", {"code": "SAM", "name": "Samsat"})
+    svc = queue(
+        "plug_service",
+        agency["id"],
+        {"code": "PKB", "name": "Pajak", "fee_idr": 0, "sla_minutes": 60, "prefix": "P"},
+    )
+    key = "c" * 64
+    takes = [eventlet.spawn(queue, "take_ticket", {"service_id": svc["id"]}, key) for _ in range(6)]
+    answers = [t.wait() for t in takes]
+    assert len({a["id"] for a in answers}) == 1
+    assert queue("take_ticket", {"service_id": svc["id"]}, key)["id"] == answers[0]["id"]
+    with queue.floor.engine.connect() as conn:
+        held = conn.execute(
+            sa.text("SELECT count(*) FROM tickets WHERE service_id = :s"), {"s": svc["id"]}
+        ).scalar_one()
+    assert held == 1
+    with pytest.raises(ValidationFailed):
+        queue("take_ticket", {"service_id": svc["id"]}, "")
+
+
 def test_the_sweep_timer_flags_sla_breaches_and_booking_no_shows(queue):
     floor = queue.floor
     agency = queue("register_agency", {"code": "PLN", "name": "PLN"})

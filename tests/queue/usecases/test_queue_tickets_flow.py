@@ -4,6 +4,7 @@ transitions, transfers, catalogue changes that lose nothing, SLA breaches once."
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from mpp_contracts.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from tests.queue.usecases.conftest import VALID_NIK, setup_agency
@@ -30,6 +31,26 @@ def test_numbers_follow_the_line_and_restart_at_local_midnight(floor):
     floor.now = floor.now.replace(hour=16, minute=59, second=58)
     assert take(floor, svc)["number"] == "A-004"  # take() advances 1 s: 23:59:59 local
     assert take(floor, svc)["number"] == "A-001"
+
+
+def test_a_keyed_take_issues_one_ticket_however_often_it_arrives(floor):
+    """A kiosk's retry that the gateway let through (it took over the key of a gateway that died
+    mid-request) carries the same request key: it gets the first ticket, and no number is used."""
+    _, svc = setup_agency(floor)
+    key, other = "a" * 64, "b" * 64
+    first = floor("take_ticket", {"service_id": svc["id"]}, settings=True, request_key=key)
+    floor.advance(seconds=30)
+    again = floor("take_ticket", {"service_id": svc["id"]}, settings=True, request_key=key)
+    assert again["id"] == first["id"] and again["number"] == "A-001"
+    assert again["issued_at"] == first["issued_at"]
+    assert floor("take_ticket", {"service_id": svc["id"]}, settings=True)["number"] == "A-002"
+    keyed = floor("take_ticket", {"service_id": svc["id"]}, settings=True, request_key=other)
+    assert keyed["number"] == "A-003"
+    assert len(floor.events("ticket_issued")) == 3
+    # two workers that both missed the key's ticket: the second insert is refused by the
+    # unique key (the service then answers with the first's ticket, tested through it)
+    with pytest.raises(IntegrityError):
+        floor("issue_ticket", {"service_id": svc["id"]}, settings=True, request_key=key)
 
 
 def test_ticket_ids_are_unguessable_and_nik_is_never_kept_whole(floor):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from mpp_contracts import rpc as contracts
+from mpp_gateway import idempotency
 from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import OFFICER, actor, ok
 from mpp_gateway.schemas.queue import TicketSchema
 
+TAKE_TICKET = ("POST", "/v1/tickets")
+
 
 class TicketsRoutes:
     @route(
-        "POST",
-        "/v1/tickets",
+        *TAKE_TICKET,
         body=contracts.TicketCreateSchema,
         response=TicketSchema,
         status=201,
@@ -20,7 +22,11 @@ class TicketsRoutes:
     )
     def take_ticket(self, request, principal):
         data = contracts.shared(contracts.TicketCreateSchema).load(read_json(request))
-        return ok(self.queue_rpc.take_ticket(data), 201)
+        key = idempotency.request_key(request, idempotency.scope_of(principal, *TAKE_TICKET))
+        if key is None:
+            return ok(self.queue_rpc.take_ticket(data), 201)
+        # the queue issues one ticket per key: a retry that took over an abandoned claim gets it
+        return ok(self.queue_rpc.take_ticket(data, request_key=key), 201)
 
     @route(
         "GET",

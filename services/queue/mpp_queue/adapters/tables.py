@@ -119,7 +119,11 @@ tickets = Table(
     Column("sla_deadline", UtcDateTime(), nullable=True),
     Column("sla_breached_at", UtcDateTime(), nullable=True),
     Column("end_reason", String(200), nullable=True),
+    # a keyed take-ticket's request (Idempotency-Key, scope and body, hashed by the gateway):
+    # the same request taken over by a retry returns this ticket instead of issuing another
+    Column("request_key", String(64), nullable=True),
     UniqueConstraint("day", "number", name="uq_tickets_day_number"),
+    Index("ix_tickets_request_key", "request_key", unique=True),
     # today's line of one service: take-ticket (position) and call-next read only this range
     Index("ix_tickets_line", "service_id", "status", "day", "queued_at"),
     # the heads of each class of the line, in calling order (partial: waiting tickets only, so

@@ -36,6 +36,7 @@ from .tickets import (
     record_rating_invitation,
     take_ticket,
     ticket_action,
+    ticket_for_request,
     ticket_view,
 )
 
@@ -66,6 +67,7 @@ __all__ = [
     "sweep_no_shows",
     "sweep_sla",
     "take_ticket",
+    "ticket_for_request",
     "ticket_action",
     "ticket_view",
     "unplug_service",

@@ -85,6 +85,7 @@ def issue(
     booked_slot_start: datetime | None = None,
     transferred_from: str | None = None,
     seq: int | None = None,
+    request_key: str | None = None,
 ) -> dict:
     """Insert one ticket with the next number of its line today and record ``ticket_issued``.
 
@@ -117,6 +118,7 @@ def issue(
         "transferred_from": transferred_from,
         "sla_minutes": service["sla_minutes"],
         "sla_deadline": sla.sla_deadline(now, service["sla_minutes"]),
+        "request_key": request_key,
     }
     session.execute(_INSERT_TICKET, row)
     uow.add_event(
@@ -199,10 +201,17 @@ def claim_place(uow, service: dict, day) -> tuple[int, bool]:
     return seq, False
 
 
-def issue_ticket(uow, settings: Settings, data: dict, now: datetime | None = None) -> dict:
+def issue_ticket(
+    uow,
+    settings: Settings,
+    data: dict,
+    now: datetime | None = None,
+    request_key: str | None = None,
+) -> dict:
     """A walk-in ticket from a kiosk or the citizen app: validate, claim a place, insert it.
 
     Returns the stored row; :func:`take_ticket` adds the virtual ticket (position and ETA).
+    ``request_key`` is stored with it, unique (see :func:`take_ticket`).
     """
     session = uow.session
     service = active_service(session, data["service_id"])
@@ -221,6 +230,7 @@ def issue_ticket(uow, settings: Settings, data: dict, now: datetime | None = Non
             nik_last4=nik_last4,
             phone=data.get("phone"),
             seq=seq,
+            request_key=request_key,
         )
     except Exception:
         if apart:
@@ -228,11 +238,40 @@ def issue_ticket(uow, settings: Settings, data: dict, now: datetime | None = Non
         raise
 
 
-def take_ticket(uow, settings: Settings, data: dict, now: datetime | None = None) -> dict:
+_BY_REQUEST_KEY = select(tickets.c.id).where(tickets.c.request_key == bindparam("request_key"))
+
+
+def ticket_for_request(session, settings: Settings, request_key: str, now=None) -> dict | None:
+    """The virtual ticket a keyed take-ticket already issued, if it did."""
+    found = session.execute(_BY_REQUEST_KEY, {"request_key": request_key}).scalar_one_or_none()
+    if found is None:
+        return None
+    return ticket_view(session, settings, load_ticket(session, found), now or now_utc())
+
+
+def take_ticket(
+    uow,
+    settings: Settings,
+    data: dict,
+    now: datetime | None = None,
+    request_key: str | None = None,
+) -> dict:
     """:func:`issue_ticket` and the virtual ticket (its reads in the same transaction; the caller
-    commits)."""
+    commits).
+
+    With a ``request_key`` (the gateway's hash of a kiosk's ``Idempotency-Key``, its scope and
+    the body) the same request issues one ticket however often it arrives: a retry that took over
+    the key of a gateway that died mid-request gets the ticket the first attempt issued. Two
+    arrivals at once: the second's insert violates the key's unique index, and the caller
+    answers it with :func:`ticket_for_request` after rolling back.
+    """
     now = now or now_utc()
-    return ticket_view(uow.session, settings, issue_ticket(uow, settings, data, now), now)
+    if request_key is not None:
+        issued = ticket_for_request(uow.session, settings, request_key, now)
+        if issued is not None:
+            return issued
+    row = issue_ticket(uow, settings, data, now, request_key=request_key)
+    return ticket_view(uow.session, settings, row, now)
 
 
 # -- the virtual ticket ------------------------------------------------------------------------
