@@ -39,7 +39,9 @@ DEFAULT_DELIVERY_LIMIT = 5
 
 
 # A database that is down, restarting, out of connections or failing a transaction it asks to
-# retry (serialization, deadlock): the request may succeed a moment later
+# retry (serialization, deadlock): the request may succeed a moment later. (SQLite reports a
+# missing table as an OperationalError too: a database never migrated also answers 503, and its
+# traceback is in the worker's log.)
 DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
 DATABASE_RETRY_AFTER_SECONDS = 2
 

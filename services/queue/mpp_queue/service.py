@@ -21,6 +21,8 @@ from mpp_queue.adapters.tables import metadata
 
 _log = logging.getLogger(__name__)
 
+REQUEST_KEY_MAX = 64  # tickets.request_key: the gateway sends a SHA-256 in hex
+
 SWEEP_SECONDS = float(os.environ.get("QUEUE_SWEEP_SECONDS", "15"))
 """How often each replica looks for SLA breaches, booking no-shows and tickets of past days.
 A module constant because nameko fixes a timer's interval at import; every sweep is a guarded
@@ -106,8 +108,14 @@ class QueueService(OpsEndpoints):
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def take_ticket(self, data: dict, request_key: str | None = None) -> dict:
         data = contracts.load(contracts.TicketCreateSchema, data)
-        if request_key is not None and not (isinstance(request_key, str) and request_key):
-            raise ValidationFailed("VALIDATION_FAILED", "invalid request key", {})
+        if request_key is not None and not (
+            isinstance(request_key, str) and 1 <= len(request_key) <= REQUEST_KEY_MAX
+        ):
+            raise ValidationFailed(
+                "VALIDATION_FAILED",
+                "invalid request key",
+                {"request_key": [f"1 to {REQUEST_KEY_MAX} characters"]},
+            )
         # the view's reads (position, wait) share the ticket's transaction: apart, they cost two
         # more round trips (BEGIN, ROLLBACK). On PostgreSQL the line's hot counter rows were
         # claimed and committed on their own, so this transaction holds only its new rows.

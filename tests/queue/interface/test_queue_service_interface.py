@@ -138,8 +138,9 @@ def test_a_keyed_take_ticket_issues_one_ticket_when_its_retries_arrive_at_once(q
             sa.text("SELECT count(*) FROM tickets WHERE service_id = :s"), {"s": svc["id"]}
         ).scalar_one()
     assert held == 1
-    with pytest.raises(ValidationFailed):
-        queue("take_ticket", {"service_id": svc["id"]}, "")
+    for bad in ("", "k" * 65, 7):
+        with pytest.raises(ValidationFailed):
+            queue("take_ticket", {"service_id": svc["id"]}, bad)
 
 
 def test_the_sweep_timer_flags_sla_breaches_and_booking_no_shows(queue):
