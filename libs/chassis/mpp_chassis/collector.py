@@ -48,7 +48,9 @@ class SurvivorFreezer:
 
 
 class FrozenSurvivors(DependencyProvider):
-    """Installs :class:`SurvivorFreezer` for the service's process (``GC_UNFREEZE_SECONDS``)."""
+    """Installs :class:`SurvivorFreezer` for the service's process (``GC_UNFREEZE_SECONDS``),
+    and frees each finished worker by refcounting (:meth:`worker_teardown`, whatever the
+    setting)."""
 
     def setup(self) -> None:
         every = float(self.container.config.get("GC_UNFREEZE_SECONDS", 3600))
