@@ -180,8 +180,14 @@ def test_a_simulated_morning(mall_factory):
     slots = api("GET", f"/v1/services/{services['KTP']['id']}/slots")
     now = datetime.now(UTC)
     current = [s for s in slots["items"] if datetime.fromisoformat(s["start"]) <= now][-1]
+    # an hour ahead may be tomorrow: within about 90 minutes of midnight in every Indonesian
+    # zone (15:00–17:00 UTC) today has no slot that late
+    tomorrow = (now.astimezone(ZoneInfo(tz)).date() + timedelta(days=1)).isoformat()
+    later = api("GET", f"/v1/services/{services['KTP']['id']}/slots", params={"date": tomorrow})
     future = next(
-        s for s in slots["items"] if datetime.fromisoformat(s["start"]) > now + timedelta(hours=1)
+        s
+        for s in slots["items"] + later["items"]
+        if datetime.fromisoformat(s["start"]) > now + timedelta(hours=1)
     )
     bookings = [
         api(
