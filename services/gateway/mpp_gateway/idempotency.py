@@ -36,13 +36,14 @@ def scope_of(principal, method: str, path: str) -> str:
     return f"{principal.key_id if principal else 'public'}:{method} {path}"
 
 
-def request_key(request, scope: str) -> str | None:
+def request_key(request, principal, method: str, path: str) -> str | None:
     """What a service stores to know a keyed request again (``None`` without a key): a hash of
-    the scope, the key and the body, so a retry that takes over an abandoned claim (below) gets
-    what the first attempt did instead of doing it twice. Take-ticket passes it to the queue."""
+    the key's scope, the key and the body, so a retry that takes over an abandoned claim (below)
+    gets what the first attempt did instead of doing it twice. Take-ticket passes it down."""
     key = request.headers.get(HEADER)
     if key is None:
         return None
+    scope = scope_of(principal, method, path)
     return hashlib.sha256(f"{scope}\n{key}\n{fingerprint(request)}".encode()).hexdigest()
 
 

@@ -22,10 +22,9 @@ class TicketsRoutes:
     )
     def take_ticket(self, request, principal):
         data = contracts.shared(contracts.TicketCreateSchema).load(read_json(request))
-        key = idempotency.request_key(request, idempotency.scope_of(principal, *TAKE_TICKET))
-        if key is None:
-            return ok(self.queue_rpc.take_ticket(data), 201)
-        # the queue issues one ticket per key: a retry that took over an abandoned claim gets it
+        # with an Idempotency-Key the queue issues one ticket per key: a retry that took over
+        # an abandoned claim gets the ticket the first attempt issued
+        key = idempotency.request_key(request, principal, *TAKE_TICKET)
         return ok(self.queue_rpc.take_ticket(data, request_key=key), 201)
 
     @route(
