@@ -241,7 +241,9 @@ def issue_ticket(
 _BY_REQUEST_KEY = select(tickets.c.id).where(tickets.c.request_key == bindparam("request_key"))
 
 
-def ticket_for_request(session, settings: Settings, request_key: str, now=None) -> dict | None:
+def ticket_for_request(
+    session, settings: Settings, request_key: str, now: datetime | None = None
+) -> dict | None:
     """The virtual ticket a keyed take-ticket already issued, if it did."""
     found = session.execute(_BY_REQUEST_KEY, {"request_key": request_key}).scalar_one_or_none()
     if found is None:
