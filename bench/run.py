@@ -343,6 +343,54 @@ def measure_growth(
     return out
 
 
+def measure_noop(mall: Mall, floor: Floor, log_dir: Path, seconds: float, connections: int) -> dict:
+    """Take-ticket through the same gateway with ``bench/noop_queue.py`` in the queue's place (the
+    real queue is stopped for good: this part runs last)."""
+    for proc in [p for p in mall.processes if p.name == "queue"]:
+        proc.stop()
+        mall.processes.remove(proc)
+    port = free_port()
+    noop = ServiceProcess(
+        "queue",
+        port,
+        {**mall.env_for("queue", port), "CEILING_HTTP_ADDRESS": f"127.0.0.1:{port}"},
+        log_dir / "noop-queue.log",
+    )
+    noop.log = open(noop.log_path, "ab")
+    noop.process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "nameko"),
+            "run",
+            "--config",
+            "bench/ceiling.yaml",
+            "bench.noop_queue:NoopQueue",
+        ],
+        cwd=ROOT,
+        env=noop.env,
+        stdout=noop.log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        noop.wait_healthy()
+        body = json.dumps({"service_id": floor.services["THRU"]})
+
+        def answered() -> bool:
+            return requests.post(f"{floor.url}/v1/tickets", data=body, headers=JSON, timeout=5).ok
+
+        infra_wait(answered, "take-ticket through the no-op queue")
+        return loadgen.closed_loop(
+            floor.url,
+            "POST",
+            ["/v1/tickets"],
+            headers=JSON,
+            body=body,
+            seconds=seconds,
+            connections=connections,
+        ).as_dict()
+    finally:
+        noop.stop()
+
+
 def measure_display(floor: Floor, streams: int, calls: int) -> dict:
     """Called → received on the SSE stream, measured by ``bench/display_stream.py``."""
     from bench.display_stream import measure
@@ -364,6 +412,8 @@ def verdicts(results: dict) -> dict:
     if ceiling and paths:
         figures["take_ratio"] = round(paths["take_ticket"]["rps"] / ceiling, 2)
         figures["call_ratio"] = round(paths["call_next"]["rps"] / ceiling, 2)
+    if ceiling and results.get("noop"):
+        figures["noop_ratio"] = round(results["noop"]["rps"] / ceiling, 2)
     open_loop = results.get("open_loop", {})
     if open_loop:
         figures["open_loop_p99_ms"] = max(r["p99_ms"] or 0 for r in open_loop.values())
@@ -401,6 +451,7 @@ def table(results: dict) -> str:
     add("ceiling (http→1 rpc)", results.get("ceiling"))
     for key, r in results.get("closed_loop", {}).items():
         add(f"{key} closed loop", r)
+    add("take_ticket, no-op queue", results.get("noop"))
     for key, r in results.get("open_loop", {}).items():
         add(f"{key} @100/s open loop", r)
     token = results.get("token")
@@ -437,6 +488,9 @@ def table(results: dict) -> str:
         meets = verdict["meets"][key]
         state = "n/a" if meets is None else ("OK" if meets else "MISS")
         lines.append(f"{label:<28} {value!s:>8}  target {op} {target:<5} {state}")
+    if "noop_ratio" in verdict["figures"]:
+        label, value = "no-op queue / ceiling", verdict["figures"]["noop_ratio"]
+        lines.append(f"{label:<28} {value!s:>8}  (no target: the gateway's own share)")
     for key in ("display", "growth"):
         if "skipped" in results.get(key, {}):
             lines.append(f"{key}: skipped: {results[key]['skipped']}")
@@ -514,12 +568,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="seconds per part (a smoke run)")
     parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument(
-        "--only", nargs="*", default=None, help="parts: ceiling paths open token growth display"
+        "--only",
+        nargs="*",
+        default=None,
+        help="parts: ceiling paths open token growth display noop",
     )
     parser.add_argument("--python-generator", action="store_true", help="do not use wrk")
     args = parser.parse_args(argv)
     profile = PROFILES["quick" if args.quick else "full"]
-    parts = set(args.only or ["ceiling", "paths", "open", "token", "growth", "display"])
+    parts = set(args.only or ["ceiling", "paths", "open", "token", "growth", "display", "noop"])
     if args.python_generator:
         loadgen.have_wrk = lambda: False
 
@@ -591,6 +648,11 @@ def main(argv: list[str] | None = None) -> int:
             queue_db = mall.db_urls["queue"] if args.backend == "postgres" else None
             results["growth"] = measure_growth(
                 floor, queue_db, profile["small"], profile["large"], profile["samples"]
+            )
+        if "noop" in parts:  # last: it replaces the queue
+            log("take-ticket through the gateway with a no-op queue")
+            results["noop"] = measure_noop(
+                mall, floor, log_dir, profile["seconds"], profile["connections"]
             )
     finally:
         if mall:
