@@ -1,5 +1,6 @@
-"""A kiosk's retry after its gateway died mid-request gets the ticket the first attempt issued,
-not a second one (fault injection found the window: docs/api-guide.md, "Idempotency-Key")."""
+"""A client's retry after its gateway died mid-request gets what the first attempt did: a kiosk
+the ticket it issued, not a second one; a citizen the rating they gave, not "token used" (fault
+injection found the window: docs/api-guide.md, "Idempotency-Key")."""
 
 from __future__ import annotations
 
@@ -7,9 +8,26 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from tests.rating.e2e.test_rating_journey_e2e import bearer, register_agency, serve
 from tests.support.mall import MALL_ADMIN_KEY
 
 pytestmark = pytest.mark.e2e
+
+
+def abandon(mall, key: str) -> None:
+    """What a gateway that died after the service did the work, before storing the answer, leaves:
+    the key's claim without an answer, old enough to be taken over."""
+    gateway_db = sa.create_engine(mall.db_urls["gateway"])
+    with gateway_db.begin() as conn:
+        changed = conn.execute(
+            sa.text(
+                "UPDATE idempotency_keys SET status = NULL, response = NULL, created_at = :old"
+                " WHERE key = :key"
+            ),
+            {"old": "2020-01-01 00:00:00+00", "key": key},
+        ).rowcount
+    gateway_db.dispose()
+    assert changed == 1
 
 
 def test_a_take_over_of_an_abandoned_key_returns_the_ticket_already_issued(mall_factory):
@@ -28,19 +46,7 @@ def test_a_take_over_of_an_abandoned_key_returns_the_ticket_already_issued(mall_
     first = requests.post(f"{url}/v1/tickets", json=body, headers=kiosk, timeout=10)
     assert first.status_code == 201, first.text
 
-    # the gateway died after the queue issued the ticket and before it stored the answer
-    gateway_db = sa.create_engine(mall.db_urls["gateway"])
-    with gateway_db.begin() as conn:
-        changed = conn.execute(
-            sa.text(
-                "UPDATE idempotency_keys SET status = NULL, response = NULL, created_at = :old"
-                " WHERE key = :key"
-            ),
-            {"old": "2020-01-01 00:00:00+00", "key": kiosk["Idempotency-Key"]},
-        ).rowcount
-    gateway_db.dispose()
-    assert changed == 1
-
+    abandon(mall, kiosk["Idempotency-Key"])  # its gateway died before storing the answer
     retried = requests.post(f"{url}/v1/tickets", json=body, headers=kiosk, timeout=10)
     assert retried.status_code == 201, retried.text
     assert "Idempotent-Replayed" not in retried.headers  # taken over, not replayed
@@ -57,3 +63,47 @@ def test_a_take_over_of_an_abandoned_key_returns_the_ticket_already_issued(mall_
         f"{url}/v1/tickets", json=body, headers={"Idempotency-Key": "kiosk-7-0002"}, timeout=10
     )
     assert other.status_code == 201 and other.json()["number"] == "A-002"
+
+
+def test_a_take_over_of_an_abandoned_key_returns_the_rating_already_given(mall_factory):
+    mall = mall_factory("postgres")
+    url = mall.url
+    agency, agency_admin = register_agency(url, "DUKCAPIL", "Dinas Dukcapil")
+    service = requests.post(
+        f"{url}/v1/agencies/{agency['id']}/services",
+        headers=agency_admin,
+        json={"code": "KTP", "name": "KTP-el", "fee_idr": 0, "sla_minutes": 30, "prefix": "A"},
+    ).json()
+    counter = requests.post(
+        f"{url}/v1/agencies/{agency['id']}/counters",
+        headers=agency_admin,
+        json={"name": "Loket 1", "service_ids": [service["id"]]},
+    ).json()
+    officer = requests.post(
+        f"{url}/v1/agencies/{agency['id']}/api-keys", headers=agency_admin, json={"role": "officer"}
+    ).json()
+    token = serve(url, service["id"], counter["id"], bearer(officer["key"]))
+    phone = {"Idempotency-Key": "citizen-app-42"}
+    body = {"token": token, "stars": 2, "comment": "antre terlalu lama"}
+    first = requests.post(f"{url}/v1/ratings", json=body, headers=phone, timeout=10)
+    assert first.status_code == 201, first.text
+    assert first.json()["complaint_id"] is not None
+
+    abandon(mall, phone["Idempotency-Key"])
+    retried = requests.post(f"{url}/v1/ratings", json=body, headers=phone, timeout=10)
+    assert retried.status_code == 201, retried.text
+    assert "Idempotent-Replayed" not in retried.headers  # taken over, not replayed
+    assert retried.json() == first.json()
+
+    rating_db = sa.create_engine(mall.db_urls["rating"])
+    with rating_db.connect() as conn:
+        counts = conn.execute(
+            sa.text("SELECT (SELECT count(*) FROM ratings), (SELECT count(*) FROM complaints)")
+        ).one()
+    rating_db.dispose()
+    assert tuple(counts) == (1, 1)
+    # another request (another key) with the same token is refused as before
+    again = requests.post(
+        f"{url}/v1/ratings", json=body, headers={"Idempotency-Key": "citizen-app-43"}, timeout=10
+    )
+    assert again.status_code == 409 and again.json()["error"]["code"] == "TOKEN_USED"

@@ -15,13 +15,11 @@ from mpp_chassis.messaging import event_handler, rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
-from mpp_contracts.errors import EXPECTED_ERRORS, ValidationFailed
+from mpp_contracts.errors import EXPECTED_ERRORS
 from mpp_queue import usecases
 from mpp_queue.adapters.tables import metadata
 
 _log = logging.getLogger(__name__)
-
-REQUEST_KEY_MAX = 64  # tickets.request_key: the gateway sends a SHA-256 in hex
 
 SWEEP_SECONDS = float(os.environ.get("QUEUE_SWEEP_SECONDS", "15"))
 """How often each replica looks for SLA breaches, booking no-shows and tickets of past days.
@@ -108,14 +106,7 @@ class QueueService(OpsEndpoints):
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def take_ticket(self, data: dict, request_key: str | None = None) -> dict:
         data = contracts.load(contracts.TicketCreateSchema, data)
-        if request_key is not None and not (
-            isinstance(request_key, str) and 1 <= len(request_key) <= REQUEST_KEY_MAX
-        ):
-            raise ValidationFailed(
-                "VALIDATION_FAILED",
-                "invalid request key",
-                {"request_key": [f"1 to {REQUEST_KEY_MAX} characters"]},
-            )
+        request_key = contracts.request_key(request_key)
         # the view's reads (position, wait) share the ticket's transaction: apart, they cost two
         # more round trips (BEGIN, ROLLBACK). On PostgreSQL the line's hot counter rows were
         # claimed and committed on their own, so this transaction holds only its new rows.

@@ -65,9 +65,10 @@ class RatingService(OpsEndpoints):
         self.uow.commit()
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def submit_rating(self, data: dict) -> dict:
+    def submit_rating(self, data: dict, request_key: str | None = None) -> dict:
         data = contracts.load(contracts.RatingCreateSchema, data)
-        result = usecases.submit_rating(self.uow, self.settings, data)
+        request_key = contracts.request_key(request_key)
+        result = usecases.submit_rating(self.uow, self.settings, data, request_key=request_key)
         self.uow.commit()
         return result
 

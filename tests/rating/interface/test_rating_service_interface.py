@@ -227,3 +227,25 @@ def _completed(ticket_id: str, **overrides) -> dict:
     from tests.rating.interface.conftest import completed_payload
 
     return completed_payload(ticket_id, "ag-1", **overrides)
+
+
+def test_a_keyed_submission_is_answered_with_its_rating_however_often_it_arrives(rating):
+    """A retry that took over the Idempotency-Key of a gateway that died mid-request carries the
+    same request key: it gets the rating (and complaint) the first attempt stored, not 409."""
+    token = rating.complete("t-1", "ag-1")
+    body = {"token": token, "stars": 2, "comment": "antre lama"}
+    first = rating.call("submit_rating", body, "k" * 64)
+    assert first["complaint_id"] is not None
+    assert rating.call("submit_rating", body, "k" * 64) == first
+    # another request (another key, or none) with the used token is refused as before
+    for other in ("j" * 64, None):
+        with pytest.raises(Conflict) as used:
+            rating.call("submit_rating", body, other)
+        assert used.value.code == "TOKEN_USED"
+    with rating.db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ratings)).scalar_one() == 1
+    assert len(outbox_events(rating, "rating_submitted")) == 1
+    assert len(outbox_events(rating, "complaint_opened")) == 1
+    for bad in ("", "k" * 65, 7):
+        with pytest.raises(ValidationFailed):
+            rating.call("submit_rating", {"token": rating.complete("t-2", "ag-1"), "stars": 5}, bad)

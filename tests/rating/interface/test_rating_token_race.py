@@ -1,5 +1,7 @@
 """A token works once, also when two submissions arrive at the same instant: two processes submit
-the same tokens concurrently against one PostgreSQL database; each token yields one rating."""
+the same tokens concurrently against one PostgreSQL database; each token yields one rating. The
+same request twice at once (one request key: a gateway's retry racing its first attempt) gets one
+rating, answered to both."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from mpp_rating import usecases
 from mpp_rating.adapters.tables import metadata
 
 url, start_at, tokens = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+keyed = sys.argv[4:] == ["keyed"]
 engine = make_engine(url)
 make_session = sessionmaker(bind=engine)
 with engine.connect():
@@ -45,9 +48,12 @@ for token in tokens:
     uow = UnitOfWork(session, metadata.tables["outbox"], metadata.tables["processed_events"],
                      source="rating", mall="race", context_data={}, on_commit=lambda: None)
     try:
-        usecases.submit_rating(uow, usecases.Settings(), {"token": token, "stars": 4})
+        answer = usecases.submit_rating(
+            uow, usecases.Settings(), {"token": token, "stars": 4},
+            request_key=f"request-{token}"[:64] if keyed else None,
+        )
         uow.commit()
-        results.append("ok")
+        results.append(answer["id"] if keyed else "ok")
     except Conflict as exc:
         session.rollback()
         results.append(exc.code)
@@ -69,8 +75,8 @@ def unit_of_work(session) -> UnitOfWork:
     )
 
 
-def test_same_token_submitted_twice_at_once_rates_once(pg_url_factory):
-    url = pg_url_factory("mpp_rating_race")
+def race(url: str, keyed: bool) -> tuple[list[list[str]], object]:
+    """Issue TOKENS invitations, then submit each token from two processes at the same instant."""
     upgrade("rating", url)
     engine = make_engine(url)
     session = sessionmaker(bind=engine)()
@@ -84,7 +90,8 @@ def test_same_token_submitted_twice_at_once_rates_once(pg_url_factory):
     start_at = time.time() + 2  # both processes start together after importing
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", SUBMITTER, url, str(start_at), json.dumps(tokens)],
+            [sys.executable, "-c", SUBMITTER, url, str(start_at), json.dumps(tokens)]
+            + (["keyed"] if keyed else []),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -97,15 +104,34 @@ def test_same_token_submitted_twice_at_once_rates_once(pg_url_factory):
         out, err = racer.communicate(timeout=120)
         assert racer.returncode == 0, err
         outcomes.append(json.loads(out))
+    return outcomes, engine
 
+
+def stored(engine) -> tuple[int, int]:
+    """Ratings stored and rating_submitted events in the outbox."""
+    outbox = metadata.tables["outbox"]
+    with engine.connect() as conn:
+        return (
+            conn.execute(select(func.count()).select_from(ratings)).scalar_one(),
+            conn.execute(
+                select(func.count())
+                .select_from(outbox)
+                .where(outbox.c.event_type == "rating_submitted")
+            ).scalar_one(),
+        )
+
+
+def test_same_token_submitted_twice_at_once_rates_once(pg_url_factory):
+    outcomes, engine = race(pg_url_factory("mpp_rating_race"), keyed=False)
     for first, second in zip(*outcomes, strict=True):
         assert sorted([first, second]) == ["TOKEN_USED", "ok"]
-    with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(ratings)).scalar_one() == TOKENS
-        submitted = conn.execute(
-            select(func.count())
-            .select_from(metadata.tables["outbox"])
-            .where(metadata.tables["outbox"].c.event_type == "rating_submitted")
-        ).scalar_one()
-    assert submitted == TOKENS
+    assert stored(engine) == (TOKENS, TOKENS)
+    engine.dispose()
+
+
+def test_the_same_request_twice_at_once_rates_once_and_both_get_the_rating(pg_url_factory):
+    outcomes, engine = race(pg_url_factory("mpp_rating_race_keyed"), keyed=True)
+    for first, second in zip(*outcomes, strict=True):
+        assert first == second and first not in ("TOKEN_USED", "ok")  # one rating id, twice
+    assert stored(engine) == (TOKENS, TOKENS)
     engine.dispose()

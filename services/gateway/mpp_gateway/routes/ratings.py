@@ -8,6 +8,7 @@ rating service, which alone knows a complaint's agency.
 from __future__ import annotations
 
 from mpp_contracts import rpc as contracts
+from mpp_gateway import idempotency
 from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import AGENCY_ADMIN, actor, ok
 from mpp_gateway.schemas.rating import (
@@ -17,6 +18,8 @@ from mpp_gateway.schemas.rating import (
     RatingSchema,
     RatingSummarySchema,
 )
+
+SUBMIT_RATING = ("POST", "/v1/ratings")
 
 
 def _query(request, schema) -> dict:
@@ -28,8 +31,7 @@ def _query(request, schema) -> dict:
 
 class RatingsRoutes:
     @route(
-        "POST",
-        "/v1/ratings",
+        *SUBMIT_RATING,
         body=contracts.RatingCreateSchema,
         response=RatingSchema,
         status=201,
@@ -38,7 +40,10 @@ class RatingsRoutes:
     )
     def submit_rating(self, request, principal):
         data = contracts.shared(contracts.RatingCreateSchema).load(read_json(request))
-        return ok(self.rating_rpc.submit_rating(data), 201)
+        # with an Idempotency-Key the rating service stores one rating per key: a retry that
+        # took over an abandoned claim gets the rating the first attempt stored
+        key = idempotency.request_key(request, principal, *SUBMIT_RATING)
+        return ok(self.rating_rpc.submit_rating(data, request_key=key), 201)
 
     @route(
         "GET",

@@ -55,6 +55,10 @@ ratings = Table(
     Column("submitted_at", UtcDateTime(), nullable=False, index=True),
     Column("flagged", Boolean, nullable=False, default=False, server_default=false()),
     Column("comment_published_at", UtcDateTime(), nullable=True),
+    # a keyed submission's request (Idempotency-Key, scope and body, hashed by the gateway): the
+    # same request taken over by a retry answers with this rating instead of "token used"
+    Column("request_key", String(64), nullable=True),
+    Index("ix_ratings_request_key", "request_key", unique=True),
 )
 
 #: The read model: one row per dimension × id × period (day, ISO week, month), holding only sums
