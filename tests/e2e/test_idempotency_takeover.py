@@ -4,14 +4,20 @@ injection found the window: docs/api-guide.md, "Idempotency-Key")."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 import requests
 import sqlalchemy as sa
 
+from tests.queue.usecases.conftest import VALID_NIK
 from tests.rating.e2e.test_rating_journey_e2e import bearer, register_agency, serve
 from tests.support.mall import MALL_ADMIN_KEY
 
 pytestmark = pytest.mark.e2e
+
+MALL_TIMEZONE = "Asia/Jakarta"  # tomorrow's first slot is in the future in any zone
 
 
 def abandon(mall, key: str) -> None:
@@ -107,3 +113,55 @@ def test_a_take_over_of_an_abandoned_key_returns_the_rating_already_given(mall_f
         f"{url}/v1/ratings", json=body, headers={"Idempotency-Key": "citizen-app-43"}, timeout=10
     )
     assert again.status_code == 409 and again.json()["error"]["code"] == "TOKEN_USED"
+
+
+def test_a_take_over_of_an_abandoned_key_returns_the_booking_already_made(mall_factory):
+    mall = mall_factory("postgres", extra_env={"MALL_TIMEZONE": MALL_TIMEZONE})
+    url = mall.url
+    agency, agency_admin = register_agency(url, "IMIGRASI", "Kantor Imigrasi")
+    service = requests.post(
+        f"{url}/v1/agencies/{agency['id']}/services",
+        headers=agency_admin,
+        json={
+            "code": "PASPOR",
+            "name": "Paspor",
+            "fee_idr": 0,
+            "sla_minutes": 60,
+            "prefix": "M",
+            "opening_hours": [{"opens": "08:00", "closes": "15:00"}],
+            "booking": {"slot_minutes": 30, "capacity": 4},
+        },
+    )
+    assert service.status_code == 201, service.text
+    service = service.json()
+    tomorrow = (datetime.now(ZoneInfo(MALL_TIMEZONE)).date() + timedelta(days=1)).isoformat()
+    slots = requests.get(
+        f"{url}/v1/services/{service['id']}/slots", params={"date": tomorrow}, timeout=10
+    ).json()["items"]
+    app = {"Idempotency-Key": "citizen-app-7"}
+    body = {"service_id": service["id"], "slot_start": slots[0]["start"], "nik": VALID_NIK}
+    first = requests.post(f"{url}/v1/bookings", json=body, headers=app, timeout=10)
+    assert first.status_code == 201, first.text
+
+    abandon(mall, app["Idempotency-Key"])
+    retried = requests.post(f"{url}/v1/bookings", json=body, headers=app, timeout=10)
+    assert retried.status_code == 201, retried.text
+    assert "Idempotent-Replayed" not in retried.headers  # taken over, not replayed
+    # the booking as it stands, as GET shows it (instants in UTC there; the first answer wrote
+    # them with the mall's offset)
+    booking = requests.get(f"{url}/v1/bookings/{first.json()['id']}", timeout=10).json()
+    assert retried.json() == booking and booking["id"] == first.json()["id"]
+    assert datetime.fromisoformat(booking["slot_start"]) == datetime.fromisoformat(
+        first.json()["slot_start"]
+    )
+
+    queue_db = sa.create_engine(mall.db_urls["queue"])
+    with queue_db.connect() as conn:
+        held = conn.execute(sa.text("SELECT count(*) FROM bookings")).scalar_one()
+    queue_db.dispose()
+    assert held == 1
+    # another request (another key) for the same citizen and day is refused as before
+    again = requests.post(
+        f"{url}/v1/bookings", json=body, headers={"Idempotency-Key": "citizen-app-8"}, timeout=10
+    )
+    assert again.status_code == 409 and again.json()["error"]["code"] == "ALREADY_BOOKED"

@@ -15,7 +15,7 @@ from mpp_chassis.messaging import event_handler, rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
-from mpp_contracts.errors import EXPECTED_ERRORS
+from mpp_contracts.errors import EXPECTED_ERRORS, Conflict
 from mpp_queue import usecases
 from mpp_queue.adapters.tables import metadata
 
@@ -51,6 +51,20 @@ class QueueService(OpsEndpoints):
     def _commit(self, result):
         self.uow.commit()
         return result
+
+    def _once_per_request(self, request_key: str | None, work, done_for):
+        """Commit ``work()``. A keyed request that arrived twice at once (a gateway's retry
+        racing its first attempt) loses to itself: a unique request key, or a rule the first
+        arrival's rows now break (quota, slot capacity, one booking a day). The loser rolls back
+        and answers with what the winner stored for the key, ``done_for(request_key)``."""
+        try:
+            return self._commit(work())
+        except (IntegrityError, Conflict):
+            self.uow.rollback()
+            done = request_key and done_for(request_key)
+            if not done:
+                raise
+            return done
 
     # -- catalogue
 
@@ -110,18 +124,11 @@ class QueueService(OpsEndpoints):
         # the view's reads (position, wait) share the ticket's transaction: apart, they cost two
         # more round trips (BEGIN, ROLLBACK). On PostgreSQL the line's hot counter rows were
         # claimed and committed on their own, so this transaction holds only its new rows.
-        try:
-            return self._commit(
-                usecases.take_ticket(self.uow, self.settings, data, request_key=request_key)
-            )
-        except IntegrityError:
-            self.uow.rollback()
-            issued = request_key and usecases.ticket_for_request(
-                self.uow.session, self.settings, request_key
-            )
-            if not issued:
-                raise
-            return issued  # the same request, issued a moment ago by another worker
+        return self._once_per_request(
+            request_key,
+            lambda: usecases.take_ticket(self.uow, self.settings, data, request_key=request_key),
+            lambda key: usecases.ticket_for_request(self.uow.session, self.settings, key),
+        )
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_ticket(self, ticket_id: str) -> dict:
@@ -147,9 +154,14 @@ class QueueService(OpsEndpoints):
         return usecases.list_slots(self.uow, self.settings, service_id, day)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def create_booking(self, data: dict) -> dict:
+    def create_booking(self, data: dict, request_key: str | None = None) -> dict:
         data = contracts.load(contracts.BookingCreateSchema, data)
-        return self._commit(usecases.create_booking(self.uow, self.settings, data))
+        request_key = contracts.request_key(request_key)
+        return self._once_per_request(
+            request_key,
+            lambda: usecases.create_booking(self.uow, self.settings, data, request_key=request_key),
+            lambda key: usecases.booking_for_request(self.uow.session, key),
+        )
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_booking(self, booking_id: str) -> dict:

@@ -4,8 +4,10 @@ driven through its entry points: RPCs, the payment/rating event handlers and the
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.services import entrypoint_hook
 
 from mpp_chassis.migrate import upgrade
@@ -35,12 +37,20 @@ def queue(container_factory, amqp_uri, db_url_factory):
     container = container_factory(QueueService, config)
     container.start()
 
+    def at_once(method: str, *args, times: int = 6) -> list:
+        """``times`` calls at once through RabbitMQ, each answered by its own worker (a hook
+        answers with the first worker of its entry point to finish, whichever it is)."""
+        with ClusterRpcProxy(container.config) as cluster:
+            pending = [getattr(cluster.queue, method).call_async(*args) for _ in range(times)]
+            return [reply.result() for reply in pending]
+
     def call(entrypoint: str, *args):
         with entrypoint_hook(container, entrypoint) as hook:
             return hook(*args)
 
     floor = Floor(url, usecases.Settings(mall_timezone="Asia/Makassar", nik_hash_key="k"))
     call.floor = floor
+    call.at_once = at_once
     yield call
     floor.engine.dispose()
 
@@ -119,7 +129,6 @@ def test_a_keyed_take_ticket_issues_one_ticket_when_its_retries_arrive_at_once(q
     """Several workers take with one request key at the same moment: whichever inserts first
     issues the ticket; the others find it, or are refused by the key's unique index and answer
     with it. Every caller gets the same ticket, and the line holds one."""
-    import eventlet
     import sqlalchemy as sa
 
     agency = queue("register_agency", {"code": "SAM", "name": "Samsat"})
@@ -129,8 +138,7 @@ def test_a_keyed_take_ticket_issues_one_ticket_when_its_retries_arrive_at_once(q
         {"code": "PKB", "name": "Pajak", "fee_idr": 0, "sla_minutes": 60, "prefix": "P"},
     )
     key = "c" * 64
-    takes = [eventlet.spawn(queue, "take_ticket", {"service_id": svc["id"]}, key) for _ in range(6)]
-    answers = [t.wait() for t in takes]
+    answers = queue.at_once("take_ticket", {"service_id": svc["id"]}, key)
     assert len({a["id"] for a in answers}) == 1
     assert queue("take_ticket", {"service_id": svc["id"]}, key)["id"] == answers[0]["id"]
     with queue.floor.engine.connect() as conn:
@@ -141,6 +149,47 @@ def test_a_keyed_take_ticket_issues_one_ticket_when_its_retries_arrive_at_once(q
     for bad in ("", "k" * 65, 7):
         with pytest.raises(ValidationFailed):
             queue("take_ticket", {"service_id": svc["id"]}, bad)
+
+
+def test_a_keyed_booking_books_once_when_its_retries_arrive_at_once(queue):
+    """The same booking request (one request key) several times at once, on a slot with room for
+    one: the first books; the others are refused by the key's unique index or by the full slot
+    and answer with the first's booking. A later repeat gets it too; another request (another
+    key) for the same citizen is "already booked" as before."""
+    import sqlalchemy as sa
+
+    agency = queue("register_agency", {"code": "IMI", "name": "Imigrasi"})
+    svc = queue(
+        "plug_service",
+        agency["id"],
+        {
+            "code": "PASPOR",
+            "name": "Paspor",
+            "fee_idr": 0,
+            "sla_minutes": 60,
+            "prefix": "M",
+            "opening_hours": [{"opens": "08:00", "closes": "15:00"}],
+            "booking": {"slot_minutes": 30, "capacity": 1, "late_minutes": 0},
+        },
+    )
+    tomorrow = datetime.now(ZoneInfo("Asia/Makassar")).date() + timedelta(days=1)
+    slot = queue("list_slots", svc["id"], tomorrow.isoformat())["items"][0]
+    body = {"service_id": svc["id"], "slot_start": slot["start"], "nik": VALID_NIK}
+    key = "b" * 64
+    answers = queue.at_once("create_booking", body, key)
+    assert len({a["id"] for a in answers}) == 1
+    assert queue("create_booking", body, key)["id"] == answers[0]["id"]
+    with pytest.raises(Conflict) as again:
+        queue("create_booking", body, "a" * 64)
+    assert again.value.code == "ALREADY_BOOKED"
+    with queue.floor.engine.connect() as conn:
+        held = conn.execute(
+            sa.text("SELECT count(*) FROM bookings WHERE service_id = :s"), {"s": svc["id"]}
+        ).scalar_one()
+    assert held == 1
+    for bad in ("", "k" * 65, 7):
+        with pytest.raises(ValidationFailed):
+            queue("create_booking", body, bad)
 
 
 def test_the_sweep_timer_flags_sla_breaches_and_booking_no_shows(queue):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from mpp_contracts import rpc as contracts
+from mpp_gateway import idempotency
 from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import ok
 from mpp_gateway.schemas.queue import BookingSchema, CheckInSchema, SlotsSchema
+
+CREATE_BOOKING = ("POST", "/v1/bookings")
 
 
 class BookingsRoutes:
@@ -22,8 +25,7 @@ class BookingsRoutes:
         return ok(self.queue_rpc.list_slots(service, args.get("date")))
 
     @route(
-        "POST",
-        "/v1/bookings",
+        *CREATE_BOOKING,
         body=contracts.BookingCreateSchema,
         response=BookingSchema,
         status=201,
@@ -33,7 +35,10 @@ class BookingsRoutes:
     def create_booking(self, request, principal):
         data = read_json(request)
         contracts.shared(contracts.BookingCreateSchema).load(data)
-        return ok(self.queue_rpc.create_booking(data), 201)
+        # with an Idempotency-Key the queue books once per key: a retry that took over an
+        # abandoned claim gets the booking the first attempt made
+        key = idempotency.request_key(request, principal, *CREATE_BOOKING)
+        return ok(self.queue_rpc.create_booking(data, request_key=key), 201)
 
     @route(
         "GET",

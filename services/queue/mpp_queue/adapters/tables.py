@@ -189,6 +189,10 @@ bookings = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("ended_at", UtcDateTime(), nullable=True),
     Column("ticket_id", String(36), nullable=True),
+    # a keyed booking's request (Idempotency-Key, scope and body, hashed by the gateway): the
+    # same request taken over by a retry returns this booking instead of "already booked"
+    Column("request_key", String(64), nullable=True),
+    Index("ix_bookings_request_key", "request_key", unique=True),
     # the no-show timer reads only bookings still open past their window
     Index("ix_bookings_due", "status", "checkin_closes_at"),
     Index("ix_bookings_nik", "nik_hash", "status"),

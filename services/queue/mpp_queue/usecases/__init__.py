@@ -6,6 +6,7 @@ a whole day, its check-in windows and SLA deadlines without waiting for the cloc
 """
 
 from .bookings import (
+    booking_for_request,
     cancel_booking,
     check_in,
     create_booking,
@@ -43,6 +44,7 @@ from .tickets import (
 __all__ = [
     "Settings",
     "add_counter",
+    "booking_for_request",
     "call_next",
     "call_ticket",
     "cancel_booking",

@@ -146,8 +146,30 @@ def _no_show_times(session, nik_hash: str, settings: Settings, now: datetime) ->
     )
 
 
-def create_booking(uow, settings: Settings, data: dict, now: datetime | None = None) -> dict:
+def booking_for_request(session, request_key: str) -> dict | None:
+    """The booking a keyed request already made, if it did."""
+    row = session.execute(select(bookings).where(bookings.c.request_key == request_key)).first()
+    return None if row is None else booking_view(row._asdict())
+
+
+def create_booking(
+    uow,
+    settings: Settings,
+    data: dict,
+    now: datetime | None = None,
+    request_key: str | None = None,
+) -> dict:
+    """Book a slot for a citizen (one open booking per citizen, service and day; the caller
+    commits). With a ``request_key`` (the gateway's hash of the app's ``Idempotency-Key``, its
+    scope and the body) the same request books once however often it arrives: a retry that took
+    over the key of a gateway that died mid-request gets the booking, not ``ALREADY_BOOKED``.
+    Two arrivals at once: the second's insert violates the key's unique index, and the caller
+    answers it with :func:`booking_for_request` after rolling back."""
     session = uow.session
+    if request_key is not None:
+        booked = booking_for_request(session, request_key)
+        if booked is not None:
+            return booked
     service = active_service(session, data["service_id"])
     booking = _rules(service)
     now = now or now_utc()
@@ -217,7 +239,7 @@ def create_booking(uow, settings: Settings, data: dict, now: datetime | None = N
         "checkin_closes_at": closes,
         "created_at": now,
     }
-    session.execute(insert(bookings).values(**row))
+    session.execute(insert(bookings).values(**row, request_key=request_key))
     uow.add_event("booking_created", _event(row))
     return booking_view(row)
 
