@@ -48,6 +48,20 @@ def log(message: str) -> None:
 # ---------------------------------------------------------------- the ceiling
 
 
+def start_bench_service(proc: ServiceProcess, service_class: str) -> None:
+    """``nameko run`` one of the bench's own services (config ``bench/ceiling.yaml``, which takes
+    ``AMQP_URI`` and ``CEILING_HTTP_ADDRESS`` from ``proc.env``), logging beside the run's logs."""
+    proc.log = open(proc.log_path, "ab")
+    proc.process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "nameko"), "run", "--config", "bench/ceiling.yaml"]
+        + [service_class],
+        cwd=ROOT,
+        env=proc.env,
+        stdout=proc.log,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def measure_ceiling(amqp_uri: str, log_dir: Path, seconds: float, connections: int) -> dict:
     port = free_port()
     env = {
@@ -62,20 +76,7 @@ def measure_ceiling(amqp_uri: str, log_dir: Path, seconds: float, connections: i
         for name in ("backend", "front")
     ]
     for proc in procs:
-        proc.log = open(proc.log_path, "ab")
-        proc.process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "nameko"),
-                "run",
-                "--config",
-                "bench/ceiling.yaml",
-                f"bench.ceiling:Ceiling{proc.name.capitalize()}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=proc.log,
-            stderr=subprocess.STDOUT,
-        )
+        start_bench_service(proc, f"bench.ceiling:Ceiling{proc.name.capitalize()}")
     try:
         procs[1].wait_healthy()
         url = f"http://127.0.0.1:{port}"
@@ -356,20 +357,7 @@ def measure_noop(mall: Mall, floor: Floor, log_dir: Path, seconds: float, connec
         {**mall.env_for("queue", port), "CEILING_HTTP_ADDRESS": f"127.0.0.1:{port}"},
         log_dir / "noop-queue.log",
     )
-    noop.log = open(noop.log_path, "ab")
-    noop.process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "nameko"),
-            "run",
-            "--config",
-            "bench/ceiling.yaml",
-            "bench.noop_queue:NoopQueue",
-        ],
-        cwd=ROOT,
-        env=noop.env,
-        stdout=noop.log,
-        stderr=subprocess.STDOUT,
-    )
+    start_bench_service(noop, "bench.noop_queue:NoopQueue")
     try:
         noop.wait_healthy()
         body = json.dumps({"service_id": floor.services["THRU"]})
