@@ -1,0 +1,43 @@
+"""`bench.run --quick` (the README's smoke run of the benchmark machinery) runs end to end: the
+ceiling, take-ticket and call-next through a real mall, and the no-op queue in its place, each
+answered without errors, the table printed and the JSON written."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_quick_benchmark_measures_every_closed_loop_without_errors():
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--only", "ceiling", "paths", "noop"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = re.search(r"JSON: (\S+\.json)", run.stdout)
+    assert found, run.stdout[-2000:]
+    results = json.loads((ROOT / found.group(1)).read_text())
+    measured = [
+        results["ceiling"],
+        results["closed_loop"]["take_ticket"],
+        results["closed_loop"]["call_next"],
+        results["noop"],
+    ]
+    for part in measured:
+        assert part["requests"] > 0 and part["rps"] > 0
+        assert part["non_2xx"] == 0 and part["errors"] == 0, part
+    figures = results["verdict"]["figures"]
+    assert 0 < figures["take_ratio"] and 0 < figures["noop_ratio"]
+    assert "take-ticket / ceiling" in run.stdout and "no-op queue / ceiling" in run.stdout
