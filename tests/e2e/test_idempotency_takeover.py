@@ -11,8 +11,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from bench.floor import open_floor
 from tests.queue.usecases.conftest import VALID_NIK
-from tests.rating.e2e.test_rating_journey_e2e import bearer, register_agency, serve
+from tests.rating.e2e.test_rating_journey_e2e import register_agency, serve
 from tests.support.mall import MALL_ADMIN_KEY
 
 pytestmark = pytest.mark.e2e
@@ -74,21 +75,9 @@ def test_a_take_over_of_an_abandoned_key_returns_the_ticket_already_issued(mall_
 def test_a_take_over_of_an_abandoned_key_returns_the_rating_already_given(mall_factory):
     mall = mall_factory("postgres")
     url = mall.url
-    agency, agency_admin = register_agency(url, "DUKCAPIL", "Dinas Dukcapil")
-    service = requests.post(
-        f"{url}/v1/agencies/{agency['id']}/services",
-        headers=agency_admin,
-        json={"code": "KTP", "name": "KTP-el", "fee_idr": 0, "sla_minutes": 30, "prefix": "A"},
-    ).json()
-    counter = requests.post(
-        f"{url}/v1/agencies/{agency['id']}/counters",
-        headers=agency_admin,
-        json={"name": "Loket 1", "service_ids": [service["id"]]},
-    ).json()
-    officer = requests.post(
-        f"{url}/v1/agencies/{agency['id']}/api-keys", headers=agency_admin, json={"role": "officer"}
-    ).json()
-    token = serve(url, service["id"], counter["id"], bearer(officer["key"]))
+    floor = open_floor(url, "DUKCAPIL")
+    floor.add_service("KTP", "A")
+    token = serve(url, floor.services["KTP"], floor.counters["KTP"][0], floor.officer)
     phone = {"Idempotency-Key": "citizen-app-42"}
     body = {"token": token, "stars": 2, "comment": "antre terlalu lama"}
     first = requests.post(f"{url}/v1/ratings", json=body, headers=phone, timeout=10)
