@@ -4,7 +4,7 @@ no-shows after the check-in window and the no-show penalty (docs/queue-rules.md,
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import insert, select, update
 
@@ -38,16 +38,23 @@ def _slots(service: dict, day: date, tz: str) -> list[rules.Slot]:
     )
 
 
+def _utc(value: datetime) -> str:
+    return iso(value.astimezone(UTC))
+
+
 def booking_view(row: dict) -> dict:
+    """A booking as the API shows it. Its instants are written in UTC, as read back from the
+    database: a new booking's slot times are computed in the mall's zone, and without this the
+    answer to ``POST /v1/bookings`` spelled them with the mall's offset and ``GET`` in UTC."""
     return {
         "id": row["id"],
         "agency_id": row["agency_id"],
         "service_id": row["service_id"],
         "status": row["status"],
-        "slot_start": iso(row["slot_start"]),
-        "slot_end": iso(row["slot_end"]),
-        "check_in_opens_at": iso(row["checkin_opens_at"]),
-        "check_in_closes_at": iso(row["checkin_closes_at"]),
+        "slot_start": _utc(row["slot_start"]),
+        "slot_end": _utc(row["slot_end"]),
+        "check_in_opens_at": _utc(row["checkin_opens_at"]),
+        "check_in_closes_at": _utc(row["checkin_closes_at"]),
         "nik": nik.mask_nik(row["nik_last4"]),
         "priority": row.get("priority"),
         "ticket_id": row.get("ticket_id"),
