@@ -5,7 +5,7 @@ transferred 2 %), spread over the bench's services, with full timestamps, fees a
 indexes and planner statistics look like a mall that has been open for months. Rows are generated
 server-side (``INSERT … SELECT … generate_series``) in batches, then ``VACUUM (ANALYZE)`` runs:
 rows that accumulated over months have long been vacuumed and analysed, while a million inserted
-at once would otherwise wake autovacuum in the middle of the measurement that follows. The table
+at once may otherwise wake autovacuum in the middle of the measurement that follows. The table
 is reflected, so columns added by later migrations are filled with their server default, or with
 a neutral value when NOT NULL without one.
 """
