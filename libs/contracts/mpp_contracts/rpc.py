@@ -256,9 +256,9 @@ REQUEST_KEY_MAX = 64  # the gateway sends a SHA-256 in hex; services store it in
 
 
 def request_key(value: object) -> str | None:
-    """Load the optional ``request_key`` argument of a creating RPC (take-ticket, submit-rating):
-    the gateway's hash of a client's ``Idempotency-Key``, its scope and the body, by which a
-    service knows a retried request again. ``None`` when the client sent no key."""
+    """Load the optional ``request_key`` argument of a creating RPC (take-ticket, create-booking,
+    submit-rating): the gateway's hash of a client's ``Idempotency-Key``, its scope and the body,
+    by which a service knows a retried request again. ``None`` when the client sent no key."""
     from mpp_contracts.errors import ValidationFailed
 
     if value is None or (isinstance(value, str) and 1 <= len(value) <= REQUEST_KEY_MAX):

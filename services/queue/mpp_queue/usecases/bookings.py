@@ -170,8 +170,9 @@ def create_booking(
     commits). With a ``request_key`` (the gateway's hash of the app's ``Idempotency-Key``, its
     scope and the body) the same request books once however often it arrives: a retry that took
     over the key of a gateway that died mid-request gets the booking, not ``ALREADY_BOOKED``.
-    Two arrivals at once: the second's insert violates the key's unique index, and the caller
-    answers it with :func:`booking_for_request` after rolling back."""
+    Two arrivals at once: the second is refused (by the key's unique index, the full slot or the
+    citizen's booking for the day), and the caller answers it with :func:`booking_for_request`
+    after rolling back."""
     session = uow.session
     if request_key is not None:
         booked = booking_for_request(session, request_key)
