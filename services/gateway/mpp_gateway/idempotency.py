@@ -9,8 +9,8 @@ key so the client's retry does the work. Keys live ``IDEMPOTENCY_TTL_HOURS`` (at
 A claim still without an answer after ``stale_after`` (a few RPC timeouts: any live request has
 answered by then) belongs to a gateway that died mid-request; a retry takes it over and does the
 work, instead of answering "in progress" for a day. Fault injection found that case. The first
-attempt may have reached the service before its gateway died: take-ticket passes
-:func:`request_key` down, and the queue returns the ticket it issued for it (other routes'
+attempt may have reached the service before its gateway died: take-ticket, booking and rating
+pass :func:`request_key` down, and their service returns what it did for it (other routes'
 takeovers may do their work twice; docs/api-guide.md).
 """
 
@@ -36,15 +36,15 @@ def scope_of(principal, method: str, path: str) -> str:
     return f"{principal.key_id if principal else 'public'}:{method} {path}"
 
 
-def request_key(request, principal, method: str, path: str) -> str | None:
+_REQUEST_KEY = "mpp.request_key"  # where run_once leaves it in the WSGI environ
+
+
+def request_key(request) -> str | None:
     """What a service stores to know a keyed request again (``None`` without a key): a hash of
     the key's scope, the key and the body, so a retry that takes over an abandoned claim (below)
-    gets what the first attempt did instead of doing it twice. Take-ticket passes it down."""
-    key = request.headers.get(HEADER)
-    if key is None:
-        return None
-    scope = scope_of(principal, method, path)
-    return hashlib.sha256(f"{scope}\n{key}\n{fingerprint(request)}".encode()).hexdigest()
+    gets what the first attempt did instead of doing it twice. :func:`run_once` computes it from
+    the claim's own scope and body hash; take-ticket, booking and rating pass it down."""
+    return request.environ.get(_REQUEST_KEY)
 
 
 def fingerprint(request) -> str:
@@ -122,9 +122,13 @@ def run_once(
         )
     ttl = timedelta(hours=max(float(ttl_hours), MIN_TTL_HOURS))
     stale_after = timedelta(seconds=stale_after_seconds)
-    replay = _claim(uow, scope, key, fingerprint(request), ttl, stale_after)
+    body_hash = fingerprint(request)
+    replay = _claim(uow, scope, key, body_hash, ttl, stale_after)
     if replay is not None:
         return replay
+    request.environ[_REQUEST_KEY] = hashlib.sha256(
+        f"{scope}\n{key}\n{body_hash}".encode()
+    ).hexdigest()
     response = call()
     session = uow.session
     where = (idempotency.c.scope == scope, idempotency.c.key == key)

@@ -8,8 +8,6 @@ from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import ok
 from mpp_gateway.schemas.queue import BookingSchema, CheckInSchema, SlotsSchema
 
-CREATE_BOOKING = ("POST", "/v1/bookings")
-
 
 class BookingsRoutes:
     @route(
@@ -25,7 +23,8 @@ class BookingsRoutes:
         return ok(self.queue_rpc.list_slots(service, args.get("date")))
 
     @route(
-        *CREATE_BOOKING,
+        "POST",
+        "/v1/bookings",
         body=contracts.BookingCreateSchema,
         response=BookingSchema,
         status=201,
@@ -37,7 +36,7 @@ class BookingsRoutes:
         contracts.shared(contracts.BookingCreateSchema).load(data)
         # with an Idempotency-Key the queue books once per key: a retry that took over an
         # abandoned claim gets the booking the first attempt made
-        key = idempotency.request_key(request, principal, *CREATE_BOOKING)
+        key = idempotency.request_key(request)
         return ok(self.queue_rpc.create_booking(data, request_key=key), 201)
 
     @route(

@@ -19,8 +19,6 @@ from mpp_gateway.schemas.rating import (
     RatingSummarySchema,
 )
 
-SUBMIT_RATING = ("POST", "/v1/ratings")
-
 
 def _query(request, schema) -> dict:
     """The query string validated by ``schema`` (422 on error), passed on as plain strings."""
@@ -31,7 +29,8 @@ def _query(request, schema) -> dict:
 
 class RatingsRoutes:
     @route(
-        *SUBMIT_RATING,
+        "POST",
+        "/v1/ratings",
         body=contracts.RatingCreateSchema,
         response=RatingSchema,
         status=201,
@@ -42,7 +41,7 @@ class RatingsRoutes:
         data = contracts.shared(contracts.RatingCreateSchema).load(read_json(request))
         # with an Idempotency-Key the rating service stores one rating per key: a retry that
         # took over an abandoned claim gets the rating the first attempt stored
-        key = idempotency.request_key(request, principal, *SUBMIT_RATING)
+        key = idempotency.request_key(request)
         return ok(self.rating_rpc.submit_rating(data, request_key=key), 201)
 
     @route(

@@ -8,12 +8,11 @@ from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import OFFICER, actor, ok
 from mpp_gateway.schemas.queue import TicketSchema
 
-TAKE_TICKET = ("POST", "/v1/tickets")
-
 
 class TicketsRoutes:
     @route(
-        *TAKE_TICKET,
+        "POST",
+        "/v1/tickets",
         body=contracts.TicketCreateSchema,
         response=TicketSchema,
         status=201,
@@ -24,7 +23,7 @@ class TicketsRoutes:
         data = contracts.shared(contracts.TicketCreateSchema).load(read_json(request))
         # with an Idempotency-Key the queue issues one ticket per key: a retry that took over
         # an abandoned claim gets the ticket the first attempt issued
-        key = idempotency.request_key(request, principal, *TAKE_TICKET)
+        key = idempotency.request_key(request)
         return ok(self.queue_rpc.take_ticket(data, request_key=key), 201)
 
     @route(
