@@ -12,6 +12,7 @@ from nameko.timer import Timer
 
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
+from mpp_chassis.environment import Secret, StartupCheck, when
 from mpp_chassis.messaging import event_handler, rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
@@ -34,9 +35,30 @@ class ConfiguredTimer(Timer):
 timer = ConfiguredTimer.decorator
 
 
+def _provider(name: str):
+    return when("PAYMENT_PROVIDER", name, default="simulator")
+
+
+def _no_simulator(config) -> str | None:
+    """Deployed, nobody may mark an invoice paid by asking: the simulator stays on laptops."""
+    if _provider("simulator")(config):
+        return "PAYMENT_PROVIDER=simulator is the offline test double (set midtrans or xendit)"
+    return None
+
+
 class PaymentService(OpsEndpoints):
     name = "payment"
 
+    # deployed, the service refuses to start while one of these is missing or a local default
+    startup_check = StartupCheck(
+        secrets=(
+            Secret("SIMULATOR_SECRET", "local-simulator-secret", needed=_provider("simulator")),
+            Secret("MIDTRANS_SERVER_KEY", needed=_provider("midtrans"), environment_only=True),
+            Secret("XENDIT_SECRET_KEY", needed=_provider("xendit"), environment_only=True),
+            Secret("XENDIT_CALLBACK_TOKEN", needed=_provider("xendit"), environment_only=True),
+        ),
+        rules=(_no_simulator,),
+    )
     config = Config()
     uow = Database(metadata)
     collector = FrozenSurvivors()

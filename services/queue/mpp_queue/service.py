@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
+from mpp_chassis.environment import Secret, StartupCheck
 from mpp_chassis.messaging import event_handler, rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
@@ -30,6 +31,10 @@ update, so replicas sweeping at once still emit each event once."""
 class QueueService(OpsEndpoints):
     name = "queue"
 
+    # deployed, the service refuses to start while one of these is missing or a local default
+    startup_check = StartupCheck(
+        secrets=(Secret("NIK_HASH_KEY", "local-dev-nik-key"),),
+    )
     config = Config()
     uow = Database(metadata)
     collector = FrozenSurvivors()

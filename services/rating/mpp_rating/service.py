@@ -7,6 +7,7 @@ from nameko.timer import timer
 
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
+from mpp_chassis.environment import StartupCheck
 from mpp_chassis.messaging import event_handler, rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
@@ -22,6 +23,8 @@ ESCALATION_INTERVAL_SECONDS = 60
 class RatingService(OpsEndpoints):
     name = "rating"
 
+    # deployed, refuses to start on the local broker or database URL (no secret of its own)
+    startup_check = StartupCheck()
     config = Config()
     uow = Database(metadata)
     collector = FrozenSurvivors()
