@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -15,6 +16,38 @@ PORTS = {"queue": 8001, "payment": 8002, "rating": 8003, "gateway": 8000}
 # settings that are secrets: never defaulted in deploy files, always from a secret store
 SECRET_NAMES = re.compile(r"(_KEY$|SECRET|PASSWORD|_DB_URL$|^AMQP_URI$)")
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::([^}]*))?\}")
+
+
+def startup_table(service: str) -> tuple:
+    """The service's deployed-mode check: its secrets (broker and database URLs included) and
+    its extra rules, as the service declares them (``StartupCheck`` on the service class)."""
+    from mpp_chassis.environment import common_secrets
+
+    module = importlib.import_module(f"mpp_{service}.service")
+    check = getattr(module, f"{service.capitalize()}Service").startup_check
+    return (*common_secrets(service), *check.secrets), check.rules
+
+
+def startup_secrets(service: str, settings: dict) -> list[str]:
+    """The secret variables a deployed ``service`` checks at start with these settings (e.g. the
+    payment provider's credentials for the configured ``PAYMENT_PROVIDER``)."""
+    secrets, _ = startup_table(service)
+    return [s.variable for s in secrets if s.needed(settings)]
+
+
+def startup_refusals(service: str, settings: dict, monkeypatch) -> list[str]:
+    """What a deployed ``service`` would refuse with these non-secret ``settings`` and every
+    secret it needs set to a proper value (so: the settings' own problems, e.g. the simulator)."""
+    from mpp_chassis.environment import refusals
+
+    secrets, rules = startup_table(service)
+    config = {**settings}
+    for secret in secrets:
+        if secret.environment_only:
+            monkeypatch.setenv(secret.variable, "a-proper-secret")
+        else:
+            config[secret.key or secret.variable] = "a-proper-secret"
+    return refusals(config, secrets, rules)
 
 
 def config_vars(service: str) -> dict[str, str]:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY, PORTS, ROOT, SECRET_NAMES, SERVICES, config_vars
+from tests.deploy.conftest import (
+    DEPLOY,
+    PORTS,
+    ROOT,
+    SECRET_NAMES,
+    SERVICES,
+    startup_refusals,
+    startup_secrets,
+)
 
 SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 INFRA = ("rabbitmq", "postgres", "redis")
@@ -83,9 +91,13 @@ def test_each_service_gets_its_database_broker_and_secrets_from_the_environment(
     init = (DEPLOY / "postgres" / "init-databases.sh").read_text()
     for service in SERVICES:
         env = compose["services"][service]["environment"]
-        needed = [v for v in config_vars(service) if SECRET_NAMES.search(v)]
+        needed = startup_secrets(service, env)
         missing = [v for v in needed if v not in env]
         assert not missing, f"{service}: set {missing} in deploy/compose.yaml"
+        for name in needed:
+            if name in ("AMQP_URI",) or name.endswith("_DB_URL"):
+                continue  # built from the required RABBITMQ_* / POSTGRES_* below
+            assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", env[name]), f"{name}: required"
         assert env[f"{service.upper()}_HTTP_ADDRESS"] == f"0.0.0.0:{PORTS[service]}"
         url = env[f"{service.upper()}_DB_URL"]
         assert url.startswith("postgresql://") and url.endswith(f"@postgres:5432/{service}")
@@ -115,3 +127,24 @@ def test_readme_command_starts_this_compose_file(readme):
         assert (ROOT / path).resolve() == (DEPLOY / "compose.yaml").resolve()
     assert Path(ROOT / "deploy" / ".env.example").exists()
     assert "deploy/.env.example" in readme
+
+
+def test_every_service_runs_deployed_without_the_simulator(compose, monkeypatch):
+    """MALL_ENVIRONMENT=deployed everywhere (the services then refuse default secrets), and the
+    settings themselves pass the services' own deployed-mode checks: payment names a real
+    provider (its default is the simulator, so it must be set) with that provider's key."""
+    for service in SERVICES:
+        env = compose["services"][service]["environment"]
+        assert env["MALL_ENVIRONMENT"] == "deployed", service
+        assert env.get("PAYMENT_PROVIDER", "") != "simulator", service
+        assert startup_refusals(service, env, monkeypatch) == [], service
+    payment = compose["services"]["payment"]["environment"]
+    assert payment["PAYMENT_PROVIDER"] == "midtrans"
+    assert "MIDTRANS_SERVER_KEY" in startup_secrets("payment", payment)
+    for name, spec in compose["services"].items():
+        for key, value in (spec.get("environment") or {}).items():
+            assert "simulator" not in f"{key}={value}".lower(), f"{name}: {key}"
+    assert compose["services"]["gateway"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    # the check can fail: the simulator is refused by the payment service's own rule
+    refused = startup_refusals("payment", {**payment, "PAYMENT_PROVIDER": "simulator"}, monkeypatch)
+    assert any("PAYMENT_PROVIDER=simulator" in r for r in refused)

@@ -12,7 +12,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY, PORTS, ROOT, SECRET_NAMES, SERVICES, config_vars
+from tests.deploy.conftest import (
+    DEPLOY,
+    PORTS,
+    ROOT,
+    SECRET_NAMES,
+    SERVICES,
+    config_vars,
+    startup_refusals,
+    startup_secrets,
+)
 from tests.deploy.kustomize_lite import render as render_lite
 
 K8S = DEPLOY / "k8s"
@@ -53,8 +62,9 @@ def test_manifests_validate_against_kubernetes_schemas(rendered, version):
 def test_a_hardened_deployment_per_service(rendered):
     apps, _ = rendered
     deployments = by_kind(apps, "Deployment")
-    assert sorted(deployments) == sorted(SERVICES)
-    for name, deployment in deployments.items():
+    assert sorted(deployments) == sorted([*SERVICES, "redis"])
+    for name in SERVICES:
+        deployment = deployments[name]
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] == 10001  # the image's user
@@ -71,8 +81,7 @@ def test_a_hardened_deployment_per_service(rendered):
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         ready = "/healthz" if name == "gateway" else "/readyz"
         assert container["readinessProbe"]["httpGet"] == {"path": ready, "port": "http"}
-        refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
-        assert refs == {"mpp-config", "mpp-secrets"}
+        assert container["envFrom"] == [{"configMapRef": {"name": "mpp-config"}}]
         assert "command" not in container and "args" not in container
         assert pod["terminationGracePeriodSeconds"] >= 30
 
@@ -80,7 +89,7 @@ def test_a_hardened_deployment_per_service(rendered):
 def test_gateway_service_autoscaler_and_disruption_budgets(rendered):
     apps, _ = rendered
     services = by_kind(apps, "Service")
-    assert list(services) == ["gateway"]
+    assert sorted(services) == ["gateway", "redis"]
     assert services["gateway"]["spec"]["selector"] == {"app.kubernetes.io/name": "gateway"}
     (hpa,) = by_kind(apps, "HorizontalPodAutoscaler").values()
     assert hpa["spec"]["scaleTargetRef"] == {
@@ -117,15 +126,114 @@ def test_migration_jobs_run_the_same_image_once(rendered):
 
 
 def test_config_map_and_secret_cover_what_the_services_read(rendered):
-    apps, _ = rendered
+    apps, jobs = rendered
     config = by_kind(apps, "ConfigMap")["mpp-config"]["data"]
     secret = yaml.safe_load((K8S / "secret.example.yaml").read_text())["stringData"]
     assert not SECRET_NAMES.search(" ".join(config)), "no secret in the ConfigMap"
     for service in SERVICES:
-        for var in config_vars(service):
-            if SECRET_NAMES.search(var):
-                assert var in secret, f"{service} reads {var}: add it to secret.example.yaml"
+        for var in startup_secrets(service, config):
+            assert var in secret, f"{service} needs {var}: add it to secret.example.yaml"
+    for container in containers([*apps, *jobs]):
+        for ref in secret_refs(container).values():
+            assert ref["key"] in secret, f"{ref['key']}: add it to secret.example.yaml"
     assert by_kind(apps, "Secret") == {}, "the Secret is created out of band, never committed"
+
+
+def containers(objects: list[dict]):
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "Job"):
+            yield from obj["spec"]["template"]["spec"]["containers"]
+
+
+def secret_refs(container: dict) -> dict[str, dict]:
+    return {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+
+
+def test_every_secret_is_a_required_key_of_the_secret(rendered):
+    """A key missing from mpp-secrets must stop the pod (CreateContainerConfigError), not leave a
+    service on a default: no ``envFrom`` of a Secret (it skips absent keys), no ``optional``, and
+    each service gets by secretKeyRef every secret its deployed-mode check needs."""
+    apps, jobs = rendered
+    config = by_kind(apps, "ConfigMap")["mpp-config"]["data"]
+    for container in containers([*apps, *jobs]):
+        for source in container.get("envFrom", []):
+            assert "secretRef" not in source, container["name"]
+        for entry in container.get("env", []):
+            if SECRET_NAMES.search(entry["name"]) or entry["name"] == "REDIS_PASSWORD":
+                assert "value" not in entry, f"{entry['name']} given in plain text"
+        for name, ref in secret_refs(container).items():
+            assert ref["name"] == "mpp-secrets" and ref.get("optional") is not True, name
+            assert ref["key"] == name or name == "REDISCLI_AUTH", name
+    deployments = by_kind(apps, "Deployment")
+    for service in SERVICES:
+        (container,) = deployments[service]["spec"]["template"]["spec"]["containers"]
+        needed = set(startup_secrets(service, config))
+        assert needed <= set(secret_refs(container)), (service, needed)
+        job = by_kind(jobs, "Job")[f"migrate-{service}"]
+        (migrate,) = job["spec"]["template"]["spec"]["containers"]
+        assert set(secret_refs(migrate)) == {f"{service.upper()}_DB_URL"}  # only what it uses
+
+
+def test_every_overlay_runs_deployed_with_a_real_payment_provider(rendered, monkeypatch):
+    """MALL_ENVIRONMENT=deployed (the services then refuse default secrets), no manifest sets
+    PAYMENT_PROVIDER=simulator, and the settings pass the services' own deployed-mode checks."""
+    apps, jobs = rendered
+    config = by_kind(apps, "ConfigMap")["mpp-config"]["data"]
+    assert config["MALL_ENVIRONMENT"] == "deployed"
+    assert config["PAYMENT_PROVIDER"] == "midtrans"  # payment's own default is the simulator
+    for container in containers([*apps, *jobs]):
+        for entry in container.get("env", []):
+            assert entry["name"] not in ("MALL_ENVIRONMENT", "PAYMENT_PROVIDER"), entry
+    for obj in [*apps, *jobs]:
+        assert "simulator" not in yaml.safe_dump(obj).lower(), obj["metadata"]["name"]
+    for service in SERVICES:
+        assert startup_refusals(service, config, monkeypatch) == [], service
+    refused = startup_refusals("payment", {**config, "PAYMENT_PROVIDER": "simulator"}, monkeypatch)
+    assert any("PAYMENT_PROVIDER=simulator" in r for r in refused)  # the check can fail
+
+
+def test_the_gateway_counts_rate_limits_in_a_hardened_redis(rendered):
+    apps, _ = rendered
+    deployments = by_kind(apps, "Deployment")
+    (gateway,) = deployments["gateway"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in gateway["env"]}
+    assert env["REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@redis:6379/0"
+    names = [e["name"] for e in gateway["env"]]
+    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")  # $(...) needs it first
+    config = by_kind(apps, "ConfigMap")["mpp-config"]["data"]
+    assert config["TRUSTED_PROXIES"], "the ingress's addresses (site-specific)"
+    service = by_kind(apps, "Service")["redis"]["spec"]
+    assert service["type"] == "ClusterIP" and service["ports"][0]["port"] == 6379
+    pod = deployments["redis"]["spec"]["template"]["spec"]
+    assert service["selector"].items() <= (
+        deployments["redis"]["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    (redis,) = pod["containers"]
+    assert redis["securityContext"]["readOnlyRootFilesystem"] is True
+    assert redis["securityContext"]["allowPrivilegeEscalation"] is False
+    assert redis["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert (
+        set(redis["resources"]["requests"])
+        == set(redis["resources"]["limits"])
+        == {
+            "cpu",
+            "memory",
+        }
+    )
+    assert "livenessProbe" in redis and "readinessProbe" in redis
+    args = redis["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert not redis["image"].endswith(":latest") and ":" in redis["image"]
+    (policy,) = by_kind(apps, "NetworkPolicy").values()
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "redis"}
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
 
 
 def test_fallback_renderer_matches_kubectl():
