@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from cachetools import TTLCache
 from nameko.extensions import DependencyProvider
 from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mpp_contracts.errors import Forbidden, NotFound, Unauthorized
@@ -39,7 +40,7 @@ class Principal:
     owner_agency_id: str | None = None
 
 
-BOOTSTRAP_ID = "bootstrap-mall-admin"
+BOOTSTRAP_LABEL = "MALL_ADMIN_KEY (bootstrap)"
 
 
 def hash_key(key: str) -> str:
@@ -91,14 +92,25 @@ def authenticate(
     bootstrap_key: str | None,
     known: PrincipalCache | None = None,
 ) -> Principal:
-    """Resolve ``Authorization: Bearer <key>`` to a principal, or raise ``Unauthorized``."""
+    """Resolve ``Authorization: Bearer <key>`` to a principal, or raise ``Unauthorized``.
+
+    The configured bootstrap key (``MALL_ADMIN_KEY``) is a ``mall_admin`` key recorded in the
+    database by its hash on first use, so it is listed and can be revoked like any other key: a
+    revoked bootstrap key answers 401 even while it is still configured, and a new value (a
+    rotation) is a new key."""
     if not header or not header.startswith("Bearer "):
         raise Unauthorized("UNAUTHORIZED", "missing bearer API key")
     key = header.removeprefix("Bearer ").strip()
-    if bootstrap_key and hmac.compare_digest(key.encode(), bootstrap_key.encode()):
-        return Principal(BOOTSTRAP_ID, "mall_admin", None)
     key_hash = hash_key(key)
     if known is not None and (principal := known.get(key_hash)) is not None:
+        return principal
+    if bootstrap_key and hmac.compare_digest(key.encode(), str(bootstrap_key).encode()):
+        row = record_bootstrap(session, bootstrap_key)
+        if row.revoked_at is not None:
+            raise Unauthorized("UNAUTHORIZED", "unknown or revoked API key")
+        principal = Principal(row.id, "mall_admin", None)
+        if known is not None:
+            known.put(key_hash, principal)
         return principal
     row = session.execute(
         select(
@@ -150,7 +162,7 @@ def issue_key(
     key = new_key()
     key_id = str(uuid.uuid4())
     created_at = datetime.now(UTC)
-    scope = scope_for(role, scope)
+    scope = "mall" if agency_id is None else scope_for(role, scope)  # mall_admin keys
     session.execute(
         insert(api_keys).values(
             id=key_id,
@@ -175,10 +187,11 @@ def issue_key(
 
 
 def list_keys(
-    session: Session, agency_id: str, after: list[str] | None, limit: int
+    session: Session, agency_id: str | None, after: list[str] | None, limit: int
 ) -> tuple[list[dict], list[str] | None]:
-    """An agency's keys, oldest first, without secrets or hashes; keyset pagination on
-    (created_at, id). Returns the page and the position after its last row (or None)."""
+    """An agency's keys (``agency_id`` None: the mall's own, i.e. mall_admin keys), oldest first,
+    without secrets or hashes; keyset pagination on (created_at, id). Returns the page and the
+    position after its last row (or None)."""
     c = api_keys.c
     query = select(c.id, c.role, c.agency_id, c.scope, c.label, c.created_at, c.revoked_at).where(
         c.agency_id == agency_id
@@ -205,7 +218,9 @@ def list_keys(
     return items, [last.created_at.isoformat(), last.id] if last is not None else None
 
 
-def revoke_key(session: Session, agency_id: str, key_id: str) -> None:
+def revoke_key(session: Session, agency_id: str | None, key_id: str) -> None:
+    """Revoke an active key of the agency (``agency_id`` None: a mall_admin key, the recorded
+    bootstrap key included)."""
     result = session.execute(
         update(api_keys)
         .where(
@@ -217,3 +232,35 @@ def revoke_key(session: Session, agency_id: str, key_id: str) -> None:
     )
     if result.rowcount == 0:
         raise NotFound("API_KEY_NOT_FOUND", "no active key with this id for this agency")
+
+
+def bootstrap_id(bootstrap_key: str) -> str:
+    """The bootstrap key's id: stable for one configured value, a new one after a rotation."""
+    return "bootstrap-" + hash_key(str(bootstrap_key))[:12]
+
+
+def record_bootstrap(session: Session, bootstrap_key: str):
+    """The bootstrap key's row (id, revoked_at), stored on first sight: committed at once so
+    every gateway replica sees the same row (two replicas recording it together: one insert
+    wins, the other reads it)."""
+    key_hash = hash_key(str(bootstrap_key))
+    query = select(api_keys.c.id, api_keys.c.revoked_at).where(api_keys.c.key_hash == key_hash)
+    row = session.execute(query).first()
+    if row is not None:
+        return row
+    try:
+        session.execute(
+            insert(api_keys).values(
+                id=bootstrap_id(bootstrap_key),
+                key_hash=key_hash,
+                role="mall_admin",
+                agency_id=None,
+                label=BOOTSTRAP_LABEL,
+                scope="mall",
+                created_at=datetime.now(UTC),
+            )
+        )
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+    return session.execute(query).one()

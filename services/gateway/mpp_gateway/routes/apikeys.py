@@ -1,4 +1,5 @@
-"""Gateway routes: an agency's API keys (issue, list without secrets, revoke)."""
+"""Gateway routes: an agency's API keys and the mall's own mall_admin keys (issue, list without
+secrets, revoke; the bootstrap ``MALL_ADMIN_KEY`` is one of the latter)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from mpp_contracts.pagination import decode_cursor, page
 from mpp_gateway import auth
 from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import AGENCY_ADMIN, ok, page_args
-from mpp_gateway.schemas.apikeys import ApiKeyCreateSchema, ApiKeyIssuedSchema, ApiKeySchema
+from mpp_gateway.schemas.apikeys import (
+    ApiKeyCreateSchema,
+    ApiKeyIssuedSchema,
+    ApiKeySchema,
+    MallAdminKeyCreateSchema,
+)
 from mpp_gateway.schemas.common import PageQuerySchema
 
 
@@ -65,6 +71,64 @@ class ApiKeysRoutes:
     )
     def revoke_api_key(self, request, principal, agency, key_id):
         auth.revoke_key(self.uow.session, agency, key_id)
+        self.uow.commit()
+        self.known_keys.forget(key_id)
+        return Response(status=204)
+
+    # -- the mall's own keys: mall_admin keys for people, and the bootstrap key among them
+
+    @route(
+        "POST",
+        "/v1/api-keys",
+        roles=(),  # the mall admin only
+        body=MallAdminKeyCreateSchema,
+        response=ApiKeyIssuedSchema,
+        status=201,
+        idempotent=True,
+        summary="Issue a mall_admin key (the secret is shown once); with it, the bootstrap "
+        "MALL_ADMIN_KEY can be revoked",
+    )
+    def issue_mall_admin_key(self, request, principal):
+        data = MallAdminKeyCreateSchema().load(read_json(request))
+        key = auth.issue_key(self.uow.session, "mall_admin", None, data["label"])
+        self.uow.commit()
+        return ok(key, 201)
+
+    @route(
+        "GET",
+        "/v1/api-keys",
+        roles=(),  # the mall admin only
+        query=PageQuerySchema,
+        response=ApiKeySchema,
+        many=True,
+        summary="List the mall_admin keys, the configured bootstrap key included (never secrets)",
+    )
+    def list_mall_admin_keys(self, request, principal):
+        args = page_args(request)
+        position = decode_cursor(args["cursor"])
+        if bootstrap := self.config.get("MALL_ADMIN_KEY"):
+            auth.record_bootstrap(self.uow.session, bootstrap)
+        try:
+            items, after = auth.list_keys(self.uow.session, None, position, args["limit"])
+        except (ValueError, TypeError, IndexError, KeyError):
+            raise ValidationFailed(
+                "VALIDATION_FAILED", "invalid fields", {"cursor": ["not a valid cursor"]}
+            ) from None
+        return ok(page(items, after))
+
+    @route(
+        "DELETE",
+        "/v1/api-keys/{key_id}",
+        roles=(),  # the mall admin only
+        status=204,
+        summary="Revoke a mall_admin key; revoking the bootstrap key's id stops MALL_ADMIN_KEY "
+        "working even while it stays configured (another gateway replica may accept it for up "
+        "to AUTH_CACHE_SECONDS more)",
+    )
+    def revoke_mall_admin_key(self, request, principal, key_id):
+        if bootstrap := self.config.get("MALL_ADMIN_KEY"):
+            auth.record_bootstrap(self.uow.session, bootstrap)
+        auth.revoke_key(self.uow.session, None, key_id)
         self.uow.commit()
         self.known_keys.forget(key_id)
         return Response(status=204)

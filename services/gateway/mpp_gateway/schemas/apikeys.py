@@ -38,3 +38,12 @@ class ApiKeySchema(Schema):
 
 class ApiKeyIssuedSchema(ApiKeySchema):
     key = fields.String(required=True, metadata={"description": "The secret, shown only once"})
+
+
+class MallAdminKeyCreateSchema(StrictSchema):
+    label = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=80),
+        metadata={"description": "who holds it, e.g. a person's name"},
+    )

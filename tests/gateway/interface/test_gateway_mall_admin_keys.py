@@ -1,0 +1,128 @@
+"""The bootstrap MALL_ADMIN_KEY can be rotated and revoked: a mall admin issues stored mall_admin
+keys (POST /v1/api-keys), lists them with the bootstrap key among them, and revokes any of them;
+a revoked bootstrap key answers 401 even while it stays configured, across gateway restarts, and
+a new configured value (a rotation) works. On SQLite and PostgreSQL, through real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from mpp_chassis.migrate import upgrade
+from mpp_gateway.auth import BOOTSTRAP_LABEL
+from tests.gateway.interface.conftest import Gateway
+from tests.support.mall import free_port
+
+OLD_KEY = "bootstrap-key-before-rotation"
+NEW_KEY = "bootstrap-key-after-rotation"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def start_gateway(request, container_factory, gateway_config, pg_url_factory):
+    """Start a gateway on one database with a given MALL_ADMIN_KEY; call again to restart."""
+    from mpp_gateway.service import GatewayService
+
+    url = gateway_config["DB_URL"]
+    if request.param == "postgres":
+        url = pg_url_factory("mpp_gateway")
+        upgrade("gateway", url)
+    running = []
+
+    def start(admin_key: str) -> Gateway:
+        for container in running:
+            container.stop()
+        config = {
+            **gateway_config,
+            "DB_URL": url,
+            "MALL_ADMIN_KEY": admin_key,
+            "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+        }
+        container = container_factory(GatewayService, config)
+        container.start()
+        running[:] = [container]
+        return Gateway(f"http://{config['WEB_SERVER_ADDRESS']}", config)
+
+    return start
+
+
+def mall_keys(gateway: Gateway, key: str) -> list[dict]:
+    answer = gateway.request("GET", "/v1/api-keys", key)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["items"]
+
+
+def test_the_bootstrap_key_is_revoked_for_good_and_rotated(start_gateway):
+    gateway = start_gateway(OLD_KEY)
+    issued = gateway.request("POST", "/v1/api-keys", OLD_KEY, json={"label": "Ibu Sari"})
+    assert issued.status_code == 201, issued.text
+    admin = issued.json()
+    assert admin["role"] == "mall_admin" and admin["agency_id"] is None
+    assert admin["scope"] == "mall" and admin["key"].startswith("mpp_")
+
+    listed = mall_keys(gateway, admin["key"])
+    (bootstrap,) = [k for k in listed if k["label"] == BOOTSTRAP_LABEL]
+    assert bootstrap["id"].startswith("bootstrap-") and bootstrap["revoked_at"] is None
+    assert {k["id"] for k in listed} == {bootstrap["id"], admin["id"]}
+    assert all("key" not in k for k in listed)
+    assert OLD_KEY not in str(listed)
+
+    # the stored key is a full mall admin: it mints an agency_admin key
+    agency_admin = gateway.request(
+        "POST", "/v1/agencies/agency-a/api-keys", admin["key"], json={"role": "agency_admin"}
+    )
+    assert agency_admin.status_code == 201, agency_admin.text
+
+    gone = gateway.request("DELETE", f"/v1/api-keys/{bootstrap['id']}", admin["key"])
+    assert gone.status_code == 204, gone.text
+    refused = gateway.request("GET", "/v1/api-keys", OLD_KEY)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "UNAUTHORIZED"
+
+    # still configured after a restart, still refused: the revocation is in the database
+    gateway = start_gateway(OLD_KEY)
+    assert gateway.request("GET", "/v1/api-keys", OLD_KEY).status_code == 401
+    assert gateway.request("GET", "/v1/api-keys", admin["key"]).status_code == 200
+
+    # rotation: a new configured value is a new bootstrap key; the old one stays dead
+    gateway = start_gateway(NEW_KEY)
+    listed = mall_keys(gateway, NEW_KEY)
+    bootstraps = {k["id"]: k for k in listed if k["label"] == BOOTSTRAP_LABEL}
+    assert len(bootstraps) == 2 and bootstraps[bootstrap["id"]]["revoked_at"] is not None
+    (current,) = [k for k in bootstraps.values() if k["revoked_at"] is None]
+    assert gateway.request("GET", "/v1/api-keys", OLD_KEY).status_code == 401
+
+    # and the new one can be revoked too; the stored admin key remains
+    gone = gateway.request("DELETE", f"/v1/api-keys/{current['id']}", admin["key"])
+    assert gone.status_code == 204
+    assert gateway.request("GET", "/v1/api-keys", NEW_KEY).status_code == 401
+    assert gateway.request("GET", "/v1/api-keys", admin["key"]).status_code == 200
+
+
+def test_only_a_mall_admin_manages_mall_admin_keys(start_gateway):
+    gateway = start_gateway(OLD_KEY)
+    admin = gateway.request("POST", "/v1/api-keys", OLD_KEY, json={}).json()
+    agency_admin = gateway.request(
+        "POST", "/v1/agencies/agency-a/api-keys", OLD_KEY, json={"role": "agency_admin"}
+    ).json()
+    officer = gateway.request(
+        "POST", "/v1/agencies/agency-a/api-keys", OLD_KEY, json={"role": "officer"}
+    ).json()
+
+    for key in (agency_admin["key"], officer["key"]):
+        assert gateway.request("POST", "/v1/api-keys", key, json={}).status_code == 403
+        assert gateway.request("GET", "/v1/api-keys", key).status_code == 403
+        revoke = gateway.request("DELETE", f"/v1/api-keys/{admin['id']}", key)
+        assert revoke.status_code == 403
+    assert gateway.request("GET", "/v1/api-keys").status_code == 401
+    # an agency admin's own route does not reach the mall's keys either
+    other = gateway.request(
+        "DELETE", f"/v1/agencies/agency-a/api-keys/{admin['id']}", agency_admin["key"]
+    )
+    assert other.status_code == 404
+
+    # the mall route revokes mall_admin keys only, each once
+    assert gateway.request("DELETE", f"/v1/api-keys/{officer['id']}", OLD_KEY).status_code == 404
+    assert gateway.request("DELETE", "/v1/api-keys/no-such-key", OLD_KEY).status_code == 404
+    assert gateway.request("DELETE", f"/v1/api-keys/{admin['id']}", OLD_KEY).status_code == 204
+    assert gateway.request("DELETE", f"/v1/api-keys/{admin['id']}", OLD_KEY).status_code == 404
+    assert gateway.request("GET", "/v1/api-keys", admin["key"]).status_code == 401
+    bad = gateway.request("POST", "/v1/api-keys", OLD_KEY, json={"role": "mall_admin"})
+    assert bad.status_code == 422 and "role" in bad.json()["error"]["details"]
