@@ -187,11 +187,10 @@ def issue_key(
 
 
 def list_keys(
-    session: Session, agency_id: str | None, after: list[str] | None, limit: int
+    session: Session, agency_id: str, after: list[str] | None, limit: int
 ) -> tuple[list[dict], list[str] | None]:
-    """An agency's keys (``agency_id`` None: the mall's own, i.e. mall_admin keys), oldest first,
-    without secrets or hashes; keyset pagination on (created_at, id). Returns the page and the
-    position after its last row (or None)."""
+    """An agency's keys, oldest first, without secrets or hashes; keyset pagination on
+    (created_at, id). Returns the page and the position after its last row (or None)."""
     c = api_keys.c
     query = select(c.id, c.role, c.agency_id, c.scope, c.label, c.created_at, c.revoked_at).where(
         c.agency_id == agency_id

@@ -96,6 +96,25 @@ def test_the_bootstrap_key_is_revoked_for_good_and_rotated(start_gateway):
     assert gateway.request("GET", "/v1/api-keys", admin["key"]).status_code == 200
 
 
+def test_mall_admin_keys_page_with_a_cursor(start_gateway):
+    gateway = start_gateway(OLD_KEY)
+    issued = {
+        gateway.request("POST", "/v1/api-keys", OLD_KEY, json={"label": f"k{i}"}).json()["id"]
+        for i in range(3)
+    }
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        answer = gateway.request("GET", "/v1/api-keys", OLD_KEY, params=params)
+        assert answer.status_code == 200, answer.text
+        seen += [k["id"] for k in answer.json()["items"]]
+        if not (cursor := answer.json()["next_cursor"]):
+            break
+    assert len(seen) == len(set(seen)) == 4 and issued < set(seen)  # and the bootstrap key
+    bad = gateway.request("GET", "/v1/api-keys", OLD_KEY, params={"cursor": "W251bGwsbnVsbF0"})
+    assert bad.status_code == 422, bad.text
+
+
 def test_only_a_mall_admin_manages_mall_admin_keys(start_gateway):
     gateway = start_gateway(OLD_KEY)
     admin = gateway.request("POST", "/v1/api-keys", OLD_KEY, json={}).json()

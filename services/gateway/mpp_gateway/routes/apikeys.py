@@ -108,7 +108,7 @@ class ApiKeysRoutes:
         position = decode_cursor(args["cursor"])
         if bootstrap := self.config.get("MALL_ADMIN_KEY"):
             auth.record_bootstrap(self.uow.session, bootstrap)
-        try:
+        try:  # agency None: the keys of no agency (agency_id IS NULL), the mall_admin keys
             items, after = auth.list_keys(self.uow.session, None, position, args["limit"])
         except (ValueError, TypeError, IndexError, KeyError):
             raise ValidationFailed(

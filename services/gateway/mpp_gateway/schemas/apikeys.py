@@ -40,10 +40,8 @@ class ApiKeyIssuedSchema(ApiKeySchema):
     key = fields.String(required=True, metadata={"description": "The secret, shown only once"})
 
 
-class MallAdminKeyCreateSchema(StrictSchema):
-    label = fields.String(
-        load_default=None,
-        allow_none=True,
-        validate=validate.Length(max=80),
-        metadata={"description": "who holds it, e.g. a person's name"},
-    )
+class MallAdminKeyCreateSchema(ApiKeyCreateSchema):
+    """A mall_admin key: only a label (the same bounds as an agency key's); no role or scope."""
+
+    class Meta:
+        exclude = ("role", "scope")
