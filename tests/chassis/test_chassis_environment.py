@@ -27,7 +27,7 @@ PROPER = {
     "MIDTRANS_SERVER_KEY": "SB-Mid-server-a-real-looking-key",
 }
 LOCAL_DEFAULTS = {
-    "gateway": "MALL_ADMIN_KEY is the local default",
+    "gateway": "PAYMENT_PROVIDER=simulator is the offline test double",
     "queue": "NIK_HASH_KEY is the local default",
     "payment": "PAYMENT_PROVIDER=simulator is the offline test double",
 }
@@ -90,6 +90,8 @@ def test_a_deployed_service_refuses_to_start_on_the_local_defaults(service, tmp_
     ("service", "env", "problem"),
     [
         ("gateway", {"MALL_ADMIN_KEY": ""}, "MALL_ADMIN_KEY is not set"),
+        ("gateway", {"MALL_ADMIN_KEY": "local-mall-admin-key"}, "MALL_ADMIN_KEY is the local"),
+        ("gateway", {"PAYMENT_PROVIDER": "simulator"}, "PAYMENT_PROVIDER=simulator"),
         ("gateway", {"MALL_ADMIN_KEY": "change-me-mall-admin-key"}, "change-me placeholder"),
         ("queue", {"NIK_HASH_KEY": "local-dev-nik-key"}, "NIK_HASH_KEY is the local default"),
         ("queue", {"NIK_HASH_KEY": " "}, "NIK_HASH_KEY is not set"),

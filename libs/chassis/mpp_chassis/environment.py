@@ -73,6 +73,26 @@ def when(key: str, value: str, default: str = "") -> Callable[[Mapping], bool]:
     return needed
 
 
+def refused_setting(
+    key: str, value: str, default: str, why: str
+) -> Callable[[Mapping], str | None]:
+    """A rule: a deployed service refuses ``key`` = ``value`` (``default`` when unset)."""
+
+    def rule(config: Mapping) -> str | None:
+        return f"{key}={value} {why}" if when(key, value, default)(config) else None
+
+    return rule
+
+
+NO_SIMULATOR = refused_setting(
+    "PAYMENT_PROVIDER",
+    "simulator",
+    "simulator",
+    "is the offline test double (set midtrans or xendit)",
+)
+"""Deployed, nobody may mark an invoice paid by asking: the payment simulator stays on laptops."""
+
+
 def common_secrets(service: str) -> tuple[Secret, ...]:
     """What every service reads: the broker's URL (with its password) and its own database's."""
     return (

@@ -11,7 +11,7 @@ from nameko.timer import timer
 
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
-from mpp_chassis.environment import Secret, StartupCheck
+from mpp_chassis.environment import NO_SIMULATOR, Secret, StartupCheck
 from mpp_chassis.metrics import Metrics
 from mpp_gateway import auth, idempotency
 from mpp_gateway.adapters.tables import metadata
@@ -45,7 +45,10 @@ class GatewayService(
     name = "gateway"
 
     # deployed, the service refuses to start while one of these is missing or a local default
-    startup_check = StartupCheck(secrets=(Secret("MALL_ADMIN_KEY", "local-mall-admin-key"),))
+    startup_check = StartupCheck(
+        secrets=(Secret("MALL_ADMIN_KEY", "local-mall-admin-key"),),
+        rules=(NO_SIMULATOR,),  # its simulator routes would exist
+    )
     config = Config()
     uow = Database(metadata)
     metrics_ = Metrics()

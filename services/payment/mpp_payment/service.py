@@ -12,7 +12,7 @@ from nameko.timer import Timer
 
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
-from mpp_chassis.environment import Secret, StartupCheck, when
+from mpp_chassis.environment import NO_SIMULATOR, Secret, StartupCheck, when
 from mpp_chassis.messaging import event_handler, rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
@@ -39,13 +39,6 @@ def _provider(name: str):
     return when("PAYMENT_PROVIDER", name, default="simulator")
 
 
-def _no_simulator(config) -> str | None:
-    """Deployed, nobody may mark an invoice paid by asking: the simulator stays on laptops."""
-    if _provider("simulator")(config):
-        return "PAYMENT_PROVIDER=simulator is the offline test double (set midtrans or xendit)"
-    return None
-
-
 class PaymentService(OpsEndpoints):
     name = "payment"
 
@@ -57,7 +50,7 @@ class PaymentService(OpsEndpoints):
             Secret("XENDIT_SECRET_KEY", needed=_provider("xendit"), environment_only=True),
             Secret("XENDIT_CALLBACK_TOKEN", needed=_provider("xendit"), environment_only=True),
         ),
-        rules=(_no_simulator,),
+        rules=(NO_SIMULATOR,),
     )
     config = Config()
     uow = Database(metadata)
