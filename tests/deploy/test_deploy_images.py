@@ -71,6 +71,8 @@ def test_each_service_has_a_slim_non_root_target_that_runs_nameko():
     all_stages = stages()
     runtime = all_stages["runtime"]
     assert any(re.fullmatch(r"USER 10001(:10001)?", line) for line in runtime), runtime
+    # an image run without its secrets refuses to start rather than run on laptop defaults
+    assert "MALL_ENVIRONMENT=deployed" in " ".join(runtime).split(), runtime
     for service in SERVICES:
         stage = all_stages[service]
         assert stage[0].split()[1] == "runtime", f"{service} must build on the runtime stage"
