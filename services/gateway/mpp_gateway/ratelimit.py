@@ -50,27 +50,28 @@ DEGRADED = Gauge(
 
 
 class LocalWindows:
-    """Fixed one-minute windows counted in this process (bounded: least recently used buckets
-    are dropped beyond ``maxsize``)."""
+    """One-minute windows counted in this process, each starting at its bucket's first hit (as
+    the Redis script's EXPIRE), bounded: least recently used buckets are dropped beyond
+    ``maxsize``, and a bucket's entry expires with its window."""
 
     def __init__(self, maxsize: int = LOCAL_BUCKETS) -> None:
         self._counts: TTLCache = TTLCache(maxsize, WINDOW_SECONDS)
 
-    def _slot(self, bucket: str) -> tuple[str, int]:
-        now = time.time()
-        window = int(now // WINDOW_SECONDS)
-        left = max(int((window + 1) * WINDOW_SECONDS - now), 1)
-        return f"{bucket}@{window}", left
-
     def hit(self, bucket: str) -> tuple[int, int]:
-        key, left = self._slot(bucket)
-        count = self._counts.get(key, 0) + 1
-        self._counts[key] = count
-        return count, left
+        now = time.monotonic()
+        entry = self._counts.get(bucket)
+        if entry is None or now >= entry[1]:
+            entry = [0, now + WINDOW_SECONDS]
+            self._counts[bucket] = entry  # the cache's expiry is set here, with the window
+        entry[0] += 1
+        return entry[0], max(int(entry[1] - now), 1)
 
     def peek(self, bucket: str) -> tuple[int, int]:
-        key, left = self._slot(bucket)
-        return self._counts.get(key, 0), left
+        now = time.monotonic()
+        entry = self._counts.get(bucket)
+        if entry is None or now >= entry[1]:
+            return 0, WINDOW_SECONDS
+        return entry[0], max(int(entry[1] - now), 1)
 
 
 class Limiter:
