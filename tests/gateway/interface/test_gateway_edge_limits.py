@@ -180,3 +180,16 @@ def test_the_gateway_database_down_answers_503_with_retry_after(
         assert_envelope(answer, 503, "DATABASE_UNAVAILABLE")
         assert int(answer.headers["Retry-After"]) >= 1
     assert gw.request("GET", "/healthz").status_code == 200
+
+
+def test_the_openapi_documents_the_edge_statuses(gateway):
+    spec = gateway.request("GET", "/openapi.json").json()
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            statuses = set(operation["responses"])
+            assert {"414", "429", "431", "503"} <= statuses, (method, path)
+            if method in ("post", "patch"):
+                assert "413" in statuses, (method, path)
+    assert "Retry-After" in spec["components"]["responses"]["Error503"]["headers"]
