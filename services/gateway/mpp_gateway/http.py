@@ -170,7 +170,8 @@ class GatewayWsgiApp(WsgiApp):
         route = "unmatched"
         cors = self.server.cors_headers(request)
         max_body = self.server.max_body_bytes()
-        if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        if chunked:
             # werkzeug reads a body without Content-Length only from a server that ends the
             # stream itself (eventlet's Input does: it decodes the chunks); it is read up to
             # the cap, and one byte more is a 413
@@ -205,8 +206,9 @@ class GatewayWsgiApp(WsgiApp):
             except HTTPException as exc:
                 response = error_response(exc, request_id)
         if isinstance(response, Response):
-            if response.status_code == 413:
-                # the unread rest of the body (maybe gigabytes) is not drained: close instead
+            if response.status_code == 413 or chunked:
+                # the unread rest of the body (maybe gigabytes, or chunks without end) is not
+                # drained by eventlet to keep the connection: it is closed instead
                 environ.get("mpp.close_connection", lambda: None)()
             response.headers["X-Request-ID"] = request_id
             for name, value in cors.items():

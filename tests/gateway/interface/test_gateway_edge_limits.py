@@ -121,6 +121,14 @@ def test_a_chunked_body_is_read_up_to_the_cap_and_refused_past_it(gateway):
     assert answer_headers["connection"] == "close"
 
 
+def test_a_chunked_body_nobody_reads_does_not_hold_the_connection(gateway):
+    head = request_head("GET", "/healthz", {"Transfer-Encoding": "chunked"})
+    # chunks without an end: draining them to keep the connection would never finish
+    status, headers, body, seconds = raw_exchange(gateway, head, b"1000\r\n" + b"z" * 4096)
+    assert status == 200 and body == {"status": "ok"}
+    assert headers["connection"] == "close"
+
+
 # -- request line and headers -------------------------------------------------------------------
 
 
