@@ -142,11 +142,14 @@ class Limiter:
 
 def parse_networks(value: str | None) -> tuple:
     """``TRUSTED_PROXIES``: comma-separated addresses or CIDRs (a bad entry is a startup error)."""
-    return tuple(
-        ipaddress.ip_network(part.strip(), strict=False)
-        for part in str(value or "").split(",")
-        if part.strip()
-    )
+    networks = []
+    for part in str(value or "").split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError as exc:
+                raise ValueError(f"TRUSTED_PROXIES: {exc}") from None
+    return tuple(networks)
 
 
 def _address(value: str):

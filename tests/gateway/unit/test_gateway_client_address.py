@@ -32,7 +32,7 @@ def test_the_client_is_the_right_most_untrusted_forwarded_address(peer, forwarde
 def test_without_trusted_proxies_the_peer_is_the_client():
     assert client_address("10.0.0.5", "198.51.100.2", ()) == "10.0.0.5"
     assert parse_networks("") == ()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES: 'nonsense'"):
         parse_networks("10.0.0.0/8, nonsense")
 
 
