@@ -9,17 +9,20 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 
+from eventlet.wsgi import HeaderLineTooLong, HeadersTooLarge
 from marshmallow import ValidationError
 from nameko.exceptions import UnknownService
-from nameko.web.server import WsgiApp
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from nameko.web.server import HttpOnlyProtocol, WsgiApp
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 from werkzeug.wrappers import Request, Response
 
+from mpp_chassis.messaging import DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE
 from mpp_chassis.web import CorrelatedWebServer, HttpEntrypoint, request_id_from
 from mpp_contracts import errors
 from mpp_gateway import metrics
@@ -44,7 +47,14 @@ class RateLimited(errors.MppError):
     default_code = "RATE_LIMITED"
 
 
+class PayloadTooLarge(errors.MppError):
+    default_code = "PAYLOAD_TOO_LARGE"
+
+
 STATUS_BY_ERROR[RateLimited] = 429
+STATUS_BY_ERROR[PayloadTooLarge] = 413
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024  # MAX_BODY_BYTES: every route's body, the webhooks' too
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,19 @@ def error_response(exc: Exception, request_id: str | None) -> Response:
         )
     elif isinstance(exc, UnknownService):
         exc = errors.ServiceUnavailable("SERVICE_UNAVAILABLE", "a service is not running")
+    elif isinstance(exc, RequestEntityTooLarge):  # a chunked body read past MAX_BODY_BYTES
+        exc = PayloadTooLarge("PAYLOAD_TOO_LARGE", "request body too large")
+    elif isinstance(exc, HTTPException):
+        exc = errors.BadRequest("BAD_REQUEST", exc.name)
+    elif isinstance(exc, DATABASE_UNAVAILABLE):
+        # the gateway's own database (keys, idempotency): down, restarting or out of
+        # connections; a retry may succeed. The traceback is logged, the client gets 503.
+        _log.warning("gateway database unavailable", exc_info=exc)
+        exc = errors.ServiceUnavailable(
+            "DATABASE_UNAVAILABLE",
+            "the gateway's database is unavailable or busy; retry",
+            {"retry_after": DATABASE_RETRY_AFTER_SECONDS},
+        )
     if isinstance(exc, errors.MppError):
         status = next((code for cls, code in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 500)
         if status in (429, 503):
@@ -108,8 +131,35 @@ class GatewayEntrypoint(HttpEntrypoint):
         return error_response(exc, None)
 
 
+class CappedInput:
+    """A request body stream that raises ``RequestEntityTooLarge`` once more than ``cap`` bytes
+    were read from it (so at most ``cap + 1`` bytes are ever held)."""
+
+    def __init__(self, stream, cap: int) -> None:
+        self._stream = stream
+        self._cap = cap
+        self._read = 0
+
+    def _count(self, data: bytes) -> bytes:
+        self._read += len(data)
+        if self._read > self._cap:
+            raise RequestEntityTooLarge()
+        return data
+
+    def _room(self, size) -> int:
+        room = self._cap + 1 - self._read
+        return room if size is None or size < 0 else min(size, room)
+
+    def read(self, size=-1) -> bytes:
+        return self._count(self._stream.read(self._room(size)))
+
+    def readline(self, size=-1) -> bytes:
+        return self._count(self._stream.readline(self._room(size)))
+
+
 class GatewayWsgiApp(WsgiApp):
-    """Adds the request id, CORS, route metrics and JSON 404/405s around nameko's dispatch."""
+    """Adds the request id, CORS, route metrics, the body cap and JSON 404/405s around nameko's
+    dispatch."""
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
@@ -119,7 +169,24 @@ class GatewayWsgiApp(WsgiApp):
         adapter = self.url_map.bind_to_environ(environ)
         route = "unmatched"
         cors = self.server.cors_headers(request)
-        if request.method == "OPTIONS" and cors:
+        max_body = self.server.max_body_bytes()
+        chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        if chunked:
+            # werkzeug reads a body without Content-Length only from a server that ends the
+            # stream itself (eventlet's Input does: it decodes the chunks); it is read up to
+            # the cap, and one byte more is a 413
+            environ["wsgi.input"] = CappedInput(environ["wsgi.input"], max_body)
+            environ["wsgi.input_terminated"] = True
+        if (request.content_length or 0) > max_body:  # refused before a byte of it is read
+            response = error_response(
+                PayloadTooLarge(
+                    "PAYLOAD_TOO_LARGE",
+                    f"request body larger than {max_body} bytes",
+                    {"max_bytes": max_body},
+                ),
+                request_id,
+            )
+        elif request.method == "OPTIONS" and cors:
             response = Response(status=204, headers=cors)
         else:
             try:
@@ -137,8 +204,12 @@ class GatewayWsgiApp(WsgiApp):
                     errors.NotFound("ROUTE_NOT_FOUND", "no such path"), request_id
                 )
             except HTTPException as exc:
-                response = error_response(errors.BadRequest("BAD_REQUEST", exc.name), request_id)
+                response = error_response(exc, request_id)
         if isinstance(response, Response):
+            if response.status_code == 413 or chunked:
+                # the unread rest of the body (maybe gigabytes, or chunks without end) is not
+                # drained by eventlet to keep the connection: it is closed instead
+                environ.get("mpp.close_connection", lambda: None)()
             response.headers["X-Request-ID"] = request_id
             for name, value in cors.items():
                 response.headers.setdefault(name, value)
@@ -163,9 +234,68 @@ class GatewayWsgiApp(WsgiApp):
         return response(environ, start_response)
 
 
+class EnvelopeProtocol(HttpOnlyProtocol):
+    """eventlet's HTTP protocol, answering what it refuses before the app in the envelope too: a
+    request line over eventlet's 8 KB (414), a header line over 8 KB or headers over 64 KB in all
+    (431; eventlet answers an empty 400), malformed request lines (400) and more than 100
+    headers (431, the standard library's HTML page). The connection is closed after each."""
+
+    def _read_request_line(self):
+        line = super()._read_request_line()
+        if len(line) >= self.server.url_length_limit:
+            self.send_error(414)
+            return b""  # eventlet then closes the connection without its own empty 414
+        return line
+
+    def parse_request(self):
+        try:
+            return super().parse_request()
+        except (HeaderLineTooLong, HeadersTooLarge):
+            self.send_error(431)
+            return False
+
+    def send_error(self, code, message=None, explain=None):
+        code = int(code)
+        reason, text = {
+            414: ("URI_TOO_LONG", f"request line longer than {self.server.url_length_limit} bytes"),
+            431: ("HEADERS_TOO_LARGE", "a request header line or the headers are too large"),
+            505: ("HTTP_VERSION_NOT_SUPPORTED", "HTTP version not supported"),
+        }.get(code, ("BAD_REQUEST", "malformed HTTP request"))
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"  # else the standard library writes no headers
+        request_id = str(uuid.uuid4())
+        body = json.dumps(error_body(reason, text, None, request_id)).encode()
+        self.log_error("code %d, %s", code, reason)
+        self.send_response_only(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Request-ID", request_id)
+        self.send_header("Connection", "close")  # also sets close_connection
+        self.end_headers()
+        if getattr(self, "command", None) != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format, *args):  # noqa: A002 - the standard library's signature
+        _access.info(format, *args)
+
+    def get_environ(self):
+        environ = super().get_environ()
+        environ["mpp.close_connection"] = self._close_after_response
+        return environ
+
+    def _close_after_response(self) -> None:
+        self.close_connection = 1
+
+
 class GatewayWebServer(CorrelatedWebServer):
     def get_wsgi_app(self):
         return GatewayWsgiApp(self)
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=EnvelopeProtocol, debug=False):
+        return super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
+
+    def max_body_bytes(self) -> int:
+        return int(self.container.config.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
 
     def cors_headers(self, request) -> dict[str, str]:
         origin = request.headers.get("Origin")

@@ -30,8 +30,11 @@ ERROR_TEXT = {
     403: "The key's role or agency may not do this",
     404: "No such resource or path",
     409: "Conflict: wrong state, or Idempotency-Key reused with another body",
+    413: "Request body larger than MAX_BODY_BYTES",
+    414: "Request line longer than 8 KB",
     422: "Invalid fields: details lists each field's messages",
     429: "Rate limited: retry after Retry-After seconds",
+    431: "A request header line over 8 KB, headers over 64 KB or more than 100 headers",
     503: "A service or its database is unavailable: retry after Retry-After seconds",
 }
 HIDDEN = {"/docs", "/docs/{asset}"}
@@ -67,11 +70,11 @@ def _resolver(schema) -> str:
 
 
 def _error_responses(route: Route) -> dict:
-    statuses = [400, 404, 422, 429, 503]
+    statuses = [400, 404, 414, 422, 429, 431, 503]
     if route.roles is not None:
         statuses += [401, 403]
     if route.method in ("POST", "PATCH", "DELETE"):
-        statuses.append(409)
+        statuses += [409, 413]
     statuses += [s for s in EXTRA_ERRORS.get(route.path, ()) if s not in statuses]
     responses = {}
     for status in sorted(statuses):

@@ -6,6 +6,8 @@ dependencies every handler uses.
 
 from __future__ import annotations
 
+import hmac
+
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
@@ -13,6 +15,7 @@ from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.environment import NO_SIMULATOR, Secret, StartupCheck
 from mpp_chassis.metrics import Metrics
+from mpp_contracts.errors import Unauthorized
 from mpp_gateway import auth, idempotency
 from mpp_gateway.adapters.tables import metadata
 from mpp_gateway.http import RateLimited
@@ -61,23 +64,48 @@ class GatewayService(
 
     # -- auth plumbing used by the route decorator
     def authenticate(self, request) -> auth.Principal:
-        return auth.authenticate(
-            self.uow.session,
-            request.headers.get("Authorization"),
-            self.config.get("MALL_ADMIN_KEY"),
-            self.known_keys,
-        )
+        """The caller's key. Failed attempts are counted per client address: past
+        ``RATE_LIMIT_AUTH_FAILURES_PER_MINUTE`` of them, a key this process does not already
+        know answers 429 before it is looked up in the database."""
+        header = request.headers.get("Authorization")
+        bucket = f"authfail:{self.limiter.client_of(request)}"
+        limit = int(self.config.get("RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30))
+        if not self._known_key(header):
+            retry_after = self.limiter.over(bucket, limit)
+            if retry_after is not None:
+                raise RateLimited(
+                    "RATE_LIMITED",
+                    f"more than {limit} failed authentications a minute from this address",
+                    {"retry_after": retry_after, "limit": limit},
+                )
+        try:
+            return auth.authenticate(
+                self.uow.session, header, self.config.get("MALL_ADMIN_KEY"), self.known_keys
+            )
+        except Unauthorized:
+            self.limiter.hit(bucket, limit)
+            raise
+
+    def _known_key(self, header: str | None) -> bool:
+        """The bootstrap key or a key resolved recently: answered without the database."""
+        if not header or not header.startswith("Bearer "):
+            return False
+        key = header.removeprefix("Bearer ").strip()
+        bootstrap = self.config.get("MALL_ADMIN_KEY")
+        if bootstrap and hmac.compare_digest(key.encode(), str(bootstrap).encode()):
+            return True
+        return self.known_keys.get(auth.hash_key(key)) is not None
 
     def authorize(self, principal, roles, agency_id) -> None:
         auth.authorize(principal, roles, agency_id)
 
     def limit_rate(self, request, principal) -> None:
-        """Per key on protected routes, per client IP on public ones (429 + Retry-After)."""
+        """Per key on protected routes, per client address on public ones (429 + Retry-After)."""
         if principal is not None:
             bucket = f"key:{principal.key_id}"
             limit = int(self.config.get("RATE_LIMIT_PER_MINUTE", 600))
         else:
-            bucket = f"ip:{request.remote_addr}"
+            bucket = f"ip:{self.limiter.client_of(request)}"
             limit = int(self.config.get("RATE_LIMIT_PUBLIC_PER_MINUTE", 300))
         retry_after = self.limiter.hit(bucket, limit)
         if retry_after is not None:
