@@ -15,6 +15,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from mpp_gateway.http import ROUTES, Route
+from mpp_gateway.inputs import path_schema
 from mpp_gateway.schemas.common import ErrorEnvelopeSchema, PageQuerySchema, page_schema
 
 TITLE = "Mal Pelayanan Publik API"
@@ -97,7 +98,7 @@ def _success(route: Route) -> dict:
 
 def _operation(route: Route) -> dict:
     params: list = [
-        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+        {"in": "path", "name": name, "required": True, "schema": path_schema(name)}
         for name in _PARAM.findall(route.path)
     ]
     params.append("X-Request-ID")

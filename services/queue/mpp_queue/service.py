@@ -74,6 +74,10 @@ class QueueService(OpsEndpoints):
         return self._commit(usecases.register_agency(self.uow, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_agency(self, agency_id: str) -> dict:
+        return usecases.get_agency(self.uow, agency_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_agencies(self, cursor: str | None = None, limit: int | None = None) -> dict:
         return usecases.list_agencies(self.uow, cursor, limit)
 
@@ -112,8 +116,10 @@ class QueueService(OpsEndpoints):
         return self._commit(usecases.update_counter(self.uow, agency_id, counter_id, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def list_counters(self, agency_id: str) -> dict:
-        return usecases.list_counters(self.uow, agency_id)
+    def list_counters(
+        self, agency_id: str, cursor: str | None = None, limit: int | None = None
+    ) -> dict:
+        return usecases.list_counters(self.uow, agency_id, cursor, limit)
 
     # -- tickets and calling
 
