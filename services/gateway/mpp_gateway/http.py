@@ -228,6 +228,7 @@ def route(
                     self.limit_rate(request, principal)
                 inputs.check_path_values(values)  # 404 before any service sees a bad id
                 inputs.check_query(request.args)
+                request.args = inputs.without_empty(request.args)
                 if spec.idempotent and request.headers.get("Idempotency-Key") is not None:
                     return self.run_idempotent(request, principal, spec, invoke)
                 result = fn(self, request, principal, **values)

@@ -5,7 +5,8 @@ well-formed path values.
   :data:`MAX_JSON_DEPTH` deep (measured before parsing, so a body nested 100,000 deep costs one
   linear scan, not a recursion), and every key and string in it is storable: no NUL, no unpaired
   surrogate (422 naming the field).
-- Query values are storable too (422 naming the parameter).
+- Query values are storable too, and each parameter is given once (422 naming the parameter);
+  an empty value is no value.
 - Path values match their name's pattern (:data:`PATH_PATTERNS`: ids are short safe slugs, like
   the UUIDs the services issue); anything else is that resource's 404, before any service or
   database sees it. The OpenAPI document shows the same patterns.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+
+from werkzeug.datastructures import ImmutableMultiDict
 
 from mpp_contracts import errors
 from mpp_contracts.bounds import ID_MAX, ID_PATTERN, UNSTORABLE_MESSAGE, storable
@@ -56,13 +59,23 @@ def check_path_values(values: dict[str, str]) -> None:
             raise errors.NotFound(code, f"no {name.replace('_', ' ')} with such an id")
 
 
+def without_empty(args) -> ImmutableMultiDict:
+    """The query without its empty values: ``?date=`` means what no ``date`` means, on every
+    route (``allowEmptyValue`` in the document)."""
+    return ImmutableMultiDict([(k, v) for k, v in args.items(multi=True) if v != ""])
+
+
 def check_query(args) -> None:
-    """422 for a query parameter (name or value) a database could not store."""
+    """422 for a query parameter (name or value) a database could not store, or given twice
+    (no parameter of the API is a list: a second value would be silently ignored)."""
     bad = {
         key: [UNSTORABLE_MESSAGE]
         for key, value in args.items(multi=True)
         if not (storable(key) and storable(value))
     }
+    for key, values in args.lists():
+        if len(values) > 1:
+            bad.setdefault(key, []).append("given more than once")
     if bad:
         raise errors.ValidationFailed("VALIDATION_FAILED", "invalid fields", bad)
 

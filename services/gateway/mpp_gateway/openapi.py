@@ -155,9 +155,10 @@ def build_spec() -> dict:
         "header",
         {
             "required": False,
-            "description": "Correlation id to follow this request across services "
-            "(generated if absent or malformed)",
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"},
+            "description": "Correlation id to follow this request across services: "
+            "`[A-Za-z0-9._:-]{1,64}` is kept; any other value (or none) is replaced by a "
+            "generated one, never refused",
+            "schema": {"type": "string"},
         },
     )
     spec.components.parameter(
@@ -186,4 +187,10 @@ def build_spec() -> dict:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    document = spec.to_dict()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":  # "?x=" means no x (mpp_gateway.inputs)
+                    parameter["allowEmptyValue"] = True
+    return document
