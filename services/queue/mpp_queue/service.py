@@ -157,6 +157,7 @@ class QueueService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_slots(self, service_id: str, day: str | None = None) -> dict:
+        contracts.load(contracts.SlotsQuerySchema, {"date": day})  # a day within the bounds
         return usecases.list_slots(self.uow, self.settings, service_id, day)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
@@ -189,6 +190,7 @@ class QueueService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def queue_stats(self, agency_id: str | None = None, day: str | None = None) -> dict:
+        contracts.load(contracts.StatsQuerySchema, {"agency": agency_id, "date": day})
         return usecases.queue_stats(self.uow, self.settings, agency_id, day)
 
     @timer(interval=SWEEP_SECONDS)
