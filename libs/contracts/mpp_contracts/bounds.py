@@ -71,12 +71,19 @@ class Id(Pattern):
 
 
 class Int(fields.Integer):
-    """An integer within ``minimum``–``maximum`` (``maximum`` at most the int4 column's)."""
+    """An integer within ``minimum``–``maximum`` (``maximum`` at most the int4 column's).
+    A number with a fraction (``2.5``) is refused, not truncated; digits in a query string
+    (``"5"``) are read as the integer they spell."""
 
     def __init__(self, *, minimum: int, maximum: int = INT4_MAX, **kwargs) -> None:
         if maximum > INT4_MAX:
             raise ValueError("an integer field of the mall fits a PostgreSQL integer column")
         super().__init__(validate=validate.Range(min=minimum, max=maximum), **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
 
 
 def _within_days(value: date | datetime) -> None:
