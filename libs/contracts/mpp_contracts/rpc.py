@@ -8,6 +8,7 @@ import functools
 from marshmallow import RAISE, Schema, fields, validate
 
 from mpp_contracts import pagination
+from mpp_contracts.bounds import Day, Id, Int, Moment, Pattern, Text
 
 PRIORITY_CATEGORIES = ("elderly", "disability", "pregnant", "nursing", "children")
 TICKET_ACTIONS = ("call", "recall", "start", "complete", "no-show", "transfer", "cancel")
@@ -19,98 +20,119 @@ class StrictSchema(Schema):
 
 
 class AgencyCreateSchema(StrictSchema):
-    code = fields.String(
+    code = Pattern(
+        r"^[A-Z0-9-]{2,16}$",
+        max_length=16,
         required=True,
-        validate=validate.Regexp(r"^[A-Z0-9-]{2,16}$"),
         metadata={"description": "Short agency code, e.g. DUKCAPIL", "example": "DUKCAPIL"},
     )
-    name = fields.String(required=True, validate=validate.Length(min=2, max=120))
+    name = Text(min_length=2, max_length=120, required=True)
 
 
-_HHMM = validate.Regexp(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+MAX_PERIODS = 12  # opening periods of one day
+MAX_REQUIREMENTS = 50
+MAX_COUNTER_SERVICES = 100
 
 
 class OpeningPeriodSchema(StrictSchema):
     """One local opening period of a service's day; a break is the gap between two periods."""
 
-    opens = fields.String(required=True, validate=_HHMM, metadata={"example": "08:00"})
-    closes = fields.String(required=True, validate=_HHMM, metadata={"example": "12:00"})
+    opens = Pattern(_HHMM, max_length=5, required=True, metadata={"example": "08:00"})
+    closes = Pattern(_HHMM, max_length=5, required=True, metadata={"example": "12:00"})
 
 
 class BookingRulesSchema(StrictSchema):
     """How a service takes online bookings: slots cut from its opening hours."""
 
-    slot_minutes = fields.Integer(required=True, validate=validate.Range(min=5, max=480))
-    capacity = fields.Integer(required=True, validate=validate.Range(min=1, max=1000))
-    daily_quota = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1, max=100_000)
+    slot_minutes = Int(minimum=5, maximum=480, required=True)
+    capacity = Int(minimum=1, maximum=1000, required=True)
+    daily_quota = Int(minimum=1, maximum=100_000, load_default=None, allow_none=True)
+    early_minutes = Int(minimum=0, maximum=240, load_default=30)
+    late_minutes = Int(minimum=0, maximum=240, load_default=15)
+
+
+MAX_FEE_IDR = 100_000_000
+MAX_SLA_MINUTES = 10_080  # a week
+MAX_DAILY_QUOTA = 100_000
+
+
+def _requirements(**kwargs) -> fields.List:
+    return fields.List(
+        Text(max_length=200), validate=validate.Length(max=MAX_REQUIREMENTS), **kwargs
     )
-    early_minutes = fields.Integer(load_default=30, validate=validate.Range(min=0, max=240))
-    late_minutes = fields.Integer(load_default=15, validate=validate.Range(min=0, max=240))
+
+
+def _opening_hours(**kwargs) -> fields.List:
+    return fields.List(
+        fields.Nested(OpeningPeriodSchema), validate=validate.Length(max=MAX_PERIODS), **kwargs
+    )
 
 
 class ServiceCreateSchema(StrictSchema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9-]{2,24}$"))
-    name = fields.String(required=True, validate=validate.Length(min=2, max=120))
-    fee_idr = fields.Integer(required=True, validate=validate.Range(min=0, max=100_000_000))
-    sla_minutes = fields.Integer(required=True, validate=validate.Range(min=1, max=10_080))
-    prefix = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{1,3}$"))
-    requirements = fields.List(fields.String(validate=validate.Length(max=200)), load_default=list)
-    daily_quota = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1))
-    opening_hours = fields.List(
-        fields.Nested(OpeningPeriodSchema), load_default=None, allow_none=True
-    )
+    code = Pattern(r"^[A-Z0-9-]{2,24}$", max_length=24, required=True)
+    name = Text(min_length=2, max_length=120, required=True)
+    fee_idr = Int(minimum=0, maximum=MAX_FEE_IDR, required=True)
+    sla_minutes = Int(minimum=1, maximum=MAX_SLA_MINUTES, required=True)
+    prefix = Pattern(r"^[A-Z]{1,3}$", max_length=3, required=True)
+    requirements = _requirements(load_default=list)
+    daily_quota = Int(minimum=1, maximum=MAX_DAILY_QUOTA, load_default=None, allow_none=True)
+    opening_hours = _opening_hours(load_default=None, allow_none=True)
     booking = fields.Nested(BookingRulesSchema, load_default=None, allow_none=True)
 
 
 class ServiceUpdateSchema(StrictSchema):
     """``PATCH``: only the fields sent change; tickets already issued keep their number and fee."""
 
-    name = fields.String(validate=validate.Length(min=2, max=120))
-    fee_idr = fields.Integer(validate=validate.Range(min=0, max=100_000_000))
-    sla_minutes = fields.Integer(validate=validate.Range(min=1, max=10_080))
-    prefix = fields.String(validate=validate.Regexp(r"^[A-Z]{1,3}$"))
-    requirements = fields.List(fields.String(validate=validate.Length(max=200)))
-    daily_quota = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    opening_hours = fields.List(fields.Nested(OpeningPeriodSchema), allow_none=True)
+    name = Text(min_length=2, max_length=120)
+    fee_idr = Int(minimum=0, maximum=MAX_FEE_IDR)
+    sla_minutes = Int(minimum=1, maximum=MAX_SLA_MINUTES)
+    prefix = Pattern(r"^[A-Z]{1,3}$", max_length=3)
+    requirements = _requirements()
+    daily_quota = Int(minimum=1, maximum=MAX_DAILY_QUOTA, allow_none=True)
+    opening_hours = _opening_hours(allow_none=True)
     booking = fields.Nested(BookingRulesSchema, allow_none=True)
 
 
 class CounterCreateSchema(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    service_ids = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
+    name = Text(min_length=1, max_length=40, required=True)
+    service_ids = fields.List(
+        Id(), required=True, validate=validate.Length(min=1, max=MAX_COUNTER_SERVICES)
+    )
     is_open = fields.Boolean(load_default=True)
 
 
 class CounterUpdateSchema(StrictSchema):
     """``PATCH``: rename, change the services served, open or close. Tickets are never lost."""
 
-    name = fields.String(validate=validate.Length(min=1, max=40))
-    service_ids = fields.List(fields.String(), validate=validate.Length(min=1))
+    name = Text(min_length=1, max_length=40)
+    service_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_COUNTER_SERVICES))
     is_open = fields.Boolean()
 
 
+_PHONE = r"^\+?[0-9]{8,15}$"
+
+
 class TicketCreateSchema(StrictSchema):
-    service_id = fields.String(required=True)
+    service_id = Id(required=True)
     priority = fields.String(
         load_default=None, allow_none=True, validate=validate.OneOf(PRIORITY_CATEGORIES)
     )
-    nik = fields.String(
+    nik = Text(
+        max_length=32,
         load_default=None,
         allow_none=True,
         metadata={"description": "Optional NIK; stored only as a keyed hash and its last 4 digits"},
     )
-    phone = fields.String(
-        load_default=None, allow_none=True, validate=validate.Regexp(r"^\+?[0-9]{8,15}$")
-    )
+    phone = Pattern(_PHONE, max_length=16, load_default=None, allow_none=True)
 
 
 class TicketActionSchema(StrictSchema):
     """Body of ``POST /v1/tickets/{ticket}/{action}``; only ``transfer`` needs a target."""
 
-    to_service_id = fields.String(load_default=None, allow_none=True)
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
-    counter_id = fields.String(
+    to_service_id = Id(load_default=None, allow_none=True)
+    reason = Text(max_length=200, load_default=None, allow_none=True)
+    counter_id = Id(
         load_default=None,
         allow_none=True,
         metadata={"description": "For ``call``: the counter calling this ticket out of order"},
@@ -121,51 +143,46 @@ class BookingCreateSchema(StrictSchema):
     """Book a slot. The NIK is required: the no-show penalty follows the citizen, matched by a
     keyed hash of it (the number itself is never stored)."""
 
-    service_id = fields.String(required=True)
-    slot_start = fields.AwareDateTime(
-        required=True, metadata={"description": "Start of a slot from GET …/slots"}
-    )
-    nik = fields.String(required=True, validate=validate.Length(equal=16))
-    phone = fields.String(
-        load_default=None, allow_none=True, validate=validate.Regexp(r"^\+?[0-9]{8,15}$")
-    )
+    service_id = Id(required=True)
+    slot_start = Moment(required=True, metadata={"description": "Start of a slot from GET …/slots"})
+    nik = Text(min_length=16, max_length=16, required=True)
+    phone = Pattern(_PHONE, max_length=16, load_default=None, allow_none=True)
     priority = fields.String(
         load_default=None, allow_none=True, validate=validate.OneOf(PRIORITY_CATEGORIES)
     )
 
 
 class SlotsQuerySchema(StrictSchema):
-    date = fields.Date(load_default=None, allow_none=True, metadata={"example": "2026-11-30"})
+    date = Day(load_default=None, allow_none=True, metadata={"example": "2026-11-30"})
 
 
 class ServicesQuerySchema(pagination.PageQuerySchema):
-    agency = fields.String(load_default=None, allow_none=True)
+    agency = Id(load_default=None, allow_none=True)
 
 
 class DisplayQuerySchema(StrictSchema):
-    agency = fields.String(load_default=None, allow_none=True)
-    recent = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
+    agency = Id(load_default=None, allow_none=True)
+    recent = Int(minimum=1, maximum=50, load_default=10)
 
 
 class StatsQuerySchema(StrictSchema):
-    agency = fields.String(load_default=None, allow_none=True)
-    date = fields.Date(load_default=None, allow_none=True, metadata={"example": "2026-11-30"})
+    agency = Id(load_default=None, allow_none=True)
+    date = Day(load_default=None, allow_none=True, metadata={"example": "2026-11-30"})
 
 
 class RatingCreateSchema(StrictSchema):
-    token = fields.String(required=True, validate=validate.Length(min=16, max=128))
-    stars = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    token = Text(min_length=16, max_length=128, required=True)
+    stars = Int(minimum=1, maximum=5, required=True)
     answers = fields.Dict(
         keys=fields.String(validate=validate.OneOf([f"U{i}" for i in range(1, 10)])),
-        values=fields.Integer(validate=validate.Range(min=1, max=4)),
+        values=Int(minimum=1, maximum=4),
         load_default=dict,
     )
-    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
+    comment = Text(max_length=1000, load_default=None, allow_none=True)
     flag_complaint = fields.Boolean(load_default=False)
 
 
 RATING_PERIODS = ("day", "week", "month")
-_ISO_DATE = {"format": "iso"}
 
 
 class RatingSummaryQuerySchema(StrictSchema):
@@ -173,21 +190,25 @@ class RatingSummaryQuerySchema(StrictSchema):
     ``period`` (+ ``date``, default today) reads one day/week/month, ``from``/``to`` a custom range
     of local days (both inclusive)."""
 
-    agency = fields.String(load_default=None)
-    service = fields.String(load_default=None)
-    counter = fields.String(load_default=None)
-    officer = fields.String(load_default=None)
+    agency = Id(load_default=None)
+    service = Id(load_default=None)
+    counter = Id(load_default=None)
+    officer = Id(load_default=None)
     period = fields.String(load_default=None, validate=validate.OneOf(RATING_PERIODS))
-    date = fields.Date(load_default=None, **_ISO_DATE)
-    from_ = fields.Date(data_key="from", load_default=None, **_ISO_DATE)
-    to = fields.Date(load_default=None, **_ISO_DATE)
+    date = Day(load_default=None)
+    from_ = Day(data_key="from", load_default=None)
+    to = Day(load_default=None)
 
 
 class LeaderboardQuerySchema(StrictSchema):
-    period = fields.String(
+    period = Pattern(
+        r"^(day|week|month|year|(20[0-9]{2}|2100)-(0[1-9]|1[0-2]))$",
+        max_length=7,
         load_default="month",
-        validate=validate.Regexp(r"^(day|week|month|year|\d{4}-(0[1-9]|1[0-2]))$"),
-        metadata={"description": "day, week, month, year or YYYY-MM (mall's local calendar)"},
+        metadata={
+            "description": "day, week, month, year or YYYY-MM from 2000-01 to 2100-12 "
+            "(mall's local calendar)"
+        },
     )
 
 
@@ -201,14 +222,14 @@ class ComplaintResponseCreateSchema(StrictSchema):
     """An agency's answer to a complaint; ``resolve`` also closes it (a first answer may);
     ``dispute`` classifies it as a dispute (sengketa): resolution due 14 days after opening."""
 
-    message = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    message = Text(min_length=1, max_length=2000, required=True)
     resolve = fields.Boolean(load_default=False)
     dispute = fields.Boolean(load_default=False)
 
 
 class RefundCreateSchema(StrictSchema):
-    amount_idr = fields.Integer(required=True, validate=validate.Range(min=1))
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    amount_idr = Int(minimum=1, maximum=MAX_FEE_IDR, required=True)
+    reason = Text(max_length=200, load_default=None, allow_none=True)
 
 
 PAYMENT_METHODS = ("qris", "virtual_account", "ewallet")
@@ -223,7 +244,7 @@ class PaymentMethodSchema(StrictSchema):
 class SettlementQuerySchema(Schema):
     """Query of ``GET /v1/agencies/{agency}/settlements`` (and ``/reconciliation``)."""
 
-    date = fields.Date(load_default=None, metadata={"description": "mall-local day, YYYY-MM-DD"})
+    date = Day(load_default=None, metadata={"description": "mall-local day, YYYY-MM-DD"})
 
 
 @functools.cache

@@ -187,16 +187,17 @@ def issue_key(
 
 
 def list_keys(
-    session: Session, agency_id: str, after: list[str] | None, limit: int
+    session: Session, agency_id: str, after: list | None, limit: int
 ) -> tuple[list[dict], list[str] | None]:
     """An agency's keys, oldest first, without secrets or hashes; keyset pagination on
-    (created_at, id). Returns the page and the position after its last row (or None)."""
+    (created_at, id) (``after``: a decoded cursor, ``[datetime, str]``). Returns the page and
+    the position after its last row (or None)."""
     c = api_keys.c
     query = select(c.id, c.role, c.agency_id, c.scope, c.label, c.created_at, c.revoked_at).where(
         c.agency_id == agency_id
     )
     if after is not None:
-        created, key_id = datetime.fromisoformat(after[0]), str(after[1])
+        created, key_id = after
         query = query.where(
             or_(c.created_at > created, and_(c.created_at == created, c.id > key_id))
         )

@@ -25,7 +25,7 @@ from werkzeug.wrappers import Request, Response
 from mpp_chassis.messaging import DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE
 from mpp_chassis.web import CorrelatedWebServer, HttpEntrypoint, request_id_from
 from mpp_contracts import errors
-from mpp_gateway import metrics
+from mpp_gateway import inputs, metrics
 
 _log = logging.getLogger(__name__)
 _access = logging.getLogger("mpp.access")
@@ -356,6 +356,9 @@ def route(
                     )
                 if spec.path.startswith("/v1/"):
                     self.limit_rate(request, principal)
+                inputs.check_path_values(values)  # 404 before any service sees a bad id
+                inputs.check_query(request.args)
+                request.args = inputs.without_empty(request.args)
                 if spec.idempotent and request.headers.get("Idempotency-Key") is not None:
                     return self.run_idempotent(request, principal, spec, invoke)
                 result = fn(self, request, principal, **values)
@@ -370,13 +373,13 @@ def route(
 
 
 def read_json(request) -> dict:
+    """The JSON object of the body (``{}`` if empty), bounded by ``mpp_gateway.inputs``:
+    400 if malformed or nested deeper than ``MAX_JSON_DEPTH``, 422 for a NUL or a lone
+    surrogate in any key or string."""
     raw = request.get_data(cache=True)
     if not raw:
         return {}
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise errors.BadRequest("MALFORMED_JSON", "request body is not valid JSON") from exc
+    body = inputs.parse_json(raw)
     if not isinstance(body, dict):
         raise errors.BadRequest("MALFORMED_JSON", "request body must be a JSON object")
     return body

@@ -15,6 +15,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from mpp_gateway.http import ROUTES, Route
+from mpp_gateway.inputs import path_schema
 from mpp_gateway.schemas.common import ErrorEnvelopeSchema, PageQuerySchema, page_schema
 
 TITLE = "Mal Pelayanan Publik API"
@@ -100,7 +101,7 @@ def _success(route: Route) -> dict:
 
 def _operation(route: Route) -> dict:
     params: list = [
-        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+        {"in": "path", "name": name, "required": True, "schema": path_schema(name)}
         for name in _PARAM.findall(route.path)
     ]
     params.append("X-Request-ID")
@@ -124,8 +125,9 @@ def _operation(route: Route) -> dict:
     elif route.roles == ():
         operation["description"] = "Roles: mall_admin."
     if route.body is not None:
+        # read_json takes an empty body as {}: one is required only if the schema needs a field
         operation["requestBody"] = {
-            "required": True,
+            "required": any(field.required for field in route.body().fields.values()),
             "content": {"application/json": {"schema": route.body}},
         }
     return operation
@@ -157,9 +159,10 @@ def build_spec() -> dict:
         "header",
         {
             "required": False,
-            "description": "Correlation id to follow this request across services "
-            "(generated if absent or malformed)",
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"},
+            "description": "Correlation id to follow this request across services: "
+            "`[A-Za-z0-9._:-]{1,64}` is kept; any other value (or none) is replaced by a "
+            "generated one, never refused",
+            "schema": {"type": "string"},
         },
     )
     spec.components.parameter(
@@ -188,4 +191,10 @@ def build_spec() -> dict:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    document = spec.to_dict()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":  # "?x=" means no x (mpp_gateway.inputs)
+                    parameter["allowEmptyValue"] = True
+    return document

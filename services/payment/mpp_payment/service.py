@@ -144,10 +144,12 @@ class PaymentService(OpsEndpoints):
     def settlement_report(
         self, actor: dict | None, agency_id: str, day: str | None, fmt: str = "json"
     ) -> dict:
+        contracts.load(contracts.SettlementQuerySchema, {"date": day} if day else {})
         return usecases.settlement_report(self.uow, self.settings, actor, agency_id, day, fmt)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def reconciliation(self, actor: dict | None, agency_id: str, day: str | None) -> dict:
+        contracts.load(contracts.SettlementQuerySchema, {"date": day} if day else {})
         return usecases.reconciliation(self.uow, self.settings, actor, agency_id, day)
 
     @timer(interval=30)

@@ -79,6 +79,10 @@ class QueueService(OpsEndpoints):
         return self._commit(usecases.register_agency(self.uow, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_agency(self, agency_id: str) -> dict:
+        return usecases.get_agency(self.uow, agency_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_agencies(self, cursor: str | None = None, limit: int | None = None) -> dict:
         return usecases.list_agencies(self.uow, cursor, limit)
 
@@ -117,8 +121,10 @@ class QueueService(OpsEndpoints):
         return self._commit(usecases.update_counter(self.uow, agency_id, counter_id, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def list_counters(self, agency_id: str) -> dict:
-        return usecases.list_counters(self.uow, agency_id)
+    def list_counters(
+        self, agency_id: str, cursor: str | None = None, limit: int | None = None
+    ) -> dict:
+        return usecases.list_counters(self.uow, agency_id, cursor, limit)
 
     # -- tickets and calling
 
@@ -156,6 +162,7 @@ class QueueService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_slots(self, service_id: str, day: str | None = None) -> dict:
+        contracts.load(contracts.SlotsQuerySchema, {"date": day})  # a day within the bounds
         return usecases.list_slots(self.uow, self.settings, service_id, day)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
@@ -188,6 +195,7 @@ class QueueService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def queue_stats(self, agency_id: str | None = None, day: str | None = None) -> dict:
+        contracts.load(contracts.StatsQuerySchema, {"agency": agency_id, "date": day})
         return usecases.queue_stats(self.uow, self.settings, agency_id, day)
 
     @timer(interval=SWEEP_SECONDS)

@@ -851,13 +851,7 @@ def list_complaints(uow, agency_id: str, query: dict, actor: dict | None) -> dic
     if query.get("status"):
         conditions.append(complaints.c.status == query["status"])
     if query.get("cursor"):
-        try:
-            opened, ident = decode_cursor(query["cursor"])
-            opened = datetime.fromisoformat(opened)
-        except (ValueError, TypeError):
-            raise ValidationFailed(
-                "VALIDATION_FAILED", "invalid fields", {"cursor": ["not a valid cursor"]}
-            ) from None
+        opened, ident = decode_cursor(query["cursor"], (datetime, str))
         conditions.append(
             or_(
                 complaints.c.opened_at < opened,

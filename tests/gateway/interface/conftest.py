@@ -8,10 +8,26 @@ import uuid
 import pytest
 import requests
 
+from mpp_chassis.messaging import rpc
 from mpp_chassis.migrate import upgrade
+from mpp_contracts.errors import EXPECTED_ERRORS, NotFound
 from tests.support.mall import free_port
 
 ADMIN_KEY = "interface-mall-admin-key"
+MISSING_AGENCY = "missing-agency"
+
+
+class AgenciesStandIn:
+    """The queue's ``get_agency`` alone (the gateway asks it before issuing a key): every
+    agency exists but :data:`MISSING_AGENCY`."""
+
+    name = "queue"
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def get_agency(self, agency_id: str) -> dict:
+        if agency_id == MISSING_AGENCY:
+            raise NotFound("AGENCY_NOT_FOUND", f"agency {agency_id} not found")
+        return {"id": agency_id, "code": agency_id.upper()[:16], "name": agency_id}
 
 
 class Gateway:
@@ -46,6 +62,14 @@ def gateway_config(amqp_uri, tmp_path) -> dict:
         "DISPLAY_HEARTBEAT_SECONDS": 0.5,
         "max_workers": 10,
     }
+
+
+@pytest.fixture
+def agencies_stand_in(container_factory, gateway_config):
+    """Start :class:`AgenciesStandIn` on the gateway's vhost (tests that issue API keys)."""
+    container = container_factory(AgenciesStandIn, gateway_config)
+    container.start()
+    return container
 
 
 @pytest.fixture

@@ -3,9 +3,13 @@ revocable; an agency admin acts only on its own agency."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
-from tests.gateway.interface.conftest import ADMIN_KEY
+from tests.gateway.interface.conftest import ADMIN_KEY, MISSING_AGENCY
+
+# issuing a key asks the queue whether the agency exists
+pytestmark = pytest.mark.usefixtures("agencies_stand_in")
 
 AGENCY_A = "agency-a"
 AGENCY_B = "agency-b"
@@ -89,3 +93,13 @@ def test_key_list_pages_with_an_opaque_cursor(gateway):
     for bad in ({"limit": 0}, {"limit": 101}, {"cursor": "bm9wZQ"}, {"cursor": "%%%"}):
         answer = gateway.request("GET", f"/v1/agencies/{AGENCY_A}/api-keys", ADMIN_KEY, params=bad)
         assert answer.status_code == 422, (bad, answer.text)
+
+
+def test_no_key_is_issued_for_an_agency_that_does_not_exist(gateway):
+    """Issue 15: a key could be issued for any agency id; the queue is asked first now."""
+    missing = issue(gateway, MISSING_AGENCY, "officer")
+    assert missing.status_code == 404, missing.text
+    assert missing.json()["error"]["code"] == "AGENCY_NOT_FOUND"
+    listed = gateway.request("GET", f"/v1/agencies/{MISSING_AGENCY}/api-keys", ADMIN_KEY)
+    assert listed.status_code == 200 and listed.json()["items"] == []
+    assert issue(gateway, AGENCY_A, "officer").status_code == 201

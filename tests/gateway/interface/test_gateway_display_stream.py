@@ -14,6 +14,9 @@ from mpp_contracts.envelope import make_envelope
 from tests.gateway.interface.conftest import ADMIN_KEY
 from tests.support.infra import wait_until
 
+# issuing a key asks the queue whether the agency exists
+pytestmark = pytest.mark.usefixtures("agencies_stand_in")
+
 
 def called(agency: str, number: str, correlation_id: str = "corr-1") -> dict:
     now = datetime.now(UTC).isoformat()

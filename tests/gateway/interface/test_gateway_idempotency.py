@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import eventlet
+import pytest
 import sqlalchemy as sa
 
 from tests.gateway.interface.conftest import ADMIN_KEY, Gateway
+
+# issuing a key asks the queue whether the agency exists
+pytestmark = pytest.mark.usefixtures("agencies_stand_in")
 
 PATH = "/v1/agencies/agency-a/api-keys"
 

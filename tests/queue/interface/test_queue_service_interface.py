@@ -12,7 +12,7 @@ from nameko.testing.services import entrypoint_hook
 
 from mpp_chassis.migrate import upgrade
 from mpp_contracts.envelope import make_envelope, read_envelope
-from mpp_contracts.errors import Conflict, ValidationFailed
+from mpp_contracts.errors import Conflict, NotFound, ValidationFailed
 from mpp_queue import usecases
 from tests.queue.usecases.conftest import VALID_NIK, Floor
 from tests.support.mall import free_port
@@ -226,3 +226,43 @@ def test_the_sweep_timer_flags_sla_breaches_and_booking_no_shows(queue):
     assert [b["payload"]["ticket_id"] for b in breaches] == [late["id"]]
     queue("sweep")
     assert len(floor.events("sla_breached")) == 1 and len(floor.events("booking_no_show")) == 1
+
+
+def test_read_paths_refuse_days_and_cursors_out_of_bounds_and_unknown_agencies(queue):
+    """Issue 15: a crafted cursor (``[null,null]``) or a day like 0001-01-01 was a 500; an RPC
+    caller other than the gateway gets the same 422 the gateway gives."""
+    agency = queue("register_agency", {"code": "BPN", "name": "Kantor Pertanahan"})
+    assert queue("get_agency", agency["id"]) == agency
+    with pytest.raises(NotFound):
+        queue("get_agency", "no-such-agency")
+    crafted = "W251bGwsbnVsbF0"  # base64 of [null,null]
+    for entrypoint, *args in [
+        ("list_slots", "some-service", "0001-01-01"),
+        ("queue_stats", None, "9999-12-31"),
+        ("queue_stats", "a\x00b", None),
+        ("list_agencies", crafted, 5),
+        ("list_services", None, crafted, 5),
+        ("list_counters", agency["id"], crafted, 5),
+        ("list_counters", agency["id"], None, 101),
+    ]:
+        with pytest.raises(ValidationFailed):
+            queue(entrypoint, *args)
+
+
+def test_counters_page_by_name(queue):
+    agency = queue("register_agency", {"code": "BPN", "name": "Kantor Pertanahan"})
+    svc = queue(
+        "plug_service",
+        agency["id"],
+        {"code": "SVC", "name": "Layanan", "fee_idr": 0, "sla_minutes": 30, "prefix": "A"},
+    )
+    for name in ("Loket 3", "Loket 1", "Loket 2"):
+        queue("add_counter", agency["id"], {"name": name, "service_ids": [svc["id"]]})
+    first = queue("list_counters", agency["id"], None, 2)
+    second = queue("list_counters", agency["id"], first["next_cursor"], 2)
+    assert [c["name"] for c in first["items"] + second["items"]] == [
+        "Loket 1",
+        "Loket 2",
+        "Loket 3",
+    ]
+    assert second["next_cursor"] is None

@@ -3,9 +3,11 @@ secrets, revoke; the bootstrap ``MALL_ADMIN_KEY`` is one of the latter)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from werkzeug.wrappers import Response
 
-from mpp_contracts.errors import Forbidden, ValidationFailed
+from mpp_contracts.errors import Forbidden
 from mpp_contracts.pagination import decode_cursor, page
 from mpp_gateway import auth
 from mpp_gateway.http import read_json, route
@@ -35,6 +37,7 @@ class ApiKeysRoutes:
         data = ApiKeyCreateSchema().load(read_json(request))
         if data["role"] not in auth.ISSUABLE_BY_AGENCY and principal.role != "mall_admin":
             raise Forbidden("FORBIDDEN", "only the mall admin issues agency_admin keys")
+        self.queue_rpc.get_agency(agency)  # 404 AGENCY_NOT_FOUND: no key for no agency
         key = auth.issue_key(self.uow.session, data["role"], agency, data["label"], data["scope"])
         self.uow.commit()
         return ok(key, 201)
@@ -51,13 +54,8 @@ class ApiKeysRoutes:
     )
     def list_api_keys(self, request, principal, agency):
         args = page_args(request)
-        position = decode_cursor(args["cursor"])
-        try:
-            items, after = auth.list_keys(self.uow.session, agency, position, args["limit"])
-        except (ValueError, TypeError, IndexError, KeyError):
-            raise ValidationFailed(
-                "VALIDATION_FAILED", "invalid fields", {"cursor": ["not a valid cursor"]}
-            ) from None
+        position = decode_cursor(args["cursor"], (datetime, str))
+        items, after = auth.list_keys(self.uow.session, agency, position, args["limit"])
         return ok(page(items, after))
 
     @route(

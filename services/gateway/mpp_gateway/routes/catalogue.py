@@ -138,7 +138,8 @@ class CatalogueRoutes:
         agency_param="agency",
         response=CounterSchema,
         many=True,
-        summary="The agency's counters",
+        summary="The agency's counters, by name",
     )
     def list_counters(self, request, principal, agency):
-        return ok(self.queue_rpc.list_counters(agency))
+        args = page_args(request)
+        return ok(self.queue_rpc.list_counters(agency, args["cursor"], args["limit"]))

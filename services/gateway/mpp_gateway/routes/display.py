@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema
 from werkzeug.wrappers import Response
 
 from mpp_chassis.messaging import broadcast_handler
+from mpp_contracts.bounds import Id
 from mpp_contracts.errors import Forbidden
 from mpp_gateway.display import DisplayHub
 from mpp_gateway.http import route
 
 
 class DisplayStreamQuerySchema(Schema):
-    agency = fields.String(
+    agency = Id(
         load_default=None,
         metadata={"description": "Only this agency's calls (an agency display key implies it)"},
     )

@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from mpp_contracts import errors
 from mpp_contracts import rpc as contracts
+from mpp_gateway import inputs
 from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import AGENCY_ADMIN, actor, ok
 from mpp_gateway.schemas import payment as schemas
@@ -91,6 +92,9 @@ class PaymentsRoutes:
         if provider not in WEBHOOK_PROVIDERS:
             raise errors.NotFound("PROVIDER_NOT_FOUND", f"unknown payment provider {provider}")
         headers = {k.lower(): v for k, v in request.headers.items()}
+        raw = request.get_data(cache=True)
+        if inputs.json_depth(raw) > inputs.MAX_JSON_DEPTH:  # before the RPC, and its signature
+            raise errors.BadRequest("JSON_TOO_DEEP", "notification nests too deep")
         body = request.get_data(as_text=True)
         return ok(self.payment_rpc.handle_notification(provider, headers, body))
 

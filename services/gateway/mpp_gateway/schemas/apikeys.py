@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from mpp_contracts.bounds import Text
 from mpp_contracts.rpc import StrictSchema
 from mpp_gateway.auth import ISSUABLE_BY_MALL, SCOPES
 
@@ -14,7 +15,7 @@ class ApiKeyCreateSchema(StrictSchema):
         validate=validate.OneOf(ISSUABLE_BY_MALL),
         metadata={"description": "officer, kiosk or display; agency_admin by mall_admin only"},
     )
-    label = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=80))
+    label = Text(max_length=80, load_default=None, allow_none=True)
     scope = fields.String(
         load_default=None,
         allow_none=True,

@@ -81,7 +81,7 @@ class PaymentProvider(Protocol):
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         note = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep (before any signature)
         raise BadRequest("MALFORMED_NOTIFICATION", "notification body is not JSON") from None
     if not isinstance(note, dict):
         raise BadRequest("MALFORMED_NOTIFICATION", "notification body is not a JSON object")

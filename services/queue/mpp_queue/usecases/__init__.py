@@ -16,6 +16,7 @@ from .bookings import (
 )
 from .catalogue import (
     add_counter,
+    get_agency,
     get_service,
     list_agencies,
     list_counters,
@@ -52,6 +53,7 @@ __all__ = [
     "close_past_days",
     "create_booking",
     "display_snapshot",
+    "get_agency",
     "get_booking",
     "get_service",
     "get_ticket",

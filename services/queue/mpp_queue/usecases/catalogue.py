@@ -45,6 +45,10 @@ def register_agency(uow, data: dict) -> dict:
     return agency
 
 
+def get_agency(uow, agency_id: str) -> dict:
+    return agency_view(load_row(uow.session, agencies, agency_id, "AGENCY_NOT_FOUND", "agency"))
+
+
 def list_agencies(uow, cursor: str | None = None, limit: int | None = None) -> dict:
     limit = page_limit(limit)
     query = select(agencies).order_by(agencies.c.code, agencies.c.id).limit(limit + 1)
@@ -321,8 +325,12 @@ def update_counter(uow, agency_id: str, counter_id: str, data: dict) -> dict:
     return view
 
 
-def list_counters(uow, agency_id: str) -> dict:
-    rows = uow.session.execute(
-        select(counters).where(counters.c.agency_id == agency_id).order_by(counters.c.name)
-    ).mappings()
-    return {"items": [counter_view(r) for r in rows], "next_cursor": None}
+def list_counters(uow, agency_id: str, cursor: str | None = None, limit: int | None = None) -> dict:
+    limit = page_limit(limit)
+    c = counters.c
+    query = select(counters).where(c.agency_id == agency_id).order_by(c.name, c.id).limit(limit + 1)
+    after = after_key(cursor, 2)
+    if after:
+        query = query.where(or_(c.name > after[0], and_(c.name == after[0], c.id > after[1])))
+    rows = list(uow.session.execute(query).mappings())
+    return page(rows, limit, lambda r: [r["name"], r["id"]], counter_view)
