@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import requests
 
-from bench.floor import Floor
+from bench.floor import Floor, bearer
 from tests.support import infra
 from tests.support.mall import Mall
 
@@ -168,6 +168,7 @@ def pay(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> bool:
                     f"{floor.url}/v1/simulator/payments/{body['id']}/pay",
                     deadline=deadline,
                     ok=(202, 409),
+                    headers=bearer(floor.admin_key),  # the test double needs the agency's admin
                 )
         time.sleep(0.5)
     return False

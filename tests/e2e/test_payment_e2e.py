@@ -66,7 +66,20 @@ def test_pay_partially_refund_and_settle(mall_factory):
     png = requests.get(f"{url}/v1/payments/{invoice['id']}/qris.png")
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
 
-    assert requests.post(f"{url}/v1/simulator/payments/{invoice['id']}/pay").status_code == 202
+    # Found 1 of issue 15: the simulator's "pay" is no door for a citizen or another agency
+    simulator = f"{url}/v1/simulator/payments/{invoice['id']}/pay"
+    anonymous = requests.post(simulator)
+    assert anonymous.status_code == 401, anonymous.text
+    other = requests.post(
+        f"{url}/v1/agencies",
+        headers=bearer(MALL_ADMIN_KEY),
+        json={"code": "BPN", "name": "Badan Pertanahan"},
+    ).json()
+    stranger = requests.post(simulator, headers=bearer(other["admin_api_key"]["key"]))
+    assert stranger.status_code == 403, stranger.text
+    assert stranger.json()["error"]["code"] == "WRONG_AGENCY"
+    assert requests.get(f"{url}/v1/payments/{invoice['id']}").json()["status"] == "pending"
+    assert requests.post(simulator, headers=admin).status_code == 202
     wait_until(
         lambda: requests.get(f"{url}/v1/payments/{invoice['id']}").json()["status"] == "paid",
         message="paid through the signed simulator webhook",

@@ -89,7 +89,8 @@ def test_ticket_to_payment_to_rating(mall_factory, backend):
     )
     assert forged.status_code == 401
 
-    assert requests.post(f"{url}/v1/simulator/payments/{payment['id']}/pay").status_code == 202
+    simulator = f"{url}/v1/simulator/payments/{payment['id']}/pay"
+    assert requests.post(simulator, headers=agency_admin).status_code == 202
     paid = wait_until(
         lambda: (
             (p := requests.get(f"{url}/v1/payments/{payment['id']}").json())["status"] == "paid"

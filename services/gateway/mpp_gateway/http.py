@@ -74,9 +74,19 @@ class Route:
     idempotent: bool = False  # creating POST: honours Idempotency-Key
     many: bool = False  # response is a paginated list of ``response`` items
     media_type: str = "application/json"  # of the success body
+    requires: tuple[str, str] | None = None  # (setting, value): the route exists only then
 
 
 ROUTES: list[Route] = []
+
+
+def route_exists(spec: Route, config) -> bool:
+    """A route with ``requires`` exists only when the gateway's config has that value (the
+    payment simulator's routes: only where ``PAYMENT_PROVIDER`` is ``simulator``)."""
+    if spec.requires is None:
+        return True
+    name, value = spec.requires
+    return str(config.get(name, "")) == value
 
 
 def error_body(code: str, message: str, details: dict | None, request_id: str | None) -> dict:
@@ -347,6 +357,9 @@ def route(
                 except Exception as exc:
                     return error_response(exc, request_id)
 
+            if not route_exists(spec, self.config):  # as if it were not in the table at all
+                missing = errors.NotFound("ROUTE_NOT_FOUND", "no such path")
+                return error_response(missing, request_id)
             try:
                 principal = None
                 if roles is not None:

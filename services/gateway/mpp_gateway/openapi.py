@@ -14,7 +14,7 @@ from functools import cache
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from mpp_gateway.http import ROUTES, Route
+from mpp_gateway.http import ROUTES, Route, route_exists
 from mpp_gateway.inputs import path_schema
 from mpp_gateway.schemas.common import ErrorEnvelopeSchema, PageQuerySchema, page_schema
 
@@ -134,8 +134,9 @@ def _operation(route: Route) -> dict:
 
 
 @cache
-def build_spec() -> dict:
-    """The document for every route in ``ROUTES`` (built once per process)."""
+def build_spec(settings: tuple[tuple[str, str], ...] | None = None) -> dict:
+    """The document for every route in ``ROUTES`` (built once per process and ``settings``);
+    with ``settings`` (the config values routes require), routes absent there are left out."""
     spec = APISpec(
         title=TITLE,
         version=VERSION,
@@ -185,8 +186,9 @@ def build_spec() -> dict:
             response["headers"]["Retry-After"] = "Retry-After"
         spec.components.response(f"Error{status}", response)
     paths: dict[str, dict] = {}
+    config = dict(settings) if settings is not None else None
     for route in ROUTES:
-        if route.path in HIDDEN:
+        if route.path in HIDDEN or (config is not None and not route_exists(route, config)):
             continue
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     for path, operations in paths.items():

@@ -63,9 +63,12 @@ class GatewayOps:
 
     @route("GET", "/openapi.json", summary="This API's OpenAPI 3 document")
     def openapi(self, request, principal):
+        from mpp_gateway.http import ROUTES
         from mpp_gateway.openapi import build_spec
 
-        return Response(json.dumps(build_spec()), mimetype="application/json")
+        names = sorted({r.requires[0] for r in ROUTES if r.requires})
+        settings = tuple((name, str(self.config.get(name, ""))) for name in names)
+        return Response(json.dumps(build_spec(settings)), mimetype="application/json")
 
     @route("GET", "/docs", summary="Human documentation of the API", media_type="text/html")
     def docs(self, request, principal):

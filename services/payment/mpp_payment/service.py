@@ -159,10 +159,14 @@ class PaymentService(OpsEndpoints):
             self.uow.commit()
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def simulate_payment(self, payment_id: str) -> dict:
+    def simulate_payment(self, actor: dict | None, payment_id: str) -> dict:
         """The simulated provider "receives" the citizen's money and, like a real provider, tells
-        the mall through a signed webhook to the gateway, sent after this call returns."""
-        body, signature = usecases.simulator_notification(self.uow, self.settings, payment_id)
+        the mall through a signed webhook to the gateway, sent after this call returns. Refused
+        unless the simulator is the configured provider and ``actor`` administers the invoice's
+        agency (or the mall)."""
+        body, signature = usecases.simulator_notification(
+            self.uow, self.settings, actor, payment_id
+        )
         self.uow.commit()  # the simulated provider's own book now says "paid"
         url = self.config.get(
             "SIMULATOR_WEBHOOK_URL", "http://127.0.0.1:8000/v1/webhooks/payments/simulator"

@@ -349,10 +349,23 @@ def qris_image(uow, payment_id: str, fmt: str) -> dict:
 # -- provider notifications --------------------------------------------------------------------
 
 
-def simulator_notification(uow, settings: Settings, payment_id: str) -> tuple[bytes, str]:
+def _simulator_enabled(settings: Settings) -> None:
+    """The simulator is a test double: it exists only where it is the configured provider, so a
+    mall configured for a real provider has no free "pay" button and no webhook signed with the
+    simulator's (local, well-known) secret."""
+    if settings.provider != "simulator":
+        raise NotFound("SIMULATOR_DISABLED", "the payment simulator is not the configured provider")
+
+
+def simulator_notification(
+    uow, settings: Settings, actor: dict | None, payment_id: str
+) -> tuple[bytes, str]:
     """The citizen pays at the simulated provider: its own book records the money, and it
-    returns the signed notification it will send to the mall's webhook."""
+    returns the signed notification it will send to the mall's webhook. Only an agency_admin of
+    the invoice's agency (or the mall admin) may press the button: a citizen never can."""
+    _simulator_enabled(settings)
     row = _load(uow.session, payment_id)
+    _check_agency(actor, row["agency_id"], "the simulator pays for an agency administrator only")
     if row["provider"] != "simulator":
         raise Conflict("NOT_SIMULATED", "this payment is not handled by the simulator")
     provider = make_provider("simulator", settings, uow.session)
@@ -360,12 +373,38 @@ def simulator_notification(uow, settings: Settings, payment_id: str) -> tuple[by
     return provider.notification(payment_id, "paid", amount, "SIM-" + uuid.uuid4().hex[:12].upper())
 
 
-def _record(uow, provider: str, payment_id: str | None, body: str, outcome: str, now) -> None:
-    uow.session.execute(
-        insert(notifications).values(
-            provider=provider, payment_id=payment_id, body=body, outcome=outcome, received_at=now
-        )
-    )
+def _seen(uow, provider: str, key: str, now) -> bool:
+    """True if this verified notice was stored before; its replay is counted on that one row."""
+    replayed = uow.session.execute(
+        update(notifications)
+        .where(notifications.c.provider == provider, notifications.c.notice_key == key)
+        .values(replays=notifications.c.replays + 1, last_received_at=now)
+    ).rowcount
+    return bool(replayed)
+
+
+def _record(
+    uow, provider: str, payment_id: str | None, key: str, body: str, outcome: str, now
+) -> None:
+    """Store a verified notice once (unique on provider + key). The payment row is locked, so
+    a concurrent twin of this notice usually waits and then finds it in :func:`_seen`; where
+    the lock is not taken (SQLite), the unique index turns the twin's insert into a no-op."""
+    try:
+        with uow.session.begin_nested():
+            uow.session.execute(
+                insert(notifications).values(
+                    provider=provider,
+                    payment_id=payment_id,
+                    notice_key=key,
+                    body=body,
+                    outcome=outcome,
+                    received_at=now,
+                    replays=0,
+                    last_received_at=now,
+                )
+            )
+    except IntegrityError:
+        _seen(uow, provider, key, now)
 
 
 def handle_notification(
@@ -376,17 +415,24 @@ def handle_notification(
     Duplicates change nothing; an out-of-order notice (``expire`` after ``settlement``) leaves the
     newer fact standing and is flagged when money is involved; a "paid" after expiry is accepted
     and flagged; an amount that differs from the invoice is refused (nothing applied) and flagged.
-    Every authenticated notice is kept in ``provider_notifications`` with its outcome.
+    Every verified notice is kept once in ``provider_notifications`` with its outcome; a replay
+    of the same fact (same provider, order, verified status and amount) answers ``duplicate`` and
+    only counts on that row, so replays cannot grow the table.
     """
     if provider_name not in adapters.PROVIDERS:
         raise NotFound("PROVIDER_NOT_FOUND", f"unknown payment provider {provider_name}")
+    if provider_name == "simulator":
+        _simulator_enabled(settings)
     provider = provider or make_provider(provider_name, settings, uow.session)
-    note = provider.read_notification(headers, body.encode())
+    note = provider.read_notification(headers, body.encode())  # may ask the provider's API
     payment_id = _payment_id_of(note.order_id)
     row = _load(uow.session, payment_id, lock=True)
     if row["provider"] != provider_name:
         raise Conflict("PROVIDER_MISMATCH", "this payment is not handled by that provider")
     now = now_utc()
+    key = note.key(provider_name)
+    if _seen(uow, provider_name, key, now):
+        return {"payment_id": payment_id, "result": "duplicate", "status": row["status"]}
     kind = note.kind
     if kind == "paid":
         amount = note.amount_idr if note.amount_idr is not None else -1
@@ -396,7 +442,7 @@ def handle_notification(
     elif kind in ("expired", "cancelled", "failed"):
         outcome = states.apply_closing_notification(row["status"], kind)
     else:  # pending, or a refund we asked for ourselves: informative only
-        _record(uow, provider_name, payment_id, body, f"noted_{kind}", now)
+        _record(uow, provider_name, payment_id, key, body, f"noted_{kind}", now)
         return {"payment_id": payment_id, "result": "noted", "status": row["status"]}
 
     if outcome.changed:
@@ -420,7 +466,7 @@ def handle_notification(
         ).rowcount
         if won:
             row.update(values)
-            _record(uow, provider_name, payment_id, body, outcome.flag or "applied", now)
+            _record(uow, provider_name, payment_id, key, body, outcome.flag or "applied", now)
             if kind == "paid":
                 _journal(
                     uow,
@@ -444,7 +490,7 @@ def handle_notification(
                 "flag": outcome.flag,
             }
     elif outcome.flag:
-        _record(uow, provider_name, payment_id, body, outcome.flag, now)
+        _record(uow, provider_name, payment_id, key, body, outcome.flag, now)
         if row["flag"] != outcome.flag:  # a repeated wrong notice is not a new alert
             uow.session.execute(
                 update(payments)
@@ -459,7 +505,7 @@ def handle_notification(
             "status": row["status"],
             "flag": outcome.flag,
         }
-    _record(uow, provider_name, payment_id, body, "duplicate", now)
+    _record(uow, provider_name, payment_id, key, body, "duplicate", now)
     return {"payment_id": payment_id, "result": "duplicate", "status": row["status"]}
 
 
@@ -531,9 +577,11 @@ def _request_hash(payment_id: str, data: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_agency(actor: dict | None, agency_id: str) -> None:
+def _check_agency(
+    actor: dict | None, agency_id: str, anonymous: str = "refunds need an agency administrator"
+) -> None:
     if actor is None:
-        raise Forbidden("FORBIDDEN", "refunds need an agency administrator")
+        raise Forbidden("FORBIDDEN", anonymous)
     if actor.get("role") == "mall_admin":
         return
     if actor.get("role") != "agency_admin" or actor.get("agency_id") != agency_id:

@@ -96,23 +96,37 @@ class Payment:
 
 
 @pytest.fixture
-def payment(container_factory, amqp_uri, tmp_path):
+def payment_factory(container_factory, amqp_uri, tmp_path):
+    """A payment container on ``url`` (SQLite in tmp_path by default) with ``config`` changes,
+    e.g. ``PAYMENT_PROVIDER`` and a provider's base URL."""
     from mpp_payment.service import PaymentService
 
-    url = f"sqlite:///{tmp_path}/payment.db"
-    upgrade("payment", url)
-    config = {
-        "AMQP_URI": amqp_uri,
-        "DB_URL": url,
-        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
-        "MALL_ID": "mpp-test",
-        "MALL_TIMEZONE": "Asia/Jakarta",
-        "SIMULATOR_SECRET": SECRET,
-        "OUTBOX_POLL_SECONDS": 0.2,
-        "EXPIRY_SWEEP_SECONDS": 3600,
-    }
-    container = container_factory(PaymentService, config)
-    container.start()
-    handle = Payment(container, url)
-    yield handle
-    handle.db.dispose()
+    handles: list[Payment] = []
+
+    def make(url: str | None = None, **changes) -> Payment:
+        url = url or f"sqlite:///{tmp_path}/payment.db"
+        upgrade("payment", url)
+        config = {
+            "AMQP_URI": amqp_uri,
+            "DB_URL": url,
+            "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+            "MALL_ID": "mpp-test",
+            "MALL_TIMEZONE": "Asia/Jakarta",
+            "SIMULATOR_SECRET": SECRET,
+            "OUTBOX_POLL_SECONDS": 0.2,
+            "EXPIRY_SWEEP_SECONDS": 3600,
+            **changes,
+        }
+        container = container_factory(PaymentService, config)
+        container.start()
+        handles.append(Payment(container, url))
+        return handles[-1]
+
+    yield make
+    for handle in handles:
+        handle.db.dispose()
+
+
+@pytest.fixture
+def payment(payment_factory):
+    return payment_factory()

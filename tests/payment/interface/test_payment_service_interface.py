@@ -167,7 +167,7 @@ def test_settlement_report_balances_and_reconciliation_finds_lost_webhook(paymen
 
     assert payment.call("reconciliation", ADMIN, "agency-1", None)["mismatches"] == []
     lost = payment.invoice()
-    payment.call("simulate_payment", lost["id"])  # money arrives, the webhook never does
+    payment.call("simulate_payment", ADMIN, lost["id"])  # money arrives, the webhook never does
     mismatches = payment.call("reconciliation", ADMIN, "agency-1", None)["mismatches"]
     assert mismatches == [
         {

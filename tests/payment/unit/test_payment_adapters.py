@@ -143,11 +143,31 @@ def midtrans_notice(**changes) -> tuple[dict, bytes]:
     return body, json.dumps(body).encode()
 
 
-def test_midtrans_notification_verified_then_mapped():
-    provider = MidtransProvider(http(Replay()), "SB-Mid-server-TEST")
+def midtrans_status(order: str = ORDER, **fields) -> dict:
+    """One recorded exchange of the get-status API (what Midtrans says about the order)."""
+    body = {
+        "status_code": "200",
+        "transaction_id": "0b8c4d8a-3f5e-4a7b-9d7e-2a1f7c0e6b11",
+        "order_id": order,
+        "gross_amount": "50000.00",
+        "payment_type": "qris",
+        "transaction_status": "settlement",
+        "fraud_status": "accept",
+        **fields,
+    }
+    return {
+        "request": {"method": "GET", "path": f"/v2/{order}/status"},
+        "response": {"status": 200, "body": body},
+    }
+
+
+def test_midtrans_notification_verified_then_state_asked_from_get_status():
+    replay = Replay(midtrans_status())
+    provider = MidtransProvider(http(replay), "SB-Mid-server-TEST")
     _, raw = midtrans_notice()
     note = provider.read_notification({}, raw)
     assert (note.order_id, note.kind, note.amount_idr) == (ORDER, "paid", 50000)
+    assert replay.sent[0]["headers"]["Authorization"].startswith("Basic ") and not replay.exchanges
     body, _ = midtrans_notice()
     body["gross_amount"] = "5000.00"  # tampered after signing
     with pytest.raises(Unauthorized):
@@ -157,6 +177,65 @@ def test_midtrans_notification_verified_then_mapped():
     _, unknown = midtrans_notice(transaction_status="chargeback")
     with pytest.raises(BadRequest):
         provider.read_notification({}, unknown)
+
+
+def test_midtrans_the_status_api_decides_not_the_notice():
+    """A genuinely signed settlement notice while Midtrans' own answer is still pending: pending.
+    The amount is the API's too."""
+    replay = Replay(midtrans_status(transaction_status="pending", status_code="201"))
+    note = MidtransProvider(http(replay), "SB-Mid-server-TEST").read_notification(
+        {}, midtrans_notice()[1]
+    )
+    assert (note.kind, note.provider_status, note.amount_idr) == ("pending", "pending", 50000)
+    card = Replay(midtrans_status(transaction_status="capture", fraud_status="challenge"))
+    note = MidtransProvider(http(card), "SB-Mid-server-TEST").read_notification(
+        {}, midtrans_notice()[1]
+    )
+    assert note.kind == "pending"  # a card under fraud review is not money yet
+
+
+@pytest.mark.parametrize(
+    ("word", "code"),
+    [("settlement", "201"), ("capture", "202"), ("pending", "200"), ("expire", "200")],
+)
+def test_midtrans_a_status_word_that_does_not_go_with_its_signed_code_is_refused(word, code):
+    replay = Replay()  # refused before any call to Midtrans
+    provider = MidtransProvider(http(replay), "SB-Mid-server-TEST")
+    _, raw = midtrans_notice(status_code=code)
+    edited = {**json.loads(raw), "transaction_status": word}
+    with pytest.raises(BadRequest) as info:
+        provider.read_notification({}, json.dumps(edited).encode())
+    assert info.value.code == "INCONSISTENT_NOTIFICATION" and not replay.sent
+
+
+def test_midtrans_unknown_order_or_unreadable_answer_applies_nothing():
+    missing = midtrans_status()
+    missing["response"] = {"status": 404, "body": {"status_code": "404"}}
+    with pytest.raises(BadRequest) as info:
+        MidtransProvider(http(Replay(missing)), "SB-Mid-server-TEST").read_notification(
+            {}, midtrans_notice()[1]
+        )
+    assert info.value.code == "UNKNOWN_ORDER"
+    for answer in (midtrans_status(gross_amount=None), midtrans_status(order_id="another-1")):
+        answer["request"]["path"] = f"/v2/{ORDER}/status"
+        with pytest.raises(ServiceUnavailable):
+            MidtransProvider(http(Replay(answer)), "SB-Mid-server-TEST").read_notification(
+                {}, midtrans_notice()[1]
+            )
+    down = {"request": {"method": "GET", "path": f"/v2/{ORDER}/status"}, "raise": "Timeout"}
+    with pytest.raises(ServiceUnavailable) as info:
+        MidtransProvider(http(Replay(down), retries=0), "SB-Mid-server-TEST").read_notification(
+            {}, midtrans_notice()[1]
+        )
+    assert info.value.code == "PROVIDER_UNAVAILABLE"
+
+
+def test_a_notice_key_is_the_verified_fact_not_the_body():
+    replay = Replay(midtrans_status(), midtrans_status())
+    provider = MidtransProvider(http(replay), "SB-Mid-server-TEST")
+    first = provider.read_notification({}, midtrans_notice()[1])
+    padded = provider.read_notification({}, midtrans_notice(transaction_time="junk", x="y")[1])
+    assert first.key("midtrans") == padded.key("midtrans") != first.key("xendit")
 
 
 def test_xendit_invoice_status_and_refund_with_idempotency_header():
@@ -171,16 +250,46 @@ def test_xendit_invoice_status_and_refund_with_idempotency_header():
     assert not replay.exchanges
 
 
-def test_xendit_callback_token_checked_in_constant_time_helper():
-    provider = XenditProvider(http(Replay()), "cb-token")
+def xendit_invoice(**fields) -> dict:
+    body = {
+        "id": "579c8d61f23fa4ca35e52da4",
+        "external_id": ORDER,
+        "status": "PAID",
+        "amount": 50000,
+        "paid_amount": 50000,
+        **fields,
+    }
+    return {
+        "request": {"method": "GET", "path": "/v2/invoices/579c8d61f23fa4ca35e52da4"},
+        "response": {"status": 200, "body": body},
+    }
+
+
+def test_xendit_callback_token_checked_then_invoice_asked_from_the_api():
     raw = json.dumps(fixture("xendit_callback_paid.json")["body"]).encode()
-    note = provider.read_notification({"x-callback-token": "cb-token"}, raw)
+    replay = Replay(xendit_invoice())
+    note = XenditProvider(http(replay), "cb-token").read_notification(
+        {"x-callback-token": "cb-token"}, raw
+    )
     assert (note.order_id, note.kind, note.amount_idr) == (ORDER, "paid", 50000)
+    assert not replay.exchanges
     for headers in ({}, {"x-callback-token": "cb-tokem"}, {"x-callback-token": ""}):
         with pytest.raises(Unauthorized):
-            provider.read_notification(headers, raw)
+            XenditProvider(http(Replay()), "cb-token").read_notification(headers, raw)
     with pytest.raises(Unauthorized):
         XenditProvider(http(Replay()), "").read_notification({"x-callback-token": ""}, raw)
+    # the callback says PAID, Xendit's invoice says PENDING: pending, with the invoice's amount
+    pending = Replay(xendit_invoice(status="PENDING", paid_amount=None))
+    note = XenditProvider(http(pending), "cb-token").read_notification(
+        {"x-callback-token": "cb-token"}, raw
+    )
+    assert (note.kind, note.amount_idr) == ("pending", 50000)
+    other = Replay(xendit_invoice(external_id="99999999-2222-3333-4444-555555555555-1"))
+    with pytest.raises(BadRequest) as info:
+        XenditProvider(http(other), "cb-token").read_notification(
+            {"x-callback-token": "cb-token"}, raw
+        )
+    assert info.value.code == "INCONSISTENT_NOTIFICATION"
 
 
 def test_xendit_refused_refund_is_a_conflict():

@@ -3,6 +3,7 @@ import pytest
 from mpp_payment.domain.providers import (
     Notice,
     UnknownProviderStatus,
+    midtrans_code_agrees,
     midtrans_status,
     xendit_status,
 )
@@ -61,3 +62,27 @@ def test_xendit_mapping(status, kind):
 def test_xendit_unknown_status_raises(status):
     with pytest.raises(UnknownProviderStatus):
         xendit_status(status)
+
+
+@pytest.mark.parametrize(
+    ("word", "code", "agrees"),
+    [
+        ("settlement", "200", True),
+        ("capture", "200", True),
+        ("capture", "201", True),  # card under fraud review ("challenge")
+        ("pending", "201", True),
+        ("expire", "202", True),
+        ("expire", "407", True),
+        ("deny", "202", True),
+        ("Settlement ", "200", True),
+        ("settlement", "201", False),  # a pending notice edited to settlement
+        ("refund", "201", False),
+        ("pending", "200", False),
+        ("expire", "200", False),
+        ("settlement", "500", False),
+        (None, "200", False),
+        ("settlement", 200, False),
+    ],
+)
+def test_midtrans_status_word_must_go_with_its_signed_code(word, code, agrees):
+    assert midtrans_code_agrees(word, code) is agrees

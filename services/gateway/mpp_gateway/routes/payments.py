@@ -101,12 +101,17 @@ class PaymentsRoutes:
     @route(
         "POST",
         "/v1/simulator/payments/{payment}/pay",
+        roles=AGENCY_ADMIN,
         response=schemas.SimulatorPaySchema,
         status=202,
-        summary="Demo: the simulated provider receives the money and calls the webhook",
+        summary="Test double: the simulated provider takes the money and calls the webhook "
+        "(only where PAYMENT_PROVIDER is simulator; the invoice's agency_admin or mall_admin)",
+        requires=("PAYMENT_PROVIDER", "simulator"),
     )
     def simulator_pay(self, request, principal, payment):
-        return ok(self.payment_rpc.simulate_payment(payment), 202)
+        # the payment service checks the key's agency against the invoice's, and refuses too
+        # unless its own provider is the simulator
+        return ok(self.payment_rpc.simulate_payment(actor(principal), payment), 202)
 
     @route(
         "GET",

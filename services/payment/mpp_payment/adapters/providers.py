@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from sqlalchemy import insert, select, update
 
@@ -50,11 +51,20 @@ class Charge:
 
 @dataclass(frozen=True)
 class Notification:
+    """A notice once verified: for Midtrans and Xendit every field but the order id comes from
+    the provider's own status API, never from the notice's body."""
+
     order_id: str
     kind: str  # our vocabulary: pending, paid, expired, cancelled, failed, (partially_)refunded
     amount_idr: int | None
     provider_ref: str | None
     provider_status: str
+
+    def key(self, provider: str) -> str:
+        """What makes two notices the same fact: provider, order, verified status and amount.
+        A replayed (or re-padded) notice has the same key, so it is stored once."""
+        fact = [provider, self.order_id, self.kind, self.provider_status, self.amount_idr]
+        return hashlib.sha256(json.dumps(fact, separators=(",", ":")).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,25 @@ def _rupiah(text: object) -> int:
 
 def _unavailable(exc: Exception) -> ServiceUnavailable:
     return ServiceUnavailable("PROVIDER_UNAVAILABLE", str(exc), {"retry_after": 30})
+
+
+def _bad_answer(what: str) -> ServiceUnavailable:
+    """The provider's status API answered something we cannot read: nothing is applied, and the
+    provider's retry of the notice (it retries on any non-2xx) gets another chance."""
+    return ServiceUnavailable("PROVIDER_BAD_ANSWER", what, {"retry_after": 30})
+
+
+def _answer_rupiah(value: object, provider: str) -> int:
+    try:
+        return _rupiah(value)
+    except BadRequest:
+        raise _bad_answer(f"{provider} status answer has no integer amount") from None
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequest("MALFORMED_NOTIFICATION", f"{name} is missing")
+    return value
 
 
 # -- simulator ----------------------------------------------------------------------------------
@@ -316,32 +345,62 @@ class MidtransProvider:
         )
 
     def read_notification(self, headers: dict[str, str], body: bytes) -> Notification:
+        """Midtrans' advice, in order: check ``signature_key``; then ask the get-status API and
+        take the transaction's state from its answer only. The signature covers
+        ``order_id + status_code + gross_amount``, not the status word, so a word that does not
+        go with its signed code is an edited notice and is refused before any call."""
         note = _json_object(body)
         if not signatures.verify_midtrans(note, self._server_key):
             raise Unauthorized("BAD_SIGNATURE", "notification signature does not verify")
+        word = note.get("transaction_status")
+        try:
+            providers.midtrans_status(word, note.get("fraud_status"))
+        except UnknownProviderStatus as exc:
+            raise BadRequest("UNKNOWN_PROVIDER_STATUS", str(exc)) from None
+        if not providers.midtrans_code_agrees(word, note["status_code"]):
+            raise BadRequest(
+                "INCONSISTENT_NOTIFICATION",
+                f"transaction_status {word!r} does not go with status_code {note['status_code']}",
+            )
+        order = note["order_id"]
+        data = self._status(order)
+        if data is None:
+            raise BadRequest("UNKNOWN_ORDER", "midtrans knows no such transaction")
+        if data.get("order_id") not in (None, order):
+            raise _bad_answer("midtrans answered about another order")
         try:
             notice = providers.midtrans_status(
-                note.get("transaction_status"), note.get("fraud_status")
+                data.get("transaction_status"), data.get("fraud_status")
             )
         except UnknownProviderStatus as exc:
             raise BadRequest("UNKNOWN_PROVIDER_STATUS", str(exc)) from None
         return Notification(
-            order_id=note["order_id"],
+            order_id=order,
             kind=notice.kind,
-            amount_idr=_rupiah(note["gross_amount"]),
-            provider_ref=note.get("transaction_id"),
-            provider_status=str(note.get("transaction_status")),
+            amount_idr=_answer_rupiah(data.get("gross_amount"), "midtrans"),
+            provider_ref=data.get("transaction_id"),
+            provider_status=str(data.get("transaction_status")),
         )
 
-    def view(self, order_id: str, provider_ref: str | None) -> tuple[str, int] | None:
+    def _status(self, order_id: str) -> dict | None:
+        """``GET /v2/{order_id}/status``: the transaction as Midtrans sees it (None: unknown)."""
         try:
-            data = self._http.request("GET", f"/v2/{order_id}/status").body
+            answer = self._http.request("GET", f"/v2/{quote(order_id, safe='')}/status")
         except ProviderUnavailable as exc:
             raise _unavailable(exc) from None
-        if str(data.get("status_code")) == "404":
+        data = answer.body
+        if answer.status == 404 or str(data.get("status_code")) == "404":
+            return None
+        if answer.status >= 300:
+            raise _bad_answer(f"midtrans get-status answered HTTP {answer.status}")
+        return data
+
+    def view(self, order_id: str, provider_ref: str | None) -> tuple[str, int] | None:
+        data = self._status(order_id)
+        if data is None:
             return None
         notice = providers.midtrans_status(data.get("transaction_status"), data.get("fraud_status"))
-        return notice.kind, _rupiah(data.get("gross_amount"))
+        return notice.kind, _answer_rupiah(data.get("gross_amount"), "midtrans")
 
 
 # -- xendit -------------------------------------------------------------------------------------
@@ -414,32 +473,51 @@ class XenditProvider:
         return RefundDone(provider_ref=data["id"], status=data["status"].lower())
 
     def read_notification(self, headers: dict[str, str], body: bytes) -> Notification:
+        """Xendit's advice, in order: check the ``x-callback-token`` header; then get the invoice
+        from the API and take its status and amounts from that answer only (the callback body is
+        not signed; only its ids are used, to ask)."""
         if not signatures.verify_xendit_token(headers.get("x-callback-token"), self._token):
             raise Unauthorized("BAD_SIGNATURE", "callback token does not verify")
         note = _json_object(body)
+        invoice_id = _text(note.get("id"), "id")
+        external_id = _text(note.get("external_id"), "external_id")
+        data = self._invoice(invoice_id)
+        if data is None:
+            raise BadRequest("UNKNOWN_ORDER", "xendit knows no such invoice")
+        if data.get("external_id") != external_id:
+            raise BadRequest(
+                "INCONSISTENT_NOTIFICATION", "the invoice's external_id is not the callback's"
+            )
         try:
-            notice = providers.xendit_status(note.get("status"))
+            notice = providers.xendit_status(data.get("status"))
         except UnknownProviderStatus as exc:
             raise BadRequest("UNKNOWN_PROVIDER_STATUS", str(exc)) from None
-        if not isinstance(note.get("external_id"), str):
-            raise BadRequest("MALFORMED_NOTIFICATION", "external_id is missing")
-        amount = note.get("paid_amount") if notice.kind == "paid" else note.get("amount")
+        amount = data.get("paid_amount") if notice.kind == "paid" else data.get("amount")
         return Notification(
-            order_id=note["external_id"],
+            order_id=external_id,
             kind=notice.kind,
-            amount_idr=_rupiah(amount),
-            provider_ref=note.get("id"),
-            provider_status=str(note.get("status")),
+            amount_idr=_answer_rupiah(amount, "xendit"),
+            provider_ref=invoice_id,
+            provider_status=str(data.get("status")),
         )
 
-    def view(self, order_id: str, provider_ref: str | None) -> tuple[str, int] | None:
-        if not provider_ref:
-            return None
+    def _invoice(self, invoice_id: str) -> dict | None:
+        """``GET /v2/invoices/{id}``: the invoice as Xendit sees it (None: unknown)."""
         try:
-            answer = self._http.request("GET", f"/v2/invoices/{provider_ref}")
+            answer = self._http.request("GET", f"/v2/invoices/{quote(invoice_id, safe='')}")
         except ProviderUnavailable as exc:
             raise _unavailable(exc) from None
         if answer.status == 404:
             return None
-        notice = providers.xendit_status(answer.body.get("status"))
-        return notice.kind, _rupiah(answer.body.get("amount"))
+        if answer.status >= 300:
+            raise _bad_answer(f"xendit get-invoice answered HTTP {answer.status}")
+        return answer.body
+
+    def view(self, order_id: str, provider_ref: str | None) -> tuple[str, int] | None:
+        if not provider_ref:
+            return None
+        data = self._invoice(provider_ref)
+        if data is None:
+            return None
+        notice = providers.xendit_status(data.get("status"))
+        return notice.kind, _answer_rupiah(data.get("amount"), "xendit")

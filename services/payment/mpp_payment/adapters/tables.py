@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
+    Index,
     Integer,
     MetaData,
     String,
@@ -69,6 +70,12 @@ notifications = Table(
     Column("body", Text, nullable=False),
     Column("outcome", String(32), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
+    # the verified fact's digest (Notification.key): a replay counts here instead of a new row;
+    # NULL only on rows stored before migration 0004
+    Column("notice_key", String(64), nullable=True),
+    Column("replays", Integer, nullable=False, default=0, server_default="0"),
+    Column("last_received_at", UtcDateTime(), nullable=True),
+    Index("uq_provider_notifications_key", "provider", "notice_key", unique=True),
 )
 
 receipt_sequences = Table(

@@ -56,6 +56,17 @@ _XENDIT: dict[str, EventKind] = {
 """``SETTLED`` (funds moved to our balance) follows ``PAID`` for the same invoice; both mean the
 citizen paid, and the second is absorbed as a duplicate by ``apply_paid_notification``."""
 
+_MIDTRANS_CODES: dict[str, frozenset[str]] = {
+    "200": frozenset({"capture", "settlement", "authorize", "cancel", "refund", "partial_refund"}),
+    "201": frozenset({"pending", "authorize", "capture"}),
+    "202": frozenset({"deny", "expire", "cancel", "failure"}),
+    "407": frozenset({"expire"}),
+}
+"""Which ``transaction_status`` words go with each Midtrans ``status_code`` (its "code statuses"
+page: 200 success, 201 pending or card challenge, 202 denied/expired/cancelled, 407 expired).
+The signature covers ``status_code`` but not the status word, so a word outside its code's set
+is an edited notice."""
+
 
 def midtrans_status(transaction_status: str, fraud_status: str | None = None) -> Notice:
     """Map Midtrans ``transaction_status`` (and ``fraud_status`` for card captures)."""
@@ -68,6 +79,14 @@ def midtrans_status(transaction_status: str, fraud_status: str | None = None) ->
     if status not in _MIDTRANS:
         raise UnknownProviderStatus(f"midtrans transaction_status {transaction_status!r}")
     return Notice(_MIDTRANS[status], "midtrans", transaction_status)
+
+
+def midtrans_code_agrees(transaction_status: object, status_code: object) -> bool:
+    """True if a notice's status word can go with its signed ``status_code`` (a ``pending``
+    notice edited to ``settlement`` keeps its 201 and is caught here)."""
+    if not isinstance(transaction_status, str) or not isinstance(status_code, str):
+        return False
+    return transaction_status.strip().lower() in _MIDTRANS_CODES.get(status_code.strip(), ())
 
 
 def xendit_status(status: str) -> Notice:
