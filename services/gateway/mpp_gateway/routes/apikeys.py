@@ -29,6 +29,8 @@ class ApiKeysRoutes:
         data = ApiKeyCreateSchema().load(read_json(request))
         if data["role"] not in auth.ISSUABLE_BY_AGENCY and principal.role != "mall_admin":
             raise Forbidden("FORBIDDEN", "only the mall admin issues agency_admin keys")
+        if data["scope"] == "mall" and data["role"] == "display" and principal.role != "mall_admin":
+            raise Forbidden("FORBIDDEN", "only the mall admin issues mall-scope display keys")
         key = auth.issue_key(self.uow.session, data["role"], agency, data["label"], data["scope"])
         self.uow.commit()
         return ok(key, 201)
