@@ -75,6 +75,15 @@ def test_kiosk_keys_are_mall_wide_and_display_keys_scoped_as_asked(gateway):
     assert issue(gateway, AGENCY_A, "officer", scope="mall").json()["scope"] == "agency"
 
 
+def test_only_the_mall_admin_mints_mall_scope_display_keys(gateway):
+    """Found 2 of issue 15: a mall-scope display key sees every agency's board."""
+    admin_a = issue(gateway, AGENCY_A, "agency_admin").json()["key"]
+    refused = issue(gateway, AGENCY_A, "display", key=admin_a, scope="mall")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "FORBIDDEN"
+    assert issue(gateway, AGENCY_A, "display", key=admin_a).json()["scope"] == "agency"
+
+
 def test_key_list_pages_with_an_opaque_cursor(gateway):
     for i in range(5):
         assert issue(gateway, AGENCY_A, "officer", label=f"k{i}").status_code == 201

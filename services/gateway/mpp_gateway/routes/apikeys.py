@@ -37,6 +37,8 @@ class ApiKeysRoutes:
         data = ApiKeyCreateSchema().load(read_json(request))
         if data["role"] not in auth.ISSUABLE_BY_AGENCY and principal.role != "mall_admin":
             raise Forbidden("FORBIDDEN", "only the mall admin issues agency_admin keys")
+        if data["scope"] == "mall" and data["role"] == "display" and principal.role != "mall_admin":
+            raise Forbidden("FORBIDDEN", "only the mall admin issues mall-scope display keys")
         self.queue_rpc.get_agency(agency)  # 404 AGENCY_NOT_FOUND: no key for no agency
         key = auth.issue_key(self.uow.session, data["role"], agency, data["label"], data["scope"])
         self.uow.commit()
