@@ -105,15 +105,11 @@ class ApiKeysRoutes:
     )
     def list_mall_admin_keys(self, request, principal):
         args = page_args(request)
-        position = decode_cursor(args["cursor"])
+        position = decode_cursor(args["cursor"], (datetime, str))
         if bootstrap := self.config.get("MALL_ADMIN_KEY"):
             auth.record_bootstrap(self.uow.session, bootstrap)
-        try:  # agency None: the keys of no agency (agency_id IS NULL), the mall_admin keys
-            items, after = auth.list_keys(self.uow.session, None, position, args["limit"])
-        except (ValueError, TypeError, IndexError, KeyError):
-            raise ValidationFailed(
-                "VALIDATION_FAILED", "invalid fields", {"cursor": ["not a valid cursor"]}
-            ) from None
+        # agency None: the keys of no agency (agency_id IS NULL), the mall_admin keys
+        items, after = auth.list_keys(self.uow.session, None, position, args["limit"])
         return ok(page(items, after))
 
     @route(
