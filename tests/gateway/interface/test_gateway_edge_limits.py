@@ -80,7 +80,9 @@ def test_a_declared_body_over_the_cap_answers_413_before_it_is_read(gateway, pat
         assert seconds < 2
 
 
-def test_a_body_under_the_cap_is_read_and_one_over_it_is_refused(container_factory, gateway_config):
+def test_a_body_under_the_cap_is_read_and_one_over_it_is_refused(
+    container_factory, gateway_config, agencies_stand_in
+):
     gateway_config["MAX_BODY_BYTES"] = 2048
     gw = start(container_factory, gateway_config)
     body = json.dumps({"role": "officer", "label": "Loket 1"})
@@ -101,7 +103,7 @@ def chunked(payload: bytes, size: int = 4096) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
 
 
-def test_a_chunked_body_is_read_up_to_the_cap_and_refused_past_it(gateway):
+def test_a_chunked_body_is_read_up_to_the_cap_and_refused_past_it(gateway, agencies_stand_in):
     headers = {
         "Content-Type": "application/json",
         "Transfer-Encoding": "chunked",

@@ -17,7 +17,7 @@ NEW_KEY = "bootstrap-key-after-rotation"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def start_gateway(request, container_factory, gateway_config, pg_url_factory):
+def start_gateway(request, container_factory, gateway_config, pg_url_factory, agencies_stand_in):
     """Start a gateway on one database with a given MALL_ADMIN_KEY; call again to restart."""
     from mpp_gateway.service import GatewayService
 
