@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("queue", "payment", "rating", "gateway")
 DEFAULT_AMQP = "amqp://guest:guest@localhost:5672/"
+STOP_SECONDS = 4  # then what has not stopped is killed: Ctrl-C ends the mall within 5 s
 
 
 def broker_answers(uri: str, timeout: float = 2.0) -> bool:
@@ -62,6 +63,17 @@ def start_rabbitmq_container(uri: str) -> bool:
     return False
 
 
+def _die_with_the_runner() -> None:
+    """In the child, before exec: Linux sends it SIGTERM if the runner dies (even by SIGKILL),
+    so a service in its own session is never left behind; elsewhere nothing is done."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def wait_for(url: str, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -89,6 +101,9 @@ def main() -> int:
         [sys.executable, "-m", "mpp_chassis.migrate", *SERVICES], cwd=ROOT, env=env, check=True
     )
     bin_dir = Path(sys.executable).parent
+    # Each service runs in a session of its own, so a Ctrl-C or a signal to this process group
+    # reaches the runner only and each service is told to stop exactly once: nameko's runner
+    # fails ("re-send() an already-triggered event") and hangs when a second stop overlaps.
     processes = {
         name: subprocess.Popen(
             [
@@ -100,21 +115,38 @@ def main() -> int:
             ],
             cwd=ROOT,
             env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_the_runner,
         )
         for name in SERVICES
     }
+    stopping = []
 
     def stop(*_):
+        if stopping:
+            return
+        stopping.append(True)
         for process in processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
         for process in processes.values():
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def terminate(*_):
+        # make forwards the group's signal too: the second one finds the mall stopping already
+        if stopping:
+            return
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("stopping the mall ...", flush=True)
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
     gateway = env.get("GATEWAY_URL", "http://localhost:8000")
     if wait_for(f"{gateway}/readyz", 60):
         print(f"The mall is open: {gateway} (API docs: {gateway}/docs). Ctrl-C stops it.")
@@ -127,7 +159,8 @@ def main() -> int:
         print(f"service(s) stopped unexpectedly: {', '.join(dead)}; stopping the mall.")
         return 1
     except KeyboardInterrupt:
-        print("stopping the mall ...")
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("stopping the mall ...", flush=True)
         return 0
     finally:
         stop()

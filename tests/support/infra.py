@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 import uuid
 from urllib.parse import quote, urlparse
@@ -101,8 +102,10 @@ def require_postgres() -> str:
     pytest.skip(f"PostgreSQL does not answer at {host}:{port} and no Docker engine is available")
 
 
-def create_vhost() -> str | None:
-    """A fresh RabbitMQ virtual host, so tests never see each other's (or a dev mall's) queues."""
+def create_vhost() -> str:
+    """A fresh RabbitMQ virtual host, so tests never see each other's (or a dev mall's) queues.
+    Made through the management API, or ``rabbitmqctl`` when the plugin is off; never the
+    shared "/" (a test on "/" answers a running mall's RPCs and fails, or breaks it)."""
     name = f"mpp-test-{uuid.uuid4().hex[:10]}"
     try:
         requests.put(f"{RABBIT_API}/vhosts/{quote(name, safe='')}", timeout=5).raise_for_status()
@@ -111,15 +114,32 @@ def create_vhost() -> str | None:
             json={"configure": ".*", "write": ".*", "read": ".*"},
             timeout=5,
         ).raise_for_status()
+        return name
     except requests.RequestException:
-        return None
+        pass
+    try:
+        grant = ["set_permissions", "-p", name, "guest", ".*", ".*", ".*"]
+        for args in (["add_vhost", name], grant):
+            subprocess.run(
+                ["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60
+            )
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.fail(
+            f"cannot make a RabbitMQ vhost: neither the management API ({RABBIT_API}) nor "
+            f"rabbitmqctl answered ({exc}); `rabbitmq-plugins enable rabbitmq_management`"
+        )
     return name
 
 
 def delete_vhost(name: str) -> None:
     try:
         requests.delete(f"{RABBIT_API}/vhosts/{quote(name, safe='')}", timeout=10)
+        return
     except requests.RequestException:
+        pass
+    try:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
         pass
 
 
