@@ -32,6 +32,8 @@ from mpp_payment.adapters.tables import (
 from mpp_payment.domain import ledger, numbers, qris, settlement, states
 from mpp_payment.domain.errors import InvalidTransition, RefundExceedsPaid
 
+MAX_IDEMPOTENCY_KEY = 200  # as the gateway accepts and docs/api-guide.md promises
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -614,16 +616,26 @@ def refund(
 ) -> dict:
     """Refund part or all of what was paid, through the payment's provider.
 
-    The Idempotency-Key is stored with the refund and is the provider's refund key: the same key
-    and body answer the first refund again; the same key with another body is a 409.
+    The Idempotency-Key is the client's own: unique per API key that sends it (another agency's
+    key of the same spelling is another refund, and learns nothing of it). The same key and body
+    answer the first refund again; the same key with another body is a 409. The provider's
+    refund key is derived from the scope and the key, so it is unique across the mall.
     """
-    if not idempotency_key or len(idempotency_key) > 128:
-        raise BadRequest("IDEMPOTENCY_KEY_REQUIRED", "a refund needs an Idempotency-Key (≤128)")
+    if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+        raise BadRequest(
+            "IDEMPOTENCY_KEY_REQUIRED",
+            f"a refund needs an Idempotency-Key (≤{MAX_IDEMPOTENCY_KEY})",
+        )
+    scope = str((actor or {}).get("key_id") or "")[:64]
     row = _load(uow.session, payment_id, lock=True)
     _check_agency(actor, row["agency_id"])
     digest = _request_hash(payment_id, data)
     earlier = (
-        uow.session.execute(select(refunds).where(refunds.c.idempotency_key == idempotency_key))
+        uow.session.execute(
+            select(refunds).where(
+                refunds.c.key_scope == scope, refunds.c.idempotency_key == idempotency_key
+            )
+        )
         .mappings()
         .first()
     )
@@ -647,7 +659,8 @@ def refund(
             "REFUND_EXCEEDS_PAID", str(exc), {"refundable_idr": paid - row["refunded_idr"]}
         ) from None
     provider = provider or make_provider(row["provider"], settings, uow.session)
-    done = provider.refund(order_id(row), row["provider_ref"], amount, idempotency_key)
+    provider_key = hashlib.sha256(f"{scope}\n{idempotency_key}".encode()).hexdigest()[:40]
+    done = provider.refund(order_id(row), row["provider_ref"], amount, provider_key)
     now = now_utc()
     record = {
         "id": str(uuid.uuid4()),
@@ -655,6 +668,7 @@ def refund(
         "agency_id": row["agency_id"],
         "amount_idr": amount,
         "reason": data.get("reason"),
+        "key_scope": scope,
         "idempotency_key": idempotency_key,
         "request_hash": digest,
         "status": done.status,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text, update
 
-from mpp_contracts.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
+from mpp_contracts.errors import BadRequest, Conflict, Forbidden, Unauthorized, ValidationFailed
 from mpp_payment.adapters.tables import journal_lines, payments
 from mpp_payment.domain import numbers, qris
 from tests.payment.interface.conftest import completed_payload, envelope
@@ -137,6 +137,28 @@ def test_refunds_partial_then_full_idempotent_and_bounded(payment):
     assert last["payment_status"] == "refunded" and last["refunded_total_idr"] == 50000
     events = payment.events("payment_refunded", invoice["id"])
     assert [e["payload"]["refund_amount_idr"] for e in events] == [20000, 30000]
+
+
+def test_refund_keys_are_each_api_keys_own_and_up_to_200_characters(payment):
+    """Two agencies choosing the same Idempotency-Key get a refund each (it was a 409
+    IDEMPOTENCY_KEY_REUSED for the second, telling it the other had used the key), the same
+    agency's two keys too; and a key as long as the gateway accepts (200) is taken (was 400)."""
+    mine, theirs = payment.invoice(), payment.invoice(agency_id="agency-2")
+    payment.notify(mine["id"])
+    payment.notify(theirs["id"])
+    other = {"role": "agency_admin", "agency_id": "agency-2", "key_id": "k2"}
+    key = "refund-" + "x" * 193
+    assert len(key) == 200
+    first = payment.call("refund", ADMIN, mine["id"], {"amount_idr": 1000}, key)
+    second = payment.call("refund", other, theirs["id"], {"amount_idr": 2000}, key)
+    assert first["id"] != second["id"] and second["refunded_total_idr"] == 2000
+    colleague = {**ADMIN, "key_id": "k1-colleague"}
+    third = payment.call("refund", colleague, mine["id"], {"amount_idr": 1000}, key)
+    assert third["id"] != first["id"] and third["refunded_total_idr"] == 2000
+    again = payment.call("refund", ADMIN, mine["id"], {"amount_idr": 1000}, key)
+    assert again["id"] == first["id"]  # the same key of the same API key is still one refund
+    with pytest.raises(BadRequest):
+        payment.call("refund", ADMIN, mine["id"], {"amount_idr": 1000}, key + "y")
 
 
 def test_settlement_report_balances_and_reconciliation_finds_lost_webhook(payment):

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from mpp_chassis.tables import add_chassis_tables
@@ -93,13 +94,16 @@ refunds = Table(
     Column("agency_id", String(36), nullable=False, index=True),
     Column("amount_idr", Integer, nullable=False),
     Column("reason", String(200), nullable=True),
-    # the client's Idempotency-Key, also the provider's refund key; kept as long as the refund
-    Column("idempotency_key", String(128), nullable=False, unique=True),
+    # the client's Idempotency-Key, unique per API key that sent it (``key_scope``): another
+    # agency's key of the same spelling is another refund; the provider gets ``provider_key``
+    Column("key_scope", String(64), nullable=False, server_default=""),
+    Column("idempotency_key", String(200), nullable=False),
     Column("request_hash", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("provider_ref", String(64), nullable=True),
     Column("actor_key_id", String(64), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False, index=True),
+    UniqueConstraint("key_scope", "idempotency_key", name="uq_refunds_scope_key"),
 )
 
 journal_lines = Table(
