@@ -122,6 +122,26 @@ def test_check_in_window_and_the_booked_ticket_goes_first_at_its_slot(booking_fl
     assert kinds == ["booking_created"] * 2 + ["booking_checked_in"] * 2
 
 
+def test_a_late_check_in_is_a_walk_in_whether_or_not_the_timer_ran(booking_floor):
+    """Arriving after the window gives a walk-in ticket and no strike, the same whether the
+    no-show timer ran before the citizen arrived (it used to be 409 INVALID_BOOKING_STATE and a
+    strike toward the block: the outcome depended on when the timer last ran)."""
+    floor, _, svc = booking_floor
+    days = [SLOT_0800 + timedelta(days=d) for d in (0, 7, 14)]
+    for day in days:
+        floor.now = day - timedelta(hours=1)
+        booking = book(floor, svc, day)
+        floor.now = day + timedelta(minutes=10, seconds=1)
+        assert floor("sweep_no_shows", settings=True) == 1  # the timer ran first
+        floor.now = day + timedelta(minutes=10, seconds=18)  # 18 s late
+        late = floor("check_in", booking["id"], settings=True)
+        assert late["booking"]["status"] == "late"
+        assert late["ticket"]["status"] == "waiting" and late["ticket"]["booking_id"] is None
+        assert floor("get_booking", booking["id"], now=False)["status"] == "late"
+    floor.now = days[-1] + timedelta(days=1)
+    assert book(floor, svc, SLOT_0800 + timedelta(days=16))["status"] == "booked"  # no block
+
+
 def test_no_show_timer_and_three_no_shows_block_booking(booking_floor):
     floor, _, svc = booking_floor
     days = [SLOT_0800 + timedelta(days=d) for d in (0, 7, 14)]
@@ -133,6 +153,7 @@ def test_no_show_timer_and_three_no_shows_block_booking(booking_floor):
         floor.now = day + timedelta(minutes=10, seconds=1)
         assert floor("sweep_no_shows", settings=True) == 1
         assert floor("get_booking", booking["id"], now=False)["status"] == "no_show"
+        floor.now = day + timedelta(days=1)  # the next day the booking is gone for good
         with pytest.raises(Conflict):
             floor("check_in", booking["id"], settings=True)
     assert len(floor.events("booking_no_show")) == 3

@@ -19,6 +19,7 @@ from .common import Settings, citizen_nik, invalid, iso, load_row, now_utc
 from .tickets import active_service, issue, ticket_view
 
 BOOKED = "booked"
+NO_SHOW = "no_show"
 
 
 def _rules(service: dict) -> dict:
@@ -146,7 +147,7 @@ def _no_show_times(session, nik_hash: str, settings: Settings, now: datetime) ->
         session.execute(
             select(bookings.c.ended_at).where(
                 bookings.c.nik_hash == nik_hash,
-                bookings.c.status == "no_show",
+                bookings.c.status == NO_SHOW,
                 bookings.c.ended_at > horizon,
             )
         ).scalars()
@@ -259,7 +260,7 @@ def get_booking(uow, booking_id: str) -> dict:
 def _end(session, row: dict, status: str, now: datetime, **values) -> dict:
     changed = session.execute(
         update(bookings)
-        .where(bookings.c.id == row["id"], bookings.c.status == BOOKED)
+        .where(bookings.c.id == row["id"], bookings.c.status == row["status"])
         .values(status=status, ended_at=now, **values)
     ).rowcount
     if not changed:
@@ -308,12 +309,16 @@ def check_in(uow, settings: Settings, booking_id: str, now: datetime | None = No
     gives a walk-in ticket in the normal line."""
     session = uow.session
     row = load_row(session, bookings, booking_id, "BOOKING_NOT_FOUND")
-    _require_booked(row)
+    now = now or now_utc()
+    # the timer may have marked the booking a no-show already: arriving later that day is still
+    # a late check-in (a walk-in ticket, no strike), whenever the timer last ran
+    today = numbering.mall_day(now, settings.mall_timezone)
+    if not (row["status"] == NO_SHOW and row["day"] == today):
+        _require_booked(row)
     service = dict(
         session.execute(select(services).where(services.c.id == row["service_id"])).mappings().one()
     )
     booking = service["booking"] or {}
-    now = now or now_utc()
     verdict = rules.check_in(
         row["slot_start"],
         now,
@@ -369,9 +374,9 @@ def sweep_no_shows(uow, settings: Settings, now: datetime | None = None) -> int:
         changed = session.execute(
             update(bookings)
             .where(bookings.c.id == row["id"], bookings.c.status == BOOKED)
-            .values(status="no_show", ended_at=row["checkin_closes_at"])
+            .values(status=NO_SHOW, ended_at=row["checkin_closes_at"])
         ).rowcount
         if changed:
-            uow.add_event("booking_no_show", _event({**row, "status": "no_show"}))
+            uow.add_event("booking_no_show", _event({**row, "status": NO_SHOW}))
             marked += 1
     return marked
