@@ -10,6 +10,7 @@ pay whatever it says.
 
 from __future__ import annotations
 
+import binascii
 import io
 import re
 import unicodedata
@@ -37,18 +38,10 @@ _NMID = re.compile(r"ID[0-9A-Z]{1,13}")
 
 
 def crc16_ccitt_false(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final XOR).
-
-    Written out bit by bit rather than table-driven: it runs over a few hundred bytes per QR and the
-    loop can be checked against the specification by eye.
-    """
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final XOR): the standard
+    library's ``binascii.crc_hqx`` with the initial value 0xFFFF is exactly this CRC (the tests
+    check the catalogue's check value 0x29B1 for ``123456789`` and a bank-issued QRIS)."""
+    return binascii.crc_hqx(data, 0xFFFF)
 
 
 def _crc_hex(text_before_crc: str) -> str:
