@@ -32,6 +32,9 @@ class ServiceSchema(Schema):
     active = fields.Boolean(load_default=True)
     requirements = fields.List(fields.String(), load_default=list)
     daily_quota = fields.Integer(allow_none=True, load_default=None)
+    # the service's version in the queue, +1 on every change: a consumer's copy never takes an
+    # older one over a newer (events of several relays arrive in any order); None before 2026-12
+    version = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))
 
 
 class ServiceUnpluggedSchema(Schema):

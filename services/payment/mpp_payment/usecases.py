@@ -111,18 +111,33 @@ def make_provider(
 
 
 def upsert_service(uow, payload: dict) -> None:
+    """Apply a catalogue event to the copy unless the copy already holds a newer (or the same)
+    version: consumers run concurrently and relays of several replicas publish in any order, so
+    a stale fee must never win. An event without a version (from before versions) only
+    replaces a copy without one."""
+    version = payload.get("version")
     values = {
         "agency_id": payload["agency_id"],
         "code": payload["code"],
         "name": payload["name"],
         "fee_idr": payload["fee_idr"],
         "active": payload.get("active", True),
+        "version": version,
     }
-    updated = uow.session.execute(
-        update(catalogue).where(catalogue.c.id == payload["service_id"]).values(**values)
-    ).rowcount
-    if not updated:
-        uow.session.execute(insert(catalogue).values(id=payload["service_id"], **values))
+    older = catalogue.c.version.is_(None)
+    if version is not None:
+        older = or_(older, catalogue.c.version < version)
+    change = update(catalogue).where(catalogue.c.id == payload["service_id"], older)
+    if uow.session.execute(change.values(**values)).rowcount:
+        return
+    known = select(catalogue.c.id).where(catalogue.c.id == payload["service_id"])
+    if uow.session.execute(known).first() is not None:
+        return  # the copy is newer already
+    try:
+        with uow.session.begin_nested():
+            uow.session.execute(insert(catalogue).values(id=payload["service_id"], **values))
+    except IntegrityError:  # another event of this service inserted it meanwhile
+        uow.session.execute(change.values(**values))
 
 
 # -- invoices ----------------------------------------------------------------------------------

@@ -213,3 +213,38 @@ def test_choose_method_virtual_account(payment):
     assert same["va_number"] == number
     wallet = payment.call("choose_method", invoice["id"], {"method": "ewallet"})
     assert wallet["ewallet_ref"] == invoice["id"]
+
+
+def _service_event(event_type: str, fee: int, version: int | None) -> dict:
+    payload = {
+        "service_id": "svc-agency-1",
+        "agency_id": "agency-1",
+        "code": "PASPOR",
+        "name": "Paspor",
+        "fee_idr": fee,
+        "sla_minutes": 30,
+        "prefix": "P",
+        "version": version,
+    }
+    return envelope(event_type, payload)
+
+
+def test_an_older_catalogue_event_never_overwrites_a_newer_fee(payment):
+    """Catalogue events arrive in any order (concurrent consumers, several relays): the copy
+    keeps the newest version's fee (it took whichever came last: the stale 20,000 here)."""
+    payment.call("handle_service_plugged", _service_event("service_plugged", 10000, 1))
+    payment.call("handle_service_updated", _service_event("service_updated", 30000, 3))
+    payment.call("handle_service_updated", _service_event("service_updated", 20000, 2))
+    payment.call("handle_service_plugged", _service_event("service_plugged", 10000, 1))
+    assert payment.invoice(fee=999)["amount_idr"] == 30000
+    payment.call("handle_service_updated", _service_event("service_updated", 40000, 4))
+    assert payment.invoice(fee=999)["amount_idr"] == 40000
+    # an event from before versions never replaces a versioned copy
+    payment.call("handle_service_updated", _service_event("service_updated", 5000, None))
+    assert payment.invoice(fee=999)["amount_idr"] == 40000
+
+
+def test_an_older_catalogue_event_arriving_first_still_creates_the_copy(payment):
+    payment.call("handle_service_updated", _service_event("service_updated", 20000, 2))
+    payment.call("handle_service_plugged", _service_event("service_plugged", 10000, 1))
+    assert payment.invoice(fee=999)["amount_idr"] == 20000

@@ -297,6 +297,11 @@ def test_service_changes_are_events_and_do_not_rewrite_issued_tickets(floor):
     assert kept["number"] == "A-001" and kept["fee_idr"] == 10000 and kept["sla"]["minutes"] == 60
     payload = floor.events("service_updated")[-1]["payload"]
     assert payload["fee_idr"] == 20000 and payload["service_id"] == svc["id"]
+    assert floor.events("service_plugged")[-1]["payload"]["version"] == 1
+    assert payload["version"] == 2  # each change gives the next version, in the event too
+    floor("update_service", agency["id"], svc["id"], {"name": "Paspor baru"}, now=False)
+    renamed = floor.events("service_updated")[-1]["payload"]
+    assert renamed["version"] == 3 and renamed["fee_idr"] == 20000
     with pytest.raises(NotFound):
         floor("update_service", "other-agency", svc["id"], {"name": "X"}, now=False)
     with pytest.raises(ValidationFailed):

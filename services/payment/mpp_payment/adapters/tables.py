@@ -30,6 +30,7 @@ catalogue = Table(
     Column("name", String(120), nullable=False),
     Column("fee_idr", Integer, nullable=False),
     Column("active", Boolean, nullable=False),
+    Column("version", Integer, nullable=True),  # the queue's; None: from an event before versions
 )
 
 payments = Table(

@@ -51,6 +51,8 @@ services = Table(
     Column("booking", JSON, nullable=True),
     Column("updated_at", UtcDateTime(), nullable=True),
     Column("unplugged_at", UtcDateTime(), nullable=True),
+    # +1 on every change, carried by the catalogue events so copies apply them in order
+    Column("version", Integer, nullable=False, default=1, server_default="1"),
     UniqueConstraint("agency_id", "code", name="uq_services_agency_code"),
 )
 

@@ -85,13 +85,14 @@ def service_view(row) -> dict:
     }
 
 
-def _service_event(view: dict) -> dict:
+def _service_event(view: dict, version: int) -> dict:
     keys = ("agency_id", "code", "name", "fee_idr", "sla_minutes", "prefix", "active")
     return {
         "service_id": view["id"],
         **{k: view[k] for k in keys},
         "requirements": view["requirements"],
         "daily_quota": view["daily_quota"],
+        "version": version,
     }
 
 
@@ -133,6 +134,7 @@ def plug_service(uow, agency_id: str, data: dict) -> dict:
         "opening_hours": data.get("opening_hours"),
         "booking": data.get("booking"),
         "active": True,
+        "version": 1,
     }
     _check_booking_rules(values)
     try:
@@ -141,7 +143,7 @@ def plug_service(uow, agency_id: str, data: dict) -> dict:
     except IntegrityError as exc:
         raise Conflict("SERVICE_EXISTS", f"service code {data['code']} exists") from exc
     view = service_view(values)
-    uow.add_event("service_plugged", _service_event(view))
+    uow.add_event("service_plugged", _service_event(view, 1))
     return view
 
 
@@ -175,13 +177,20 @@ def update_service(uow, agency_id: str, service_id: str, data: dict) -> dict:
     merged = {**row, **changes}
     _check_booking_rules(merged)
     if changes:
-        session.execute(
-            update(services)
-            .where(services.c.id == service_id)
-            .values(**changes, updated_at=now_utc())
+        # the event is built from the row as this UPDATE left it (a concurrent change of other
+        # fields committed first is in it), with the version this change gave it
+        merged = dict(
+            session.execute(
+                update(services)
+                .where(services.c.id == service_id)
+                .values(**changes, version=services.c.version + 1, updated_at=now_utc())
+                .returning(*services.c)
+            )
+            .mappings()
+            .one()
         )
     view = service_view(merged)
-    uow.add_event("service_updated", _service_event(view))
+    uow.add_event("service_updated", _service_event(view, merged["version"]))
     return view
 
 
