@@ -29,7 +29,7 @@ def scalar(url: str, sql: str, **params):
 
 
 def test_chaos_dead_letter_replayed_once(mall_factory, amqp_uri, vhost):
-    mall = mall_factory("postgres", extra_env={"EVENT_DELIVERY_LIMIT": "2"})
+    mall = mall_factory("postgres", extra_env={"EVENT_RETRY_DELAYS": "0.2,0.2"})
     rating_db = mall.db_urls["rating"]
     floor = open_floor(mall.url)
     floor.add_service("DLQ", "Q", fee_idr=0, counters=1)

@@ -57,11 +57,10 @@ def dead_letters(amqp_uri: str) -> list[dict]:
     return bodies
 
 
-def test_failing_handler_is_redelivered_a_bounded_number_of_times_then_dead_lettered(
-    container_factory, amqp_uri
-):
+def test_failing_handler_is_retried_with_backoff_then_dead_lettered(container_factory, amqp_uri):
     CALLS.clear()
-    container = container_factory(FailingService, {"AMQP_URI": amqp_uri, "EVENT_DELIVERY_LIMIT": 2})
+    config = {"AMQP_URI": amqp_uri, "EVENT_RETRY_DELAYS": "0.1,0.2"}
+    container = container_factory(FailingService, config)
     container.start()
     envelope = make_envelope(
         "agency_registered",
@@ -71,9 +70,65 @@ def test_failing_handler_is_redelivered_a_bounded_number_of_times_then_dead_lett
     )
     publish(amqp_uri, envelope, "agency_registered")
 
-    letters = wait_until(lambda: dead_letters(amqp_uri), timeout=30, message="dead letter")
-    assert [letter["id"] for letter in letters] == [envelope["id"]]
-    assert CALLS == [envelope["id"]] * 3, "first delivery + 2 redeliveries, then it stops"
+    letters = wait_until(lambda: dead_letter_messages(amqp_uri), timeout=30, message="dead letter")
+    assert [letter.decode()["id"] for letter in letters] == [envelope["id"]]
+    assert CALLS == [envelope["id"]] * 3, "first delivery + 2 retries, then it stops"
+    headers = letters[0].headers
+    assert headers[messaging.ORIGIN_HEADER] == container.entrypoints.pop().queue.name
+    assert headers[messaging.RETRIES_HEADER] == 2
+    assert headers[messaging.REASON_HEADER] == "retries_exhausted: RuntimeError"
+    assert "x-death" not in headers  # the broker's bookkeeping of each wait is not carried along
+
+
+OUTAGE: dict = {}
+
+
+class FlakyService:
+    """Fails while its 'database' is down (until ``OUTAGE["until"]``), then works."""
+
+    name = "flaky"
+
+    @event_handler("queue", "agency_registered")
+    def handle_agency_registered(self, event: dict) -> None:
+        CALLS.append(event["id"])
+        if time.monotonic() < OUTAGE["until"]:
+            raise RuntimeError("database is restarting")
+
+
+def test_an_event_waits_out_an_outage_and_is_applied_without_a_dead_letter(
+    container_factory, amqp_uri
+):
+    """An outage longer than a burst of immediate redeliveries (it used to burn the 5 deliveries
+    in milliseconds and dead-letter the event) but shorter than the backoff steps: the event
+    waits in the delay queues and is applied once the outage is over; nothing is dead-lettered."""
+    CALLS.clear()
+    OUTAGE["until"] = time.monotonic() + 2.0
+    config = {"AMQP_URI": amqp_uri, "EVENT_RETRY_DELAYS": "0.25,0.5,1,2,4"}
+    container = container_factory(FlakyService, config)
+    container.start()
+    envelope = make_envelope(
+        "agency_registered",
+        {"agency_id": "a1", "code": "DUK", "name": "Dukcapil"},
+        source="queue",
+        mall="mpp-test",
+    )
+    publish(amqp_uri, envelope, "agency_registered")
+    handled = messaging.metrics.EVENTS_HANDLED.labels("flaky", "agency_registered", "ok")
+    before = handled._value.get()
+    wait_until(lambda: handled._value.get() > before, timeout=30, message="event applied")
+    assert 2 <= len(CALLS) <= 5, CALLS  # a few spaced attempts, not a burst
+    assert dead_letter_messages(amqp_uri) == []
+
+
+def dead_letter_messages(amqp_uri: str) -> list:
+    """Drain the dead-letter queue and return the messages."""
+    _, queue = dead_letter_declarations()
+    found = []
+    with Connection(amqp_uri) as conn:
+        bound = queue(conn.channel())
+        while (message := bound.get(no_ack=True)) is not None:
+            found.append(message)
+    return found
 
 
 def test_malformed_event_goes_to_the_dead_letters_without_running_the_handler(

@@ -60,7 +60,7 @@ def test_dead_letter_is_listed_shown_and_replayed_exactly_once(
     engine = create_engine(db_url)
     metadata.create_all(engine)
     container = container_factory(
-        DirectoryService, {"AMQP_URI": amqp_uri, "DB_URL": db_url, "EVENT_DELIVERY_LIMIT": 1}
+        DirectoryService, {"AMQP_URI": amqp_uri, "DB_URL": db_url, "EVENT_RETRY_DELAYS": "0.1"}
     )
     container.start()
     event = make_envelope(
@@ -82,14 +82,14 @@ def test_dead_letter_is_listed_shown_and_replayed_exactly_once(
         timeout=30,
         message="the event dead-lettered",
     )
-    assert STATE["calls"] == 2, "first delivery + EVENT_DELIVERY_LIMIT redeliveries"
+    assert STATE["calls"] == 2, "first delivery + one retry (EVENT_RETRY_DELAYS)"
     metrics.refresh_dead_letters(amqp_uri)
     assert REGISTRY.get_sample_value("mpp_dead_letters") == 1
 
     assert dlq.main(["--amqp-uri", amqp_uri, "list"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.split()[:2] == [event["id"], "agency_registered"], line
-    assert "handle_agency_registered" in line and "delivery_limit" in line
+    assert "handle_agency_registered" in line and "retries_exhausted" in line
     assert dlq.main(["--amqp-uri", amqp_uri, "show", event["id"]]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["body"] == event and shown["queue"].endswith("handle_agency_registered")

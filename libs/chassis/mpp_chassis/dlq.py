@@ -11,7 +11,8 @@ A dead letter is identified by its ``message_id`` (the event id the outbox set),
 of its JSON body, else its position (``#3``). Listing takes the messages without acknowledging
 them and hands them all back when done, so it changes nothing. Replaying publishes the message,
 with its body, properties and headers (less the broker-managed ``x-delivery-count``), through
-the default exchange to the queue named by its ``x-first-death-queue`` header, waits for the
+the default exchange to the queue it belongs to (``x-mpp-queue``, set when a handler's retries
+ran out; else the broker's ``x-first-death-queue``), with its retry steps reset, waits for the
 broker's confirm, and only then removes it from the dead letters. A crash between the two can
 replay a message twice; the consumers are idempotent (they claim each event id once), so the
 event is still applied once. Fix the cause of the failure before replaying: a message that
@@ -31,10 +32,18 @@ from typing import Any
 
 from kombu import Connection, Producer
 
-from mpp_chassis.messaging import DEAD_LETTER_QUEUE, dead_letter_declarations
+from mpp_chassis.messaging import (
+    DEAD_LETTER_QUEUE,
+    DELAY_HEADER,
+    ORIGIN_HEADER,
+    REASON_HEADER,
+    RETRIES_HEADER,
+    dead_letter_declarations,
+)
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
-BROKER_MANAGED_HEADERS = ("x-delivery-count",)
+# not replayed: the broker's delivery count, and the retry steps (a replay starts them afresh)
+BROKER_MANAGED_HEADERS = ("x-delivery-count", RETRIES_HEADER, DELAY_HEADER, REASON_HEADER)
 KEPT_PROPERTIES = ("content_type", "content_encoding", "message_id", "correlation_id", "priority")
 
 
@@ -50,6 +59,8 @@ class DeadLetter:
     @property
     def origin_queue(self) -> str | None:
         headers = self.headers
+        if headers.get(ORIGIN_HEADER):  # dead-lettered by the handler once its retries ran out
+            return _text(headers[ORIGIN_HEADER])
         if headers.get("x-first-death-queue"):
             return _text(headers["x-first-death-queue"])
         deaths = headers.get("x-death") or []
@@ -58,6 +69,8 @@ class DeadLetter:
     @property
     def reason(self) -> str:
         headers = self.headers
+        if headers.get(REASON_HEADER):
+            return _text(headers[REASON_HEADER])
         if headers.get("x-first-death-reason"):
             return _text(headers["x-first-death-reason"])
         deaths = headers.get("x-death") or []

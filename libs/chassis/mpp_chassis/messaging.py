@@ -1,10 +1,16 @@
 """Event handlers that neither lose nor loop on a failing event, and RPC calls that cannot hang.
 
-Handler queues are durable **quorum** queues with a delivery limit and a dead-letter exchange: a
-handler that raises has its message returned to the queue (``requeue_on_error``); after
-``EVENT_DELIVERY_LIMIT`` redeliveries RabbitMQ moves it to ``mpp.dead-letters`` where
-``python -m mpp_chassis.dlq`` lists, inspects and replays it. A queue's type is fixed at its first
-declaration, so this choice is made before the first deployment (docs/decisions/0003-events.md).
+Handler queues are durable **quorum** queues with a delivery limit and a dead-letter exchange. A
+handler that raises has its event delivered again **with backoff** (``EVENT_RETRY_DELAYS``,
+seconds, default about 20 minutes in all): a copy goes to the delay queue of its step
+(``mpp.retry.<ms>ms``, a quorum queue whose message TTL is the step and whose expired messages
+are dead-lettered, at least once, through the default exchange back to the handler's queue), and
+only once the broker has confirmed the copy is the delivery acknowledged. So a ten-minute outage
+of a database or a provider dead-letters nothing. When the steps run out, the event is published
+(confirmed) to ``mpp.dead-letters`` and then acknowledged, where ``python -m mpp_chassis.dlq``
+lists, inspects and replays it. ``EVENT_DELIVERY_LIMIT`` stays as the broker's bound on
+deliveries that end without an answer (a worker killed mid-event, again and again). A queue's
+type is fixed at its first declaration (docs/decisions/0003-quorum-queues-and-dead-letters.md).
 """
 
 from __future__ import annotations
@@ -36,6 +42,17 @@ _log = logging.getLogger(__name__)
 DEAD_LETTER_EXCHANGE = "mpp.dlx"
 DEAD_LETTER_QUEUE = "mpp.dead-letters"
 DEFAULT_DELIVERY_LIMIT = 5
+RETRY_EXCHANGE = "mpp.retry"
+# 1 s … 5 min, 1,231 s (20.5 min) in all: a ten-minute outage ends well before the last step
+DEFAULT_RETRY_DELAYS = (1, 2, 5, 10, 30, 60, 120, 300, 300, 300, 103)
+RETRIES_HEADER = "x-mpp-retries"  # how many backoff steps this copy has been through
+DELAY_HEADER = "mpp-delay-ms"  # routes a copy to its delay queue (no "x-": a headers
+# exchange leaves x- headers out of its match, and every delay queue would take every copy)
+ORIGIN_HEADER = "x-mpp-queue"  # the handler queue the event belongs to (dlq replays there)
+REASON_HEADER = "x-mpp-reason"
+# the broker's own bookkeeping, not copied onto a retry (x-death would grow with every step)
+BROKER_HEADERS = ("x-death", "x-delivery-count")
+BROKER_HEADER_PREFIXES = ("x-first-death-", "x-last-death-")
 
 
 # A database that is down, restarting, out of connections or failing a transaction it asks to
@@ -105,8 +122,45 @@ def dead_letter_declarations() -> tuple[Exchange, Queue]:
     return exchange, queue
 
 
+def retry_delays(config) -> tuple[float, ...]:
+    """``EVENT_RETRY_DELAYS``: the backoff steps, comma-separated seconds (unset or empty: the
+    defaults, about 20 minutes in all)."""
+    raw = config.get("EVENT_RETRY_DELAYS")
+    if raw is None:
+        return DEFAULT_RETRY_DELAYS
+    return tuple(float(part) for part in str(raw).split(",") if part.strip())
+
+
+def delay_queue(milliseconds: int) -> Queue:
+    """The queue a failed event waits ``milliseconds`` in, then goes back (at least once) to the
+    queue it came from: its routing key is that queue's name, and expired messages are
+    dead-lettered through the default exchange, which routes by queue name."""
+    return Queue(
+        f"mpp.retry.{milliseconds}ms",
+        exchange=Exchange(RETRY_EXCHANGE, type="headers", durable=True),
+        binding_arguments={"x-match": "all", DELAY_HEADER: str(milliseconds)},
+        durable=True,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-message-ttl": milliseconds,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+
+
+def _own_headers(headers: dict | None) -> dict:
+    return {
+        name: value
+        for name, value in (headers or {}).items()
+        if name not in BROKER_HEADERS and not name.startswith(BROKER_HEADER_PREFIXES)
+    }
+
+
 class ReliableEventHandler(EventHandler):
-    """A SERVICE_POOL handler on a quorum queue with a delivery limit and dead lettering.
+    """A SERVICE_POOL handler on a quorum queue: failed events come back with backoff, then go
+    to the dead letters (see the module's docstring).
 
     The handler method receives the loaded envelope (payload validated, unknown fields dropped).
     """
@@ -133,14 +187,20 @@ class ReliableEventHandler(EventHandler):
             },
         )
         self._dead_letter = (dlx, dlq)
+        config = self.container.config
+        self.delays_ms = tuple(max(int(seconds * 1000), 1) for seconds in retry_delays(config))
+        self._publisher = Publisher(config["AMQP_URI"], use_confirms=True)
 
     def start(self) -> None:
-        # the dead-letter queue must exist before any message can be dead-lettered into it
+        # the dead-letter and delay queues must exist before any message can be sent to them
         from kombu import Connection
 
         with Connection(self.container.config["AMQP_URI"]) as conn:
+            channel = conn.channel()
             dlx, dlq = self._dead_letter
-            dlq.bind(conn.channel()).declare()
+            dlq.bind(channel).declare()
+            for milliseconds in sorted(set(self.delays_ms)):
+                delay_queue(milliseconds).bind(channel).declare()
         super().start()
 
     def handle_message(self, body, message):
@@ -170,13 +230,74 @@ class ReliableEventHandler(EventHandler):
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
         outcome = "ok" if exc_info is None else "error"
-        metrics.EVENTS_HANDLED.labels(self.container.service_name, self.event_type, outcome).inc()
-        if exc_info is not None:
-            _log.warning(
-                "event handler failed; message returned for redelivery",
-                extra={"event_type": self.event_type, "error": type(exc_info[1]).__name__},
-            )
-        return super().handle_result(message, worker_ctx, result, exc_info)
+        service = self.container.service_name
+        metrics.EVENTS_HANDLED.labels(service, self.event_type, outcome).inc()
+        steps = int((message.headers or {}).get(RETRIES_HEADER) or 0)
+        if steps:  # a retry came back from its delay queue
+            metrics.EVENT_RETRIES_IN_FLIGHT.labels(service, self.event_type).dec()
+        if exc_info is None:
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        error = type(exc_info[1]).__name__
+        try:
+            if steps < len(self.delays_ms):
+                self._send_back_later(message, steps)
+                metrics.EVENT_RETRIES.labels(service, self.event_type).inc()
+                metrics.EVENT_RETRIES_IN_FLIGHT.labels(service, self.event_type).inc()
+                _log.warning(
+                    "event handler failed; delivered again later",
+                    extra={"event_type": self.event_type, "error": error, "retry": steps + 1},
+                )
+            else:
+                self._dead_letter_now(message, error)
+                metrics.EVENTS_DEAD_LETTERED.labels(service, self.event_type).inc()
+                _log.error(
+                    "event handler failed after every retry; dead-lettered",
+                    extra={"event_type": self.event_type, "error": error, "retries": steps},
+                )
+        except Exception:  # the broker did not take the copy: the original goes back at once
+            _log.exception("could not schedule a retry", extra={"event_type": self.event_type})
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        self.queue_consumer.ack_message(message)  # only after the copy was confirmed
+        return result, exc_info
+
+    def _copy(self, message, **publish) -> None:
+        properties = message.properties
+        self._publisher.publish(
+            message.body,
+            serializer=None,
+            content_type=properties.get("content_type") or "application/json",
+            content_encoding=properties.get("content_encoding") or "utf-8",
+            message_id=properties.get("message_id"),
+            correlation_id=properties.get("correlation_id"),
+            delivery_mode=2,
+            mandatory=True,
+            **publish,
+        )
+
+    def _send_back_later(self, message, steps: int) -> None:
+        milliseconds = self.delays_ms[steps]
+        headers = {
+            **_own_headers(message.headers),
+            RETRIES_HEADER: steps + 1,
+            DELAY_HEADER: str(milliseconds),
+            ORIGIN_HEADER: self.queue.name,
+        }
+        self._copy(
+            message,
+            exchange=Exchange(RETRY_EXCHANGE, type="headers", durable=True),
+            routing_key=self.queue.name,
+            headers=headers,
+        )
+
+    def _dead_letter_now(self, message, error: str) -> None:
+        headers = {
+            **_own_headers(message.headers),
+            ORIGIN_HEADER: self.queue.name,
+            REASON_HEADER: f"retries_exhausted: {error}",
+        }
+        headers.pop(DELAY_HEADER, None)
+        dlx, _ = self._dead_letter
+        self._copy(message, exchange=dlx, routing_key=self.event_type, headers=headers)
 
 
 event_handler = ReliableEventHandler.decorator

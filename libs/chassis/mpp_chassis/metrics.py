@@ -26,6 +26,22 @@ OUTBOX_PARKED = Counter(
 EVENTS_HANDLED = Counter(
     "mpp_events_handled_total", "Events handled", ["service", "event_type", "outcome"]
 )
+EVENT_RETRIES = Counter(
+    "mpp_event_retries_total",
+    "Failed events sent to wait and be delivered again (backoff)",
+    ["service", "event_type"],
+)
+EVENT_RETRIES_IN_FLIGHT = Gauge(
+    "mpp_event_retries_in_flight",
+    "Failed events waiting out their backoff (sum over the service's processes: one process "
+    "may count a retry out that another sent)",
+    ["service", "event_type"],
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "mpp_events_dead_lettered_total",
+    "Events moved to mpp.dead-letters once their retries ran out",
+    ["service", "event_type"],
+)
 DEAD_LETTERS = Gauge(
     "mpp_dead_letters", "Messages waiting in mpp.dead-letters (python -m mpp_chassis.dlq list)"
 )
