@@ -12,11 +12,11 @@ import json
 import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import MetaData, bindparam, create_engine, event, insert, text
+from sqlalchemy import MetaData, bindparam, create_engine, delete, event, insert, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -207,10 +207,26 @@ class UnitOfWork:
         self._events = []
 
 
+# Handled-event ids are kept this long (PROCESSED_EVENTS_RETENTION_DAYS), far beyond the longest
+# time the same event can come again: a relay re-publishing after a crash (seconds), the backoff
+# steps of a failed event (EVENT_RETRY_DELAYS, 20.5 min; a failed event claimed nothing). A
+# dead letter replayed later was never applied, so it claims afresh.
+DEFAULT_PROCESSED_RETENTION_DAYS = 7
+PRUNE_INTERVAL_SECONDS = 3600
+
+
+def prune_processed_events(engine: Engine, processed, older_than: datetime) -> int:
+    """Forget handled-event ids claimed before ``older_than``; how many were forgotten."""
+    with engine.begin() as conn:
+        return conn.execute(delete(processed).where(processed.c.processed_at < older_than)).rowcount
+
+
 class Database(DependencyProvider):
     """Injects a :class:`UnitOfWork`; the engine's URL is the ``DB_URL`` config key.
 
-    Also runs the outbox relay for this service's container (see :mod:`mpp_chassis.outbox`).
+    Also runs the outbox relay for this service's container (see :mod:`mpp_chassis.outbox`) and,
+    hourly, forgets handled-event ids older than ``PROCESSED_EVENTS_RETENTION_DAYS`` (7), so
+    ``processed_events`` does not grow for ever.
     """
 
     def __init__(self, metadata: MetaData, url_key: str = "DB_URL") -> None:
@@ -258,11 +274,31 @@ class Database(DependencyProvider):
             park_after_seconds=float(config.get("OUTBOX_PARK_AFTER_SECONDS", 30)),
         )
         self.sessions: dict = {}
+        self.retention = timedelta(
+            days=float(
+                config.get("PROCESSED_EVENTS_RETENTION_DAYS") or DEFAULT_PROCESSED_RETENTION_DAYS
+            )
+        )
+        self.stopping = threading.Event()
 
     def start(self) -> None:
         self.container.spawn_managed_thread(self.relay.run)
+        self.container.spawn_managed_thread(self.prune_loop)
+
+    def prune_loop(self) -> None:
+        while not self.stopping.wait(PRUNE_INTERVAL_SECONDS):
+            try:
+                forgotten = prune_processed_events(
+                    self.engine, self.processed, datetime.now(UTC) - self.retention
+                )
+            except Exception:  # the database may be away; the next hour tries again
+                _log.warning("pruning handled-event ids failed", exc_info=True)
+                continue
+            if forgotten:
+                _log.info("handled-event ids pruned", extra={"count": forgotten})
 
     def stop(self) -> None:
+        self.stopping.set()
         self.relay.stop()
         self.wakeup.set()
         if self.autocommit is not None:  # workers are done when dependencies stop

@@ -53,6 +53,8 @@ def add_chassis_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("event_id", String(36), primary_key=True),
         Column("handler", String(100), primary_key=True),
         Column("processed_at", UtcDateTime(), nullable=False),
+        # pruning (Database's housekeeping) deletes by age
+        Index("ix_processed_events_processed_at", "processed_at"),
     )
     return outbox, processed
 
