@@ -113,9 +113,13 @@ def citizen(floor: Floor, ledger: Ledger, i: int, service_code: str, deadline: f
             ledger.take_lost += 1
         _log.warning("take failed: %s", answer.status_code if answer is not None else "no answer")
         return
-    ticket = answer.json()["id"]
+    ticket, code = answer.json()["id"], answer.json()["access_code"]
     with ledger.lock:
-        ledger.tickets[ticket] = {"citizen": i, "paid_service": service_code == "PAID"}
+        ledger.tickets[ticket] = {
+            "citizen": i,
+            "paid_service": service_code == "PAID",
+            "code": code,  # the citizen's: reads the ticket, its payment and its rating token
+        }
     view = wait_view(floor, ledger, ticket, lambda v: v["status"] in FINAL, deadline)
     if view is None or view["status"] != "done":
         return
@@ -142,7 +146,13 @@ def citizen(floor: Floor, ledger: Ledger, i: int, service_code: str, deadline: f
 
 def wait_view(floor: Floor, ledger: Ledger, ticket: str, predicate, deadline: float):
     while time.monotonic() < deadline:
-        answer = send(ledger, "GET", f"{floor.url}/v1/tickets/{ticket}", deadline=deadline)
+        answer = send(
+            ledger,
+            "GET",
+            f"{floor.url}/v1/tickets/{ticket}",
+            deadline=deadline,
+            params={"code": ledger.tickets[ticket]["code"]},
+        )
         if answer is not None and answer.ok and predicate(view := answer.json()):
             return view
         time.sleep(POLL_SECONDS)
@@ -153,7 +163,13 @@ def pay(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> bool:
     """Pay through the simulator; ask again while the invoice stays pending (a lost webhook)."""
     asked_at = 0.0
     while time.monotonic() < deadline:
-        invoice = send(ledger, "GET", f"{floor.url}/v1/tickets/{ticket}/payment", deadline=deadline)
+        invoice = send(
+            ledger,
+            "GET",
+            f"{floor.url}/v1/tickets/{ticket}/payment",
+            deadline=deadline,
+            params={"code": ledger.tickets[ticket]["code"]},
+        )
         if invoice is not None and invoice.ok:
             body = invoice.json()
             if body["status"] == "paid":
@@ -201,7 +217,13 @@ def finish(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> None:
             headers=floor.officer,
         )
         if answer is not None and answer.status_code == 409:
-            view = send(ledger, "GET", f"{floor.url}/v1/tickets/{ticket}", deadline=deadline)
+            view = send(
+                ledger,
+                "GET",
+                f"{floor.url}/v1/tickets/{ticket}",
+                deadline=deadline,
+                headers=floor.officer,  # the officer's screen reads the ticket it serves
+            )
             status = view.json()["status"] if view is not None and view.ok else None
             if status not in (target, "done"):
                 _log.warning("ticket %s is %s after %s answered 409", ticket, status, action)
@@ -211,7 +233,13 @@ def finish(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> None:
 def sweep(floor: Floor, ledger: Ledger, deadline: float) -> None:
     """Finish tickets left called or serving by an answer lost in a kill (the officer's screen)."""
     for ticket in list(ledger.tickets):
-        view = send(ledger, "GET", f"{floor.url}/v1/tickets/{ticket}", deadline=deadline)
+        view = send(
+            ledger,
+            "GET",
+            f"{floor.url}/v1/tickets/{ticket}",
+            deadline=deadline,
+            headers=floor.officer,  # the officer's screen reads the ticket it serves
+        )
         if view is not None and view.ok and view.json()["status"] in ("called", "serving"):
             finish(floor, ledger, ticket, deadline)
 

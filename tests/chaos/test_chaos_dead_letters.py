@@ -34,9 +34,10 @@ def test_chaos_dead_letter_replayed_once(mall_factory, amqp_uri, vhost):
     floor = open_floor(mall.url)
     floor.add_service("DLQ", "Q", fee_idr=0, counters=1)
     officer, counter = floor.officer, floor.counters["DLQ"][0]
-    ticket = requests.post(
+    taken = requests.post(
         f"{mall.url}/v1/tickets", json={"service_id": floor.services["DLQ"]}, timeout=10
-    ).json()["id"]
+    ).json()
+    ticket, code = taken["id"], {"code": taken["access_code"]}
     assert (
         requests.post(
             f"{mall.url}/v1/counters/{counter}/call-next", headers=officer, timeout=10
@@ -74,7 +75,9 @@ def test_chaos_dead_letter_replayed_once(mall_factory, amqp_uri, vhost):
     replayed = dlq.replay(amqp_uri, [letter["id"]])
     assert replayed == [(letter["id"], letter["queue"])]
     wait_until(
-        lambda: requests.get(f"{mall.url}/v1/tickets/{ticket}", timeout=10).json()["rating"],
+        lambda: requests.get(f"{mall.url}/v1/tickets/{ticket}", params=code, timeout=10).json()[
+            "rating"
+        ],
         timeout=30,
         message="the replayed event invited a rating",
     )

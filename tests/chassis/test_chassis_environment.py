@@ -23,6 +23,7 @@ NAMEKO = str(Path(sys.executable).parent / "nameko")
 PROPER = {
     "MALL_ADMIN_KEY": "a-long-random-mall-admin-key",
     "NIK_HASH_KEY": "a-long-random-nik-hash-key",
+    "TICKET_CODE_KEY": "a-long-random-ticket-code-key",
     "PAYMENT_PROVIDER": "midtrans",
     "MIDTRANS_SERVER_KEY": "SB-Mid-server-a-real-looking-key",
 }
@@ -95,6 +96,7 @@ def test_a_deployed_service_refuses_to_start_on_the_local_defaults(service, tmp_
         ("gateway", {"MALL_ADMIN_KEY": "change-me-mall-admin-key"}, "change-me placeholder"),
         ("queue", {"NIK_HASH_KEY": "local-dev-nik-key"}, "NIK_HASH_KEY is the local default"),
         ("queue", {"NIK_HASH_KEY": " "}, "NIK_HASH_KEY is not set"),
+        ("queue", {"TICKET_CODE_KEY": "local-ticket-code-key"}, "TICKET_CODE_KEY is the local"),
         ("payment", {"PAYMENT_PROVIDER": "simulator"}, "PAYMENT_PROVIDER=simulator"),
         ("payment", {"MIDTRANS_SERVER_KEY": ""}, "MIDTRANS_SERVER_KEY is not set"),
         (

@@ -11,6 +11,13 @@ from tests.support.mall import MALL_ADMIN_KEY
 pytestmark = pytest.mark.e2e
 
 
+def read(url: str, ticket: dict, part: str = ""):
+    """GET the ticket (or ``part`` of it) as its holder does: with the access code the kiosk
+    gave with it."""
+    code = {"code": ticket["access_code"]}
+    return requests.get(f"{url}/v1/tickets/{ticket['id']}{part}", params=code, timeout=10)
+
+
 def bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
@@ -71,14 +78,14 @@ def test_ticket_to_payment_to_rating(mall_factory, backend):
     assert again.status_code == 409 and again.json()["error"]["code"] == "INVALID_TRANSITION"
 
     payment = wait_until(
-        lambda: (r := requests.get(f"{url}/v1/tickets/{ticket['id']}/payment")).ok and r.json(),
+        lambda: (r := read(url, ticket, "/payment")).ok and r.json(),
         message="invoice opened",
     )
     assert payment["amount_idr"] == 350000 and payment["status"] == "pending"
     assert payment["qris"]["payload"].startswith("000201010212")
     # the ticket shows it too (event-carried state in the queue service)
     wait_until(
-        lambda: requests.get(f"{url}/v1/tickets/{ticket['id']}").json()["payment"],
+        lambda: read(url, ticket).json()["payment"],
         message="ticket shows payment",
     )
 
@@ -101,7 +108,7 @@ def test_ticket_to_payment_to_rating(mall_factory, backend):
     assert paid["receipt"]["amount_idr"] == 350000
 
     view = wait_until(
-        lambda: (t := requests.get(f"{url}/v1/tickets/{ticket['id']}").json())["rating"] and t,
+        lambda: (t := read(url, ticket).json())["rating"] and t,
         message="rating invitation",
     )
     assert view["payment"]["status"] == "paid"

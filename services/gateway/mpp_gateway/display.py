@@ -77,13 +77,31 @@ def _resume(woken: list) -> None:
                 _log.exception("display stream failed")
 
 
+# What a board may show of a call. Nothing that opens a ticket (its id, its journey) leaves in a
+# frame: a board stands in a public hall, and its key is no citizen's.
+FRAME_FIELDS = (
+    "number",
+    "agency_id",
+    "service_id",
+    "service_code",
+    "counter_id",
+    "counter_name",
+    "call_count",
+    "called_at",
+    "announcement",
+    "spoken_announcement",
+    "out_of_order",
+)
+
+
 def frame(envelope: dict) -> str:
+    payload = envelope["payload"]
     data = {
         "id": envelope["id"],
         "type": envelope["type"],
         "occurred_at": envelope["occurred_at"],
         "correlation_id": envelope["correlation_id"],
-        **envelope["payload"],
+        **{name: payload[name] for name in FRAME_FIELDS if name in payload},
     }
     text = json.dumps(data, default=_jsonable, separators=(",", ":"))
     return f"id: {envelope['id']}\nevent: {envelope['type']}\ndata: {text}\n\n"

@@ -33,7 +33,10 @@ class QueueService(OpsEndpoints):
 
     # deployed, the service refuses to start while one of these is missing or a local default
     startup_check = StartupCheck(
-        secrets=(Secret("NIK_HASH_KEY", "local-dev-nik-key"),),
+        secrets=(
+            Secret("NIK_HASH_KEY", "local-dev-nik-key"),
+            Secret("TICKET_CODE_KEY", "local-ticket-code-key"),
+        ),
     )
     config = Config()
     uow = Database(metadata)
@@ -46,6 +49,7 @@ class QueueService(OpsEndpoints):
         return usecases.Settings(
             mall_timezone=c.get("MALL_TIMEZONE", "Asia/Jakarta"),
             nik_hash_key=str(c.get("NIK_HASH_KEY", "change-me")),
+            ticket_code_key=str(c.get("TICKET_CODE_KEY", "change-me")),
             no_show_after_calls=int(c.get("NO_SHOW_AFTER_CALLS", 3)),
             max_priority_streak=int(c.get("MAX_PRIORITY_STREAK", 3)),
             booking_no_show_threshold=int(c.get("BOOKING_NO_SHOW_THRESHOLD", 3)),
@@ -130,32 +134,39 @@ class QueueService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def take_ticket(self, data: dict, request_key: str | None = None) -> dict:
+        """The new ticket as its holder sees it: with the access code (also on a retry)."""
         data = contracts.load(contracts.TicketCreateSchema, data)
         request_key = contracts.request_key(request_key)
         # the view's reads (position, wait) share the ticket's transaction: apart, they cost two
         # more round trips (BEGIN, ROLLBACK). On PostgreSQL the line's hot counter rows were
         # claimed and committed on their own, so this transaction holds only its new rows.
-        return self._once_per_request(
+        view = self._once_per_request(
             request_key,
             lambda: usecases.take_ticket(self.uow, self.settings, data, request_key=request_key),
             lambda key: usecases.ticket_for_request(self.uow.session, self.settings, key),
         )
+        return usecases.citizen_view(self.settings, view)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def get_ticket(self, ticket_id: str) -> dict:
-        return usecases.get_ticket(self.uow, self.settings, ticket_id)
+    def get_ticket(
+        self, ticket_id: str, code: str | None = None, actor: dict | None = None
+    ) -> dict:
+        return usecases.get_ticket(self.uow, self.settings, ticket_id, code, actor)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def call_next(self, counter_id: str, actor: dict | None = None) -> dict:
-        return self._commit(usecases.call_next(self.uow, self.settings, counter_id, actor))
+        view = self._commit(usecases.call_next(self.uow, self.settings, counter_id, actor))
+        return usecases.staff_view(view)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def ticket_action(
         self, ticket_id: str, action: str, data: dict | None = None, actor: dict | None = None
     ) -> dict:
         data = contracts.load(contracts.TicketActionSchema, data)
-        return self._commit(
-            usecases.ticket_action(self.uow, self.settings, ticket_id, action, data, actor)
+        return usecases.staff_view(
+            self._commit(
+                usecases.ticket_action(self.uow, self.settings, ticket_id, action, data, actor)
+            )
         )
 
     # -- bookings
@@ -185,7 +196,8 @@ class QueueService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def check_in_booking(self, booking_id: str) -> dict:
-        return self._commit(usecases.check_in(self.uow, self.settings, booking_id))
+        result = self._commit(usecases.check_in(self.uow, self.settings, booking_id))
+        return {**result, "ticket": usecases.citizen_view(self.settings, result["ticket"])}
 
     # -- the floor
 

@@ -139,7 +139,13 @@ class World:
             post(f"/v1/tickets/{done['id']}/{action}", officer)
         self.payment = wait_until(
             lambda: (
-                (r := requests.get(f"{url}/v1/tickets/{done['id']}/payment")).ok and r.json()["id"]
+                (
+                    r := requests.get(
+                        f"{url}/v1/tickets/{done['id']}/payment",
+                        params={"code": done["access_code"]},
+                    )
+                ).ok
+                and r.json()["id"]
             ),
             timeout=20,
             message="the invoice of the completed ticket",

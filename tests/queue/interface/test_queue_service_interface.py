@@ -112,7 +112,7 @@ def test_floor_through_the_entry_points(queue):
     )
     queue("handle_payment_requested", read_envelope(payment))
     queue("handle_payment_requested", read_envelope(payment))  # a redelivery changes nothing
-    assert queue("get_ticket", done["id"])["payment"] == {
+    assert queue("get_ticket", done["id"], None, officer)["payment"] == {
         "id": "pay-1",
         "status": "pending",
         "href": "/v1/payments/pay-1",
@@ -220,7 +220,8 @@ def test_the_sweep_timer_flags_sla_breaches_and_booking_no_shows(queue):
         settings=True,
     )
     queue("sweep")
-    assert queue("get_ticket", late["id"])["sla"]["breached"] is True
+    mall_admin = {"role": "mall_admin", "agency_id": None, "key_id": "k-admin"}
+    assert queue("get_ticket", late["id"], None, mall_admin)["sla"]["breached"] is True
     assert queue("get_booking", booking["id"])["status"] == "no_show"
     breaches = floor.events("sla_breached")
     assert [b["payload"]["ticket_id"] for b in breaches] == [late["id"]]

@@ -79,6 +79,8 @@ def floor(db_url_factory):
 
 
 VALID_NIK = "3171014506900003"  # DKI Jakarta, a woman born 5 June 1990
+# the mall admin acts on every agency: tests whose subject is not the agency scope act as it
+STAFF = {"role": "mall_admin", "agency_id": None, "key_id": "test-mall-admin"}
 OTHER_NIK = "5171010101850001"
 
 

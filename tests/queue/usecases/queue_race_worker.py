@@ -23,6 +23,7 @@ from mpp_queue import usecases
 from mpp_queue.adapters.tables import metadata
 
 SETTINGS = usecases.Settings(nik_hash_key="race")
+STAFF = {"role": "mall_admin", "agency_id": None, "key_id": "race-worker"}
 
 
 def run(sessions, fn, *args):
@@ -62,7 +63,7 @@ def main(argv: list[str]) -> None:
     def call(counter_id: str) -> None:
         while True:
             try:
-                t = run(sessions, usecases.call_next, SETTINGS, counter_id, None)
+                t = run(sessions, usecases.call_next, SETTINGS, counter_id, STAFF)
             except NotFound:
                 return
             with lock:

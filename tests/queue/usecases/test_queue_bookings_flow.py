@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mpp_contracts.errors import Conflict, ValidationFailed
-from tests.queue.usecases.conftest import OTHER_NIK, VALID_NIK, setup_agency
+from tests.queue.usecases.conftest import OTHER_NIK, STAFF, VALID_NIK, setup_agency
 
 HOURS = [{"opens": "08:00", "closes": "10:00"}, {"opens": "13:00", "closes": "14:00"}]
 RULES = {
@@ -106,11 +106,11 @@ def test_check_in_window_and_the_booked_ticket_goes_first_at_its_slot(booking_fl
     # held until the slot: no position, the wait is the time to the slot
     assert booked_ticket["position"] is None and booked_ticket["estimated_wait_minutes"] == 15
     walk_in = floor("take_ticket", {"service_id": svc["id"]}, settings=True)
-    assert floor("call_next", counter["id"], None, settings=True)["id"] == walk_in["id"]
+    assert floor("call_next", counter["id"], STAFF, settings=True)["id"] == walk_in["id"]
     floor.now = SLOT_0800 + timedelta(minutes=2)
     later = floor("take_ticket", {"service_id": svc["id"], "priority": "elderly"}, settings=True)
-    assert floor("call_next", counter["id"], None, settings=True)["id"] == booked_ticket["id"]
-    assert floor("call_next", counter["id"], None, settings=True)["id"] == later["id"]
+    assert floor("call_next", counter["id"], STAFF, settings=True)["id"] == booked_ticket["id"]
+    assert floor("call_next", counter["id"], STAFF, settings=True)["id"] == later["id"]
     floor.now = SLOT_0800 + timedelta(minutes=10, seconds=1)
     lost = floor("check_in", late["id"], settings=True)
     assert lost["booking"]["status"] == "late"

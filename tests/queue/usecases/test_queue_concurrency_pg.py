@@ -15,7 +15,7 @@ import pytest
 
 from mpp_chassis.migrate import upgrade
 from mpp_queue import usecases
-from tests.queue.usecases.conftest import Floor, setup_agency
+from tests.queue.usecases.conftest import STAFF, Floor, setup_agency
 
 pytestmark = pytest.mark.postgres
 
@@ -98,9 +98,9 @@ def test_a_counter_passes_over_a_head_another_counter_is_claiming(pg_url_factory
         floor("take_ticket", {"service_id": svc["id"]}, settings=True)
     first, second = floor.uow(), floor.uow()
     try:
-        held = usecases.call_next(first, floor.settings, counters[0]["id"], None, now=floor.now)
+        held = usecases.call_next(first, floor.settings, counters[0]["id"], STAFF, now=floor.now)
         second.session.execute(text("SET lock_timeout = '2s'"))
-        passed = usecases.call_next(second, floor.settings, counters[1]["id"], None, now=floor.now)
+        passed = usecases.call_next(second, floor.settings, counters[1]["id"], STAFF, now=floor.now)
         assert (held["number"], passed["number"]) == ("A-001", "A-002")
         second.commit()
         first.commit()
@@ -175,12 +175,12 @@ def test_call_next_reads_past_heads_that_other_counters_all_hold(pg_url_factory)
     last = floor.uow()
     try:
         held = [
-            usecases.call_next(uow, floor.settings, counter["id"], None, now=floor.now)["number"]
+            usecases.call_next(uow, floor.settings, counter["id"], STAFF, now=floor.now)["number"]
             for uow, counter in zip(holders, counters, strict=False)
         ]
         assert sorted(held) == [f"A-{n:03d}" for n in range(1, LINE_HEADS + 1)]
         last.session.execute(text("SET lock_timeout = '2s'"))
-        got = usecases.call_next(last, floor.settings, counters[-1]["id"], None, now=floor.now)
+        got = usecases.call_next(last, floor.settings, counters[-1]["id"], STAFF, now=floor.now)
         assert got["number"] == f"A-{LINE_HEADS + 1:03d}"
         for uow in (*holders, last):
             uow.commit()

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from mpp_contracts.errors import NotFound
-from tests.queue.usecases.conftest import setup_agency
+from tests.queue.usecases.conftest import STAFF, setup_agency
 
 
 def test_position_and_eta_follow_the_calling_rule_open_counters_and_recent_times(floor):
@@ -23,26 +23,32 @@ def test_position_and_eta_follow_the_calling_rule_open_counters_and_recent_times
         tickets.append(
             floor("take_ticket", {"service_id": svc["id"], "priority": priority}, settings=True)
         )
-    views = [floor("get_ticket", t["id"], settings=True) for t in tickets]
+    views = [floor("get_ticket", t["id"], settings=True, actor=STAFF) for t in tickets]
     # the priority ticket is called first, then the regulars in arrival order
     assert [v["position"] for v in views] == [2, 3, 1]
     # no history yet: 300 s per citizen, one counter: ceil((ahead + 0.5) * 5 min)
     assert [v["estimated_wait_minutes"] for v in views] == [8, 13, 3]
     # two counters open halve it; none open: no promise
     c2 = floor("add_counter", agency["id"], {"name": "2", "service_ids": [svc["id"]]}, now=False)
-    assert floor("get_ticket", tickets[1]["id"], settings=True)["estimated_wait_minutes"] == 7
+    assert (
+        floor("get_ticket", tickets[1]["id"], settings=True, actor=STAFF)["estimated_wait_minutes"]
+        == 7
+    )
     for c in (c1, c2):
         floor("update_counter", agency["id"], c["id"], {"is_open": False}, now=False)
-    assert floor("get_ticket", tickets[1]["id"], settings=True)["estimated_wait_minutes"] is None
+    assert (
+        floor("get_ticket", tickets[1]["id"], settings=True, actor=STAFF)["estimated_wait_minutes"]
+        is None
+    )
     floor("update_counter", agency["id"], c1["id"], {"is_open": True}, now=False)
     # recent serving times replace the default: a 60 s service
-    called = floor("call_next", c1["id"], None, settings=True)
-    floor("ticket_action", called["id"], "start", {}, None, settings=True)
+    called = floor("call_next", c1["id"], STAFF, settings=True)
+    floor("ticket_action", called["id"], "start", {}, STAFF, settings=True)
     floor.advance(seconds=60)
-    floor("ticket_action", called["id"], "complete", {}, None, settings=True)
-    view = floor("get_ticket", tickets[1]["id"], settings=True)
+    floor("ticket_action", called["id"], "complete", {}, STAFF, settings=True)
+    view = floor("get_ticket", tickets[1]["id"], settings=True, actor=STAFF)
     assert view["position"] == 2 and view["estimated_wait_minutes"] == 2  # (1 + 0.5) * 1 min
-    assert floor("get_ticket", called["id"], settings=True)["position"] is None
+    assert floor("get_ticket", called["id"], settings=True, actor=STAFF)["position"] is None
 
 
 def test_eta_on_a_simulated_day(floor):
@@ -74,7 +80,9 @@ def test_eta_on_a_simulated_day(floor):
         floor.now = min(moments)
         for counter_id, until in busy_until.items():
             if until is not None and until <= floor.now:
-                floor("ticket_action", serving.pop(counter_id), "complete", {}, None, settings=True)
+                floor(
+                    "ticket_action", serving.pop(counter_id), "complete", {}, STAFF, settings=True
+                )
                 busy_until[counter_id] = None
         if next_arrival <= floor.now and next_arrival < end:
             ticket = floor("take_ticket", {"service_id": svc["id"]}, settings=True)
@@ -83,17 +91,17 @@ def test_eta_on_a_simulated_day(floor):
         for counter_id, until in busy_until.items():
             if until is None:
                 try:
-                    called = floor("call_next", counter_id, None, settings=True)
+                    called = floor("call_next", counter_id, STAFF, settings=True)
                 except NotFound:
                     break  # nobody waiting
-                floor("ticket_action", called["id"], "start", {}, None, settings=True)
+                floor("ticket_action", called["id"], "start", {}, STAFF, settings=True)
                 serving[counter_id] = called["id"]
                 busy_until[counter_id] = floor.now + timedelta(
                     seconds=rng.lognormvariate(mu, sigma)
                 )
     errors, waits = [], []
     for ticket_id, quote in quotes.items():
-        view = floor("get_ticket", ticket_id, settings=True)
+        view = floor("get_ticket", ticket_id, settings=True, actor=STAFF)
         assert view["status"] == "done"
         wait = (
             datetime.fromisoformat(view["called_at"]) - datetime.fromisoformat(view["issued_at"])
@@ -120,14 +128,14 @@ def test_display_snapshot_shows_current_calls_and_recent_announcements(floor):
         floor.advance(seconds=5)
         floor("take_ticket", {"service_id": s["id"]}, settings=True)
     floor.advance(seconds=5)
-    first = floor("call_next", c1["id"], None, settings=True)
-    floor("ticket_action", first["id"], "start", {}, None, settings=True)
-    floor("ticket_action", first["id"], "complete", {}, None, settings=True)
+    first = floor("call_next", c1["id"], STAFF, settings=True)
+    floor("ticket_action", first["id"], "start", {}, STAFF, settings=True)
+    floor("ticket_action", first["id"], "complete", {}, STAFF, settings=True)
     floor.advance(seconds=5)
-    second = floor("call_next", c1["id"], None, settings=True)
+    second = floor("call_next", c1["id"], STAFF, settings=True)
     floor.advance(seconds=5)
-    floor("ticket_action", second["id"], "recall", {}, None, settings=True)
-    floor("call_next", c9["id"], None, settings=True)
+    floor("ticket_action", second["id"], "recall", {}, STAFF, settings=True)
+    floor("call_next", c9["id"], STAFF, settings=True)
     board = floor("display_snapshot", settings=True, agency_id=agency["id"], recent=10)
     by_counter = {c["counter_id"]: c for c in board["counters"]}
     assert set(by_counter) == {c1["id"], c2["id"]}
@@ -173,16 +181,16 @@ def test_queue_stats_match_a_recomputation_from_the_tickets(floor):
     outcomes = ["complete"] * 7 + ["no-show", "cancel", "transfer", "complete", "complete"]
     for outcome in outcomes:
         floor.advance(seconds=rng.randint(30, 400))
-        t = floor("call_next", c1["id"], None, settings=True)
+        t = floor("call_next", c1["id"], STAFF, settings=True)
         if outcome == "no-show":
             for _ in range(2):
-                floor("ticket_action", t["id"], "recall", {}, None, settings=True)
-            floor("ticket_action", t["id"], "no-show", {}, None, settings=True)
+                floor("ticket_action", t["id"], "recall", {}, STAFF, settings=True)
+            floor("ticket_action", t["id"], "no-show", {}, STAFF, settings=True)
             continue
         if outcome == "cancel":
-            floor("ticket_action", t["id"], "cancel", {}, None, settings=True)
+            floor("ticket_action", t["id"], "cancel", {}, STAFF, settings=True)
             continue
-        floor("ticket_action", t["id"], "start", {}, None, settings=True)
+        floor("ticket_action", t["id"], "start", {}, STAFF, settings=True)
         floor.advance(seconds=rng.randint(60, 600))
         if outcome == "transfer":
             target = kk if t["service_id"] == ktp["id"] else ktp
@@ -191,19 +199,20 @@ def test_queue_stats_match_a_recomputation_from_the_tickets(floor):
                 t["id"],
                 "transfer",
                 {"to_service_id": target["id"]},
-                None,
+                STAFF,
                 settings=True,
             )
         else:
-            floor("ticket_action", t["id"], "complete", {}, None, settings=True)
+            floor("ticket_action", t["id"], "complete", {}, STAFF, settings=True)
     floor("sweep_sla", settings=True)
     stats = floor("queue_stats", settings=True, agency_id=agency["id"], day="2026-12-01")
-    views = [floor("get_ticket", i, settings=True) for i in ids]
+    views = [floor("get_ticket", i, settings=True, actor=STAFF) for i in ids]
     views.append(
         floor(
             "get_ticket",
             next(v for v in views if v["transferred_to"])["transferred_to"]["id"],
             settings=True,
+            actor=STAFF,
         )
     )
 

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from mpp_contracts.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from tests.queue.usecases.conftest import VALID_NIK, setup_agency
+from tests.queue.usecases.conftest import STAFF, VALID_NIK, setup_agency
 
 
 def take(floor, service, **data):
@@ -121,11 +121,11 @@ def test_call_next_serves_priority_with_a_streak_per_counter_and_never_starves(f
     called = []
     for _ in range(3):
         floor.advance(seconds=10)
-        called.append(floor("call_next", c1["id"], None, settings=True)["id"])
+        called.append(floor("call_next", c1["id"], STAFF, settings=True)["id"])
     # max streak 2: two priority, then the longest-waiting regular
     assert called == [priority[0]["id"], priority[1]["id"], regular[0]["id"]]
     # counter 2 has its own streak (0): it starts with priority
-    assert floor("call_next", c2["id"], None, settings=True)["id"] == priority[2]["id"]
+    assert floor("call_next", c2["id"], STAFF, settings=True)["id"] == priority[2]["id"]
 
 
 def test_booked_ticket_called_first_once_its_slot_started(floor):
@@ -133,9 +133,9 @@ def test_booked_ticket_called_first_once_its_slot_started(floor):
     agency, svc = setup_agency(floor)
     c1 = counter(floor, agency, [svc])
     t = take(floor, svc)
-    assert floor("call_next", c1["id"], None, settings=True)["id"] == t["id"]
+    assert floor("call_next", c1["id"], STAFF, settings=True)["id"] == t["id"]
     with pytest.raises(NotFound) as none:
-        floor("call_next", c1["id"], None, settings=True)
+        floor("call_next", c1["id"], STAFF, settings=True)
     assert none.value.code == "NO_TICKET_WAITING"
 
 
@@ -150,10 +150,10 @@ def test_counter_serves_only_its_services_and_closed_counters_do_not_call(floor)
     c_ktp = counter(floor, agency, [ktp])
     take(floor, kk)
     with pytest.raises(NotFound):
-        floor("call_next", c_ktp["id"], None, settings=True)
+        floor("call_next", c_ktp["id"], STAFF, settings=True)
     floor("update_counter", agency["id"], c_ktp["id"], {"is_open": False}, now=False)
     with pytest.raises(Conflict) as closed:
-        floor("call_next", c_ktp["id"], None, settings=True)
+        floor("call_next", c_ktp["id"], STAFF, settings=True)
     assert closed.value.code == "COUNTER_CLOSED"
     assert [e["type"] for e in floor.events() if e["type"].startswith("counter_")] == [
         "counter_opened",
@@ -172,7 +172,7 @@ def test_call_a_specific_ticket_out_of_order(floor):
         third_in_line["id"],
         "call",
         {"counter_id": c1["id"]},
-        None,
+        STAFF,
         settings=True,
     )
     assert called["status"] == "called" and called["counter_name"] == "3"
@@ -183,10 +183,10 @@ def test_call_a_specific_ticket_out_of_order(floor):
     )
     # calling it again is a conflict; the line still starts with the first ticket
     with pytest.raises(Conflict):
-        floor("call_ticket", third_in_line["id"], c1["id"], None, settings=True)
-    assert floor("call_next", c1["id"], None, settings=True)["id"] == first["id"]
+        floor("call_ticket", third_in_line["id"], c1["id"], STAFF, settings=True)
+    assert floor("call_next", c1["id"], STAFF, settings=True)["id"] == first["id"]
     with pytest.raises(ValidationFailed):
-        floor("ticket_action", first["id"], "call", {}, None, settings=True)
+        floor("ticket_action", first["id"], "call", {}, STAFF, settings=True)
 
 
 def test_transitions_and_invalid_ones_are_409(floor):
@@ -194,26 +194,26 @@ def test_transitions_and_invalid_ones_are_409(floor):
     c1 = counter(floor, agency, [svc])
     t = take(floor, svc)
     with pytest.raises(Conflict) as early:
-        floor("ticket_action", t["id"], "start", {}, None, settings=True)
+        floor("ticket_action", t["id"], "start", {}, STAFF, settings=True)
     assert early.value.details["reason"] == "not_allowed"
-    floor("call_next", c1["id"], None, settings=True)
+    floor("call_next", c1["id"], STAFF, settings=True)
     with pytest.raises(Conflict) as few:
-        floor("ticket_action", t["id"], "no-show", {}, None, settings=True)
+        floor("ticket_action", t["id"], "no-show", {}, STAFF, settings=True)
     assert few.value.details["reason"] == "too_few_calls"
     for _ in range(2):
         floor.advance(minutes=1)
-        recalled = floor("ticket_action", t["id"], "recall", {}, None, settings=True)
+        recalled = floor("ticket_action", t["id"], "recall", {}, STAFF, settings=True)
     assert recalled["call_count"] == 3
     assert len(floor.events("ticket_recalled")) == 2
-    done = floor("ticket_action", t["id"], "no-show", {"reason": "absent"}, None, settings=True)
+    done = floor("ticket_action", t["id"], "no-show", {"reason": "absent"}, STAFF, settings=True)
     assert done["status"] == "no_show"
     for action in ("recall", "start", "complete", "cancel", "transfer", "no-show"):
         with pytest.raises((Conflict, ValidationFailed)):
             floor(
-                "ticket_action", t["id"], action, {"to_service_id": svc["id"]}, None, settings=True
+                "ticket_action", t["id"], action, {"to_service_id": svc["id"]}, STAFF, settings=True
             )
     with pytest.raises(NotFound):
-        floor("ticket_action", t["id"], "dance", {}, None, settings=True)
+        floor("ticket_action", t["id"], "dance", {}, STAFF, settings=True)
 
 
 def test_officer_of_another_agency_is_refused(floor):
@@ -234,26 +234,26 @@ def test_transfer_keeps_the_journey_and_the_original_arrival(floor):
     floor.advance(minutes=5)
     later = take(floor, pkb)
     floor.advance(minutes=1)
-    floor("call_next", c_ktp["id"], None, settings=True)
-    floor("ticket_action", citizen["id"], "start", {}, None, settings=True)
+    floor("call_next", c_ktp["id"], STAFF, settings=True)
+    floor("ticket_action", citizen["id"], "start", {}, STAFF, settings=True)
     floor.advance(minutes=3)
     old = floor(
         "ticket_action",
         citizen["id"],
         "transfer",
         {"to_service_id": pkb["id"]},
-        None,
+        STAFF,
         settings=True,
     )
     assert old["status"] == "transferred" and old["transferred_to"]["number"] == "S-002"
-    new = floor("get_ticket", old["transferred_to"]["id"], settings=True)
+    new = floor("get_ticket", old["transferred_to"]["id"], settings=True, actor=STAFF)
     assert new["journey_id"] == citizen["journey_id"] and new["transferred_from"] == citizen["id"]
     assert new["queued_at"] == citizen["issued_at"] and new["priority"] == "pregnant"
     assert new["fee_idr"] == 50000 and new["nik_last4"] == "0003"
     # queued at the original arrival, she is ahead of the later walk-in (and priority anyway)
     assert new["position"] == 1
-    assert floor("call_next", c_pkb["id"], None, settings=True)["id"] == new["id"]
-    assert floor("get_ticket", later["id"], settings=True)["position"] == 1
+    assert floor("call_next", c_pkb["id"], STAFF, settings=True)["id"] == new["id"]
+    assert floor("get_ticket", later["id"], settings=True, actor=STAFF)["position"] == 1
     event = floor.events("ticket_transferred")[-1]["payload"]
     assert event["new_ticket_id"] == new["id"] and event["to_agency_id"] == samsat["id"]
     issued = floor.events("ticket_issued")[-1]["payload"]
@@ -264,10 +264,10 @@ def test_unplugging_a_service_or_closing_a_counter_loses_no_ticket(floor):
     agency, svc = setup_agency(floor)
     c1 = counter(floor, agency, [svc])
     waiting = [take(floor, svc) for _ in range(2)]
-    floor("call_next", c1["id"], None, settings=True)
+    floor("call_next", c1["id"], STAFF, settings=True)
     floor("update_counter", agency["id"], c1["id"], {"is_open": False}, now=False)
     # the called ticket can still be served at the closed counter
-    floor("ticket_action", waiting[0]["id"], "start", {}, None, settings=True)
+    floor("ticket_action", waiting[0]["id"], "start", {}, STAFF, settings=True)
     unplugged = floor("unplug_service", agency["id"], svc["id"], now=False)
     assert unplugged["active"] is False
     assert floor.events("service_unplugged")[-1]["payload"]["waiting_tickets"] == 1
@@ -275,7 +275,7 @@ def test_unplugging_a_service_or_closing_a_counter_loses_no_ticket(floor):
         take(floor, svc)
     assert floor("list_services", now=False)["items"] == []
     floor("update_counter", agency["id"], c1["id"], {"is_open": True}, now=False)
-    assert floor("call_next", c1["id"], None, settings=True)["id"] == waiting[1]["id"]
+    assert floor("call_next", c1["id"], STAFF, settings=True)["id"] == waiting[1]["id"]
     with pytest.raises(Conflict):
         floor("update_service", agency["id"], svc["id"], {"name": "Lagi"}, now=False)
 
@@ -293,7 +293,7 @@ def test_service_changes_are_events_and_do_not_rewrite_issued_tickets(floor):
     assert changed["fee_idr"] == 20000 and changed["prefix"] == "K"
     after = take(floor, svc)
     assert after["number"] == "K-001" and after["fee_idr"] == 20000
-    kept = floor("get_ticket", before["id"], settings=True)
+    kept = floor("get_ticket", before["id"], settings=True, actor=STAFF)
     assert kept["number"] == "A-001" and kept["fee_idr"] == 10000 and kept["sla"]["minutes"] == 60
     payload = floor.events("service_updated")[-1]["payload"]
     assert payload["fee_idr"] == 20000 and payload["service_id"] == svc["id"]
@@ -343,22 +343,22 @@ def test_sla_breach_is_emitted_once_by_timer_or_by_the_ending_action(floor):
     floor.advance(seconds=2)
     assert floor("sweep_sla", settings=True) == 2
     assert floor("sweep_sla", settings=True) == 0
-    floor("call_next", c1["id"], None, settings=True)
-    floor("ticket_action", slow["id"], "start", {}, None, settings=True)
-    floor("ticket_action", slow["id"], "complete", {}, None, settings=True)
+    floor("call_next", c1["id"], STAFF, settings=True)
+    floor("ticket_action", slow["id"], "start", {}, STAFF, settings=True)
+    floor("ticket_action", slow["id"], "complete", {}, STAFF, settings=True)
     breaches = floor.events("sla_breached")
     assert sorted(b["payload"]["ticket_id"] for b in breaches) == sorted([slow["id"], quick["id"]])
     assert {b["payload"]["stage"] for b in breaches} == {"waiting"}
     # a ticket that ends late without the timer having run is flagged by the ending action
     late = take(floor, svc)
     floor.advance(minutes=11)
-    floor("call_next", c1["id"], None, settings=True)  # quick
-    floor("call_next", c1["id"], None, settings=True)  # late
-    floor("ticket_action", late["id"], "start", {}, None, settings=True)
-    floor("ticket_action", late["id"], "complete", {}, None, settings=True)
+    floor("call_next", c1["id"], STAFF, settings=True)  # quick
+    floor("call_next", c1["id"], STAFF, settings=True)  # late
+    floor("ticket_action", late["id"], "start", {}, STAFF, settings=True)
+    floor("ticket_action", late["id"], "complete", {}, STAFF, settings=True)
     assert floor("sweep_sla", settings=True) == 0  # quick, still open, was flagged already
     assert len(floor.events("sla_breached")) == 3
-    assert floor("get_ticket", late["id"], settings=True)["sla"]["breached"] is True
+    assert floor("get_ticket", late["id"], settings=True, actor=STAFF)["sla"]["breached"] is True
 
 
 def test_tickets_left_open_from_yesterday_are_closed(floor):
@@ -366,7 +366,7 @@ def test_tickets_left_open_from_yesterday_are_closed(floor):
     t = take(floor, svc)
     floor.advance(days=1)
     assert floor("close_past_days", settings=True) == 1
-    view = floor("get_ticket", t["id"], settings=True)
+    view = floor("get_ticket", t["id"], settings=True, actor=STAFF)
     assert view["status"] == "cancelled"
     assert floor.events("ticket_cancelled")[-1]["payload"]["reason"] == "day_closed"
 

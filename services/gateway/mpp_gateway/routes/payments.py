@@ -12,6 +12,7 @@ from mpp_gateway import inputs
 from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import AGENCY_ADMIN, actor, ok
 from mpp_gateway.schemas import payment as schemas
+from mpp_gateway.schemas.queue import TicketReadQuerySchema
 
 WEBHOOK_PROVIDERS = ("simulator", "midtrans", "xendit")
 
@@ -29,10 +30,13 @@ class PaymentsRoutes:
     @route(
         "GET",
         "/v1/tickets/{ticket}/payment",
+        query=TicketReadQuerySchema,
         response=schemas.PaymentSchema,
-        summary="The invoice of a ticket",
+        summary="The invoice of a ticket: for the holder of its access code (?code=) or its "
+        "agency's staff, as the ticket itself",
     )
     def get_ticket_payment(self, request, principal, ticket):
+        self.read_ticket(request, ticket)  # 404 unless the caller may read the ticket
         return ok(self.payment_rpc.get_ticket_payment(ticket))
 
     @route(

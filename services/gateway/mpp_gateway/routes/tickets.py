@@ -6,7 +6,7 @@ from mpp_contracts import rpc as contracts
 from mpp_gateway import idempotency
 from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import OFFICER, actor, ok
-from mpp_gateway.schemas.queue import TicketSchema
+from mpp_gateway.schemas.queue import TicketReadQuerySchema, TicketSchema
 
 
 class TicketsRoutes:
@@ -29,11 +29,21 @@ class TicketsRoutes:
     @route(
         "GET",
         "/v1/tickets/{ticket}",
+        query=TicketReadQuerySchema,
         response=TicketSchema,
-        summary="The virtual ticket: status, number, position, estimated wait, payment, rating",
+        summary="The virtual ticket: status, number, position, estimated wait, payment, rating. "
+        "Needs its access code (?code=) or a key of its agency's staff (then without the "
+        "citizen's rating token); anyone else gets 404",
     )
     def get_ticket(self, request, principal, ticket):
-        return ok(self.queue_rpc.get_ticket(ticket))
+        return ok(self.read_ticket(request, ticket))
+
+    def read_ticket(self, request, ticket: str) -> dict:
+        """The ticket for its code's holder, or for a staff key of its agency (an optional
+        key on a public route: a key that is sent must be valid), else 404."""
+        query = TicketReadQuerySchema().load(request.args.to_dict())
+        staff = self.authenticate(request) if request.headers.get("Authorization") else None
+        return self.queue_rpc.get_ticket(ticket, query.get("code"), actor(staff))
 
     @route(
         "POST",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from mpp_contracts.bounds import Pattern
 from mpp_contracts.rpc import BookingRulesSchema, OpeningPeriodSchema
 from mpp_gateway.schemas.apikeys import ApiKeyIssuedSchema
 
@@ -50,10 +51,16 @@ class CounterSchema(Schema):
     is_open = fields.Boolean(required=True)
 
 
+ACCESS_CODE_PATTERN = r"^[A-Za-z0-9_-]{22}$"
+
+
 class TicketLinkSchema(Schema):
     id = fields.String(required=True)
     number = fields.String(allow_none=True)
     href = fields.String(required=True)
+    access_code = fields.String(
+        allow_none=True, metadata={"description": "The new ticket's code (to its holder only)"}
+    )
 
 
 class TicketPaymentSchema(Schema):
@@ -63,7 +70,10 @@ class TicketPaymentSchema(Schema):
 
 
 class TicketRatingSchema(Schema):
-    token = fields.String(required=True)
+    token = fields.String(
+        allow_none=True,
+        metadata={"description": "The citizen's one-time rating token: to the code holder only"},
+    )
     expires_at = Time(allow_none=True)
     href = fields.String(required=True)
 
@@ -78,6 +88,13 @@ class TicketSchema(Schema):
     """The virtual ticket: status, number, place in line and estimated wait, payment, rating."""
 
     id = fields.String(required=True, metadata={"description": "Unguessable; the ticket's URL"})
+    access_code = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The citizen's capability over this ticket (for its QR link): "
+            "given to whoever took it and to the holder of the code; null for staff"
+        },
+    )
     journey_id = fields.String(
         required=True, metadata={"description": "Kept across transfers: one visit, one journey"}
     )
@@ -162,7 +179,6 @@ class CheckInSchema(Schema):
 
 
 class CurrentCallSchema(Schema):
-    ticket_id = fields.String(required=True)
     number = fields.String(required=True)
     status = fields.String(required=True)
     service_id = fields.String(required=True)
@@ -179,7 +195,6 @@ class DisplayCounterSchema(Schema):
 
 
 class DisplayCallSchema(Schema):
-    ticket_id = fields.String(required=True)
     number = fields.String(required=True)
     counter_id = fields.String(required=True)
     counter_name = fields.String(allow_none=True)
@@ -228,3 +243,11 @@ class QueueStatsSchema(Schema):
     by_agency = fields.List(fields.Nested(KpiSchema), required=True)
     by_service = fields.List(fields.Nested(KpiSchema), required=True)
     by_counter = fields.List(fields.Nested(KpiSchema), required=True)
+
+
+class TicketReadQuerySchema(Schema):
+    code = Pattern(
+        ACCESS_CODE_PATTERN,
+        max_length=22,
+        metadata={"description": "The ticket's access code (from taking it, or its QR link)"},
+    )

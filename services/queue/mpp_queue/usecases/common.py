@@ -20,6 +20,7 @@ class Settings:
 
     mall_timezone: str = "Asia/Jakarta"
     nik_hash_key: str = "change-me"
+    ticket_code_key: str = "change-me"
     no_show_after_calls: int = 3
     max_priority_streak: int = 3
     booking_no_show_threshold: int = 3
@@ -50,9 +51,18 @@ def load_row(session, table, key: str, code: str, what: str | None = None) -> di
     return dict(row)
 
 
+STAFF_ROLES = ("officer", "agency_admin")
+
+
 def check_agency(actor: dict | None, agency_id: str) -> None:
-    """An officer (or agency admin) acts only on their own agency's tickets and counters."""
-    if actor and actor.get("role") != "mall_admin" and actor.get("agency_id") != agency_id:
+    """An officer (or agency admin) acts only on their own agency's tickets and counters; the mall
+    admin on every agency's. Nobody acts anonymously: no actor is refused, as payment and rating
+    refuse it."""
+    if actor is None:
+        raise Forbidden("FORBIDDEN", "an officer's or an agency's key is needed")
+    if actor.get("role") == "mall_admin":
+        return
+    if actor.get("role") not in STAFF_ROLES or actor.get("agency_id") != agency_id:
         raise Forbidden("FORBIDDEN", "this key belongs to another agency")
 
 

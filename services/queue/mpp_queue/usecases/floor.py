@@ -54,7 +54,7 @@ def display_snapshot(
         seen = current.get(t.counter_id)
         if seen is None or t.last_called_at > seen["_at"]:
             current[t.counter_id] = {
-                "ticket_id": t.id,
+                "_ticket_id": t.id,
                 "number": t.number,
                 "status": t.status,
                 "service_id": t.service_id,
@@ -68,7 +68,7 @@ def display_snapshot(
         recent_query = recent_query.where(calls.c.agency_id == agency_id)
     recent_calls = [
         {
-            "ticket_id": c["ticket_id"],
+            "_ticket_id": c["ticket_id"],  # matched with the current calls below, never shown
             "number": c["number"],
             "counter_id": c["counter_id"],
             "agency_id": c["agency_id"],
@@ -83,15 +83,16 @@ def display_snapshot(
     for r in rows:
         call = current.get(r["id"])
         if call is not None:
-            call = {k: v for k, v in call.items() if k != "_at"}
-            call["announcement"] = next(
-                (
-                    c["announcement"]
-                    for c in recent_calls
-                    if c["ticket_id"] == call["ticket_id"] and c["counter_id"] == r["id"]
-                ),
-                None,
-            )
+            call = {k: v for k, v in call.items() if not k.startswith("_")} | {
+                "announcement": next(
+                    (
+                        c["announcement"]
+                        for c in recent_calls
+                        if c["_ticket_id"] == call["_ticket_id"] and c["counter_id"] == r["id"]
+                    ),
+                    None,
+                )
+            }
         board.append(
             {
                 "counter_id": r["id"],
@@ -103,6 +104,7 @@ def display_snapshot(
         )
     for c in recent_calls:
         c["counter_name"] = names.get(c["counter_id"])
+        del c["_ticket_id"]  # a board stands in a public hall: nothing that opens a ticket
     return {
         "generated_at": iso(now),
         "date": day.isoformat(),

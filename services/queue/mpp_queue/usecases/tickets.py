@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, func, insert, or_, select, text, union_all, update
 
 from mpp_chassis.db import next_in_sequence
-from mpp_contracts.errors import Conflict, NotFound
+from mpp_contracts.errors import Conflict, Forbidden, NotFound
 from mpp_queue.adapters.tables import (
     WAITING_BOOKED,
     WAITING_PRIORITY,
@@ -25,7 +25,7 @@ from mpp_queue.adapters.tables import (
     ticket_sequences,
     tickets,
 )
-from mpp_queue.domain import announce, calling, eta, numbering, sla
+from mpp_queue.domain import access, announce, calling, eta, numbering, sla
 from mpp_queue.domain.tickets import (
     Action,
     InvalidTransition,
@@ -540,8 +540,46 @@ def ticket_view(session, settings: Settings, row: dict, now: datetime | None = N
     }
 
 
-def get_ticket(uow, settings: Settings, ticket_id: str, now: datetime | None = None) -> dict:
-    return ticket_view(uow.session, settings, load_ticket(uow.session, ticket_id), now)
+def citizen_view(settings: Settings, view: dict) -> dict:
+    """The ticket as its holder sees it: with its access code, and a transfer's new ticket's."""
+    key = settings.ticket_code_key
+    shown = {**view, "access_code": access.access_code(key, view["id"])}
+    if view.get("transferred_to"):
+        moved = view["transferred_to"]
+        shown["transferred_to"] = {**moved, "access_code": access.access_code(key, moved["id"])}
+    return shown
+
+
+def staff_view(view: dict) -> dict:
+    """The ticket as staff see it: never the citizen's access code nor their rating token (the
+    verdict is the citizen's alone: an officer must not rate their own service)."""
+    rating = view.get("rating")
+    return {**view, "access_code": None, "rating": rating and {**rating, "token": None}}
+
+
+def get_ticket(
+    uow,
+    settings: Settings,
+    ticket_id: str,
+    code: str | None = None,
+    actor: dict | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """The holder of the ticket's access code reads it whole; staff of its agency (or the mall
+    admin) read it without the citizen's secrets; anyone else learns nothing, not even that it
+    exists (the same 404 as for no ticket)."""
+    row = load_ticket(uow.session, ticket_id)
+    view = ticket_view(uow.session, settings, row, now)
+    if access.holds_code(settings.ticket_code_key, ticket_id, code):
+        return citizen_view(settings, view)
+    if actor is not None:
+        try:
+            check_agency(actor, row["agency_id"])
+        except Forbidden:
+            pass
+        else:
+            return staff_view(view)
+    raise NotFound("TICKET_NOT_FOUND", "no such ticket")
 
 
 # -- calling -----------------------------------------------------------------------------------
@@ -766,6 +804,7 @@ def call_ticket(
     session = uow.session
     counter = _open_counter(session, counter_id, actor)
     row = load_ticket(session, ticket_id)
+    check_agency(actor, row["agency_id"])  # another agency's ticket: 403, whatever the counter
     if row["service_id"] not in counter["service_ids"]:
         raise Conflict("COUNTER_DOES_NOT_SERVE", "this counter does not serve the ticket's service")
     now = now or now_utc()
