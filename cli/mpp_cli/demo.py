@@ -109,7 +109,7 @@ def play(client: Client, data: dict, *, citizens: int, seed: int, console: Conso
                     lambda p=path: ((_maybe(client.get, p) or {}).get("rating") or {}).get("token")
                 )
                 if token:
-                    good = rng.random() < 0.85
+                    good = rng.random() < 0.8
                     rating = {
                         "token": token,
                         "stars": rng.randint(4, 5) if good else rng.randint(1, 2),

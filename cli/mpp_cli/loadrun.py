@@ -51,6 +51,6 @@ def run_load(client: Client, rate: float, duration: float, service: str | None, 
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress:
+    with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(f"{services[0]['code']} at {rate:g}/s", total=total)
         return generator(send, rate=rate, seconds=duration, progress=lambda: progress.advance(task))

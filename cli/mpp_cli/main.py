@@ -78,10 +78,18 @@ def emit(output: str, rows: Any, columns: list[str], title: str) -> None:
         return
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "id" or column.endswith("_id"))
     for row in rows:
-        table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in columns])
+        table.add_row(*[_cell(c, row.get(c)) for c in columns])
     console.print(table)
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str) and (column.endswith("_at") or column.endswith("_due")):
+        return value[:19].replace("T", " ")  # ISO instants, to the second
+    return str(value)
 
 
 # -- apply / diff
@@ -109,16 +117,13 @@ def _print_changes(result: Result, verb: str) -> None:
 
 
 def _print_keys(result: Result) -> None:
+    """One line per key, never wrapped (a secret must copy whole)."""
     if not result.keys:
         return
-    table = Table(title="New keys: shown once, store them now")
-    for column in ("agency", "role", "label", "scope", "id", "key"):
-        table.add_column(column, overflow="fold")
+    click.echo(f"{len(result.keys)} new key(s), shown once: store them now")
     for row in result.keys:
-        table.add_row(
-            *[str(row.get(c) or "") for c in ("agency", "role", "label", "scope", "id", "key")]
-        )
-    console.print(table)
+        click.echo(f"  {row['agency']}  {row['role']}  {row['label']!r}  id {row['id']}")
+        click.echo(f"    {row['key']}")
 
 
 @cli.command()
@@ -204,6 +209,7 @@ def get_services(obj, agency, output):
     for row in rows:
         row["agency"] = codes.get(row["agency_id"])
         row["booking_slots"] = (row.get("booking") or {}).get("slot_minutes")
+    rows.sort(key=lambda row: (row["agency"] or "", row["code"]))
     columns = ["agency", "code", "name", "fee_idr", "sla_minutes", "prefix", "daily_quota"]
     emit(output, rows, [*columns, "booking_slots", "id"], "Services")
 
