@@ -11,7 +11,9 @@ import pytest
 import requests
 import yaml
 from click.testing import CliRunner
+from kombu import Connection, Producer, Queue
 
+from mpp_chassis.messaging import dead_letter_declarations
 from mpp_cli.main import cli
 from tests.support.mall import MALL_ADMIN_KEY
 
@@ -232,6 +234,32 @@ def test_dlq_and_outbox_wrap_the_chassis_tools(mpp, mall, monkeypatch):
     assert as_json(mpp("dlq", "list", "-o", "json")) == []
     mpp("dlq", "show", "nope", code=1)
     mpp("dlq", "replay", "nope", code=1)
+
+    # a dead letter as RabbitMQ leaves one (headers name the queue it died in), then replayed
+    with Connection(mall.amqp_uri) as conn:
+        channel = conn.channel()
+        exchange, queue = dead_letter_declarations()
+        queue(channel).declare()
+        target = Queue("cli-test-handler", durable=True)
+        target(channel).declare()
+        Producer(channel).publish(
+            json.dumps({"id": "ev-1", "type": "ticket_completed"}),
+            exchange=exchange,
+            routing_key="ticket_completed",
+            headers={"x-first-death-queue": target.name, "x-first-death-reason": "delivery_limit"},
+            message_id="ev-1",
+            content_type="application/json",
+        )
+    letters = as_json(mpp("dlq", "list", "-o", "json"))
+    assert [(x["id"], x["type"], x["queue"], x["reason"]) for x in letters] == [
+        ("ev-1", "ticket_completed", "cli-test-handler", "delivery_limit")
+    ]
+    assert json.loads(mpp("dlq", "show", "ev-1").stdout)["body"]["id"] == "ev-1"
+    assert "replayed ev-1 -> cli-test-handler" in mpp("dlq", "replay", "ev-1").output
+    assert as_json(mpp("dlq", "list", "-o", "json")) == []
+    with Connection(mall.amqp_uri) as conn:
+        replayed = Queue("cli-test-handler", durable=True)(conn.channel()).get(no_ack=True)
+        assert replayed is not None and json.loads(replayed.body)["id"] == "ev-1"
 
     # park an event the way the relay does (sent, last_error 'unroutable'), then hand it back
     url = mall.db_urls["queue"]
