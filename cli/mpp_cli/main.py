@@ -193,6 +193,7 @@ def _agency_id(client: Client, code_or_id: str) -> str:
 @click.pass_obj
 @run
 def get_agencies(obj, output):
+    """The mall's agencies, by code."""
     rows = obj.client.all("/v1/agencies")
     emit(output, rows, ["code", "name", "id"], "Agencies")
 
@@ -203,6 +204,7 @@ def get_agencies(obj, output):
 @click.pass_obj
 @run
 def get_services(obj, agency, output):
+    """Active services: fee, SLA, prefix, quota, booking slot length."""
     params = {"agency": _agency_id(obj.client, agency)} if agency else {}
     rows = obj.client.all("/v1/services", params)
     codes = {a["id"]: a["code"] for a in obj.client.all("/v1/agencies")}
@@ -220,6 +222,7 @@ def get_services(obj, agency, output):
 @click.pass_obj
 @run
 def get_counters(obj, agency, output):
+    """Counters (loket), open or closed, and the services each serves."""
     agencies = obj.client.all("/v1/agencies")
     if agency:
         agencies = [a for a in agencies if agency in (a["code"], a["id"])]
@@ -263,6 +266,7 @@ def get_tickets(obj, ids, agency, output):
 @click.pass_obj
 @run
 def get_complaints(obj, agency, status, output):
+    """Complaints from low or flagged ratings, with their response deadline."""
     agencies = obj.client.all("/v1/agencies")
     if agency:
         agencies = [a for a in agencies if agency in (a["code"], a["id"])]
@@ -307,6 +311,7 @@ def parse_duration(text: str) -> timedelta:
 @click.pass_obj
 @run
 def keys_list(obj, agency, everything, output):
+    """Keys without their secrets (live ones; --all: revoked too)."""
     rows = obj.client.all(_keys_path(obj.client, agency))
     if not everything:
         rows = [row for row in rows if not row.get("revoked_at")]
@@ -319,6 +324,7 @@ def keys_list(obj, agency, everything, output):
 @click.pass_obj
 @run
 def keys_revoke(obj, key_id, agency):
+    """Revoke a key: it answers 401 from now on."""
     obj.client.delete(f"{_keys_path(obj.client, agency)}/{key_id}")
     console.print(f"revoked {key_id}")
 
@@ -426,6 +432,7 @@ def dlq():
 @AMQP
 @OUTPUT
 def dlq_list(limit, amqp_uri, output):
+    """One row per dead letter: id, event type, queue it died in, reason."""
     from mpp_chassis import dlq as tool
 
     rows = tool.list_letters(_amqp_uri(amqp_uri), limit)
@@ -436,6 +443,7 @@ def dlq_list(limit, amqp_uri, output):
 @click.argument("letter")
 @AMQP
 def dlq_show(letter, amqp_uri):
+    """Headers, properties and body of one dead letter (JSON)."""
     from mpp_chassis import dlq as tool
 
     details = tool.show_letter(_amqp_uri(amqp_uri), letter)
@@ -451,6 +459,7 @@ def dlq_show(letter, amqp_uri):
 @click.option("--queue", help="only those that died in this queue")
 @AMQP
 def dlq_replay(letters, everything, queue, amqp_uri):
+    """Publish dead letters back to the queues they died in."""
     from mpp_chassis import dlq as tool
 
     if not letters and not everything:
@@ -487,6 +496,7 @@ def _outbox(service: str):
 @click.option("--type", "event_type", help="only this event type")
 @OUTPUT
 def outbox_parked(service, event_type, output):
+    """Events parked because no queue took them, oldest first."""
     from mpp_chassis.outbox import parked
 
     rows = parked(*_outbox(service), event_type)
@@ -497,6 +507,7 @@ def outbox_parked(service, event_type, output):
 @click.argument("service", type=SERVICES)
 @click.option("--type", "event_type", help="only this event type")
 def outbox_republish(service, event_type):
+    """Hand parked events back to the service's outbox relay."""
     from mpp_chassis.outbox import republish
 
     count = republish(*_outbox(service), event_type)
