@@ -2,12 +2,12 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := -e libs/contracts -e libs/chassis -e services/queue -e services/payment \
+PACKAGES := -e libs/contracts -e libs/chassis -e services/queue -e services/payment -e cli \
             -e services/rating -e services/gateway
 
 .PHONY: run test lint format migrate bench chaos fuzz dlq lock clean
 
-$(BIN)/.installed: constraints.txt requirements-dev.txt $(wildcard */*/pyproject.toml)
+$(BIN)/.installed: constraints.txt requirements-dev.txt $(wildcard */*/pyproject.toml */pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -r requirements-dev.txt $(PACKAGES)

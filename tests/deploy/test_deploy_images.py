@@ -81,8 +81,10 @@ def test_each_service_has_a_slim_non_root_target_that_runs_nameko():
         cmd = [line for line in stage if line.startswith("CMD")]
         assert len(cmd) == 1
         argv = json.loads(cmd[0][3:])  # exec form: nameko is PID 1 and receives SIGTERM
-        assert argv[:4] == ["nameko", "run", "--config", "/app/config.yaml"], argv
-        module, _, cls = argv[4].partition(":")
+        # mpp_chassis.run is `nameko run` without eventlet's banner (in-process, same signals)
+        runner = ["python", "-m", "mpp_chassis.run", "--config", "/app/config.yaml"]
+        assert argv[:5] == runner, argv
+        module, _, cls = argv[5].partition(":")
         assert getattr(importlib.import_module(module), cls).name == service
         assert f"COPY services/{service}/config.yaml /app/config.yaml" in stage
         assert f"EXPOSE {PORTS[service]}" in stage

@@ -49,8 +49,9 @@ class ServiceProcess:
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [
-                str(Path(sys.executable).parent / "nameko"),
-                "run",
+                sys.executable,
+                "-m",
+                "mpp_chassis.run",  # nameko run, without eventlet's deprecation banner
                 "--config",
                 f"services/{self.name}/config.yaml",
                 f"mpp_{self.name}.service:{self.name.capitalize()}Service",

@@ -12,15 +12,27 @@ from pythonjsonlogger.json import JsonFormatter
 
 from mpp_chassis import context
 
+EXPECTED_ERROR_LOGGER = "nameko.containers"
+EXPECTED_ERROR_PREFIX = "(expected) error handling worker"
+
 
 class ContextFilter(logging.Filter):
-    """Stamps every record with the service name and the current correlation and event ids."""
+    """Stamps every record with the service name and the current correlation and event ids.
+
+    It also drops nameko's WARNING "(expected) error handling worker …" (with its traceback),
+    logged for every error an entrypoint declares expected: an ordinary 4xx (a ticket not
+    found, a wrong state). The worker's own line (``metrics.Metrics``: "<entrypoint> rejected")
+    and the gateway's access log already say it; unexpected errors stay ERRORs with traces."""
 
     def __init__(self, service: str = "") -> None:
         super().__init__()
         self.service = service
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == EXPECTED_ERROR_LOGGER and str(record.msg).startswith(
+            EXPECTED_ERROR_PREFIX
+        ):
+            return False
         record.service = self.service
         if getattr(record, "correlation_id", None) is None:
             record.correlation_id = context.correlation_id.get()

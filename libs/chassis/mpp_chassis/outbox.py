@@ -347,6 +347,27 @@ class OutboxRelay:
             )
 
 
+def parked(
+    engine: Engine, outbox: Table, event_type: str | None = None, limit: int = 100
+) -> list[dict]:
+    """The parked (unroutable) events, oldest first: what ``republish`` would send again."""
+    condition = [outbox.c.sent_at.is_not(None), outbox.c.last_error == UNROUTABLE]
+    if event_type:
+        condition.append(outbox.c.event_type == event_type)
+    columns = (outbox.c.event_id, outbox.c.event_type, outbox.c.created_at, outbox.c.sent_at)
+    with engine.connect() as conn:
+        rows = conn.execute(select(*columns).where(*condition).order_by(outbox.c.seq).limit(limit))
+        return [
+            {
+                "event_id": row.event_id,
+                "type": row.event_type,
+                "created_at": row.created_at.isoformat(),
+                "parked_at": row.sent_at.isoformat(),
+            }
+            for row in rows
+        ]
+
+
 def republish(engine: Engine, outbox: Table, event_type: str | None = None) -> int:
     """Return parked (unroutable) events to the relay's queue; the relay publishes them again."""
     condition = [outbox.c.sent_at.is_not(None), outbox.c.last_error == UNROUTABLE]
@@ -370,11 +391,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mpp_chassis.outbox")
     commands = parser.add_subparsers(dest="command", required=True)
     again = commands.add_parser("republish", help="send parked (unroutable) events again")
-    again.add_argument("service", choices=SERVICES)
-    again.add_argument("--type", dest="event_type", help="only this event type")
+    listing = commands.add_parser("parked", help="list parked (unroutable) events")
+    for command in (again, listing):
+        command.add_argument("service", choices=SERVICES)
+        command.add_argument("--type", dest="event_type", help="only this event type")
     args = parser.parse_args(argv)
     tables = importlib.import_module(f"mpp_{args.service}.adapters.tables")
     engine = make_engine(default_url(args.service))
+    if args.command == "parked":
+        for row in parked(engine, tables.metadata.tables["outbox"], args.event_type):
+            print(f"{row['event_id']}  {row['type']}  parked {row['parked_at']}")
+        return 0
     count = republish(engine, tables.metadata.tables["outbox"], args.event_type)
     print(f"{count} parked event(s) of {args.service} returned to the outbox relay")
     return 0

@@ -22,6 +22,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from mpp_contracts import errors
 from mpp_contracts.bounds import ID_MAX, ID_PATTERN, UNSTORABLE_MESSAGE, storable
+from mpp_contracts.rpc import TICKET_ACTIONS
 
 MAX_JSON_DEPTH = 32
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
@@ -41,10 +42,18 @@ NOT_FOUND_CODES = {
 _COMPILED: dict[str, re.Pattern] = {}
 
 
+#: path parameters whose values are a closed list (the OpenAPI ``enum``, so a generated client
+#: sees each one); the route still answers a value outside it with the resource's 404
+PATH_ENUMS: dict[str, tuple[str, ...]] = {"action": TICKET_ACTIONS}
+
+
 def path_schema(name: str) -> dict:
     """The OpenAPI schema of path parameter ``name``."""
     pattern, longest = PATH_PATTERNS.get(name, (ID_PATTERN, ID_MAX))
-    return {"type": "string", "pattern": pattern, "minLength": 1, "maxLength": longest}
+    schema = {"type": "string", "pattern": pattern, "minLength": 1, "maxLength": longest}
+    if name in PATH_ENUMS:
+        schema["enum"] = list(PATH_ENUMS[name])
+    return schema
 
 
 def check_path_values(values: dict[str, str]) -> None:

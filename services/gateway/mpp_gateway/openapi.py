@@ -99,11 +99,27 @@ def _success(route: Route) -> dict:
     }
 
 
+#: what a generated client shows for a path parameter with a closed list of values
+PATH_DESCRIPTIONS = {
+    "action": "What the officer does to the ticket, and the body each action reads (fields not "
+    "listed are ignored): `call` calls this ticket out of order (`counter_id`, required: the "
+    "calling counter); `recall` announces a called ticket again; `start` begins serving it; "
+    "`complete` ends the visit (a service with a fee then gets its invoice); `no-show` ends a "
+    "called ticket whose citizen did not come (`reason`, optional); `transfer` moves it to "
+    "another service's line (`to_service_id`, required); `cancel` ends it unserved (`reason`, "
+    "optional). A transition the ticket's state does not allow answers 409.",
+}
+
+
+def _path_parameter(name: str) -> dict:
+    parameter = {"in": "path", "name": name, "required": True, "schema": path_schema(name)}
+    if name in PATH_DESCRIPTIONS:
+        parameter["description"] = PATH_DESCRIPTIONS[name]
+    return parameter
+
+
 def _operation(route: Route) -> dict:
-    params: list = [
-        {"in": "path", "name": name, "required": True, "schema": path_schema(name)}
-        for name in _PARAM.findall(route.path)
-    ]
+    params: list = [_path_parameter(name) for name in _PARAM.findall(route.path)]
     params.append("X-Request-ID")
     if route.query is not None:
         params.append({"in": "query", "schema": route.query})

@@ -178,6 +178,14 @@ def client_address(remote_addr: str | None, forwarded_for: str | None, trusted: 
     return str(current)
 
 
+def redis_prefix(config: dict) -> str:
+    """``REDIS_PREFIX`` if set, else ``mpp:<MALL_ID>``: two malls sharing one Redis never share
+    a rate-limit bucket unless told to (gateway replicas of one mall share ``MALL_ID``)."""
+    if prefix := str(config.get("REDIS_PREFIX") or "").strip():
+        return prefix
+    return f"mpp:{str(config.get('MALL_ID') or '').strip() or 'mpp-local'}"
+
+
 class RateLimiter(DependencyProvider):
     """Injects the container's :class:`Limiter` (one Redis connection pool per process)."""
 
@@ -185,7 +193,7 @@ class RateLimiter(DependencyProvider):
         config = self.container.config
         self.limiter = Limiter(
             str(config.get("REDIS_URL") or "") or None,
-            str(config.get("REDIS_PREFIX", "mpp")),
+            redis_prefix(config),
             parse_networks(config.get("TRUSTED_PROXIES")),
         )
 

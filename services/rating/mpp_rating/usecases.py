@@ -433,9 +433,24 @@ def recompute_from_ratings(
 # -- summaries ------------------------------------------------------------------------------------
 
 
-def _ikm_body(aggregate: Aggregate, weight: ikm.Weight) -> dict:
-    result = aggregate.ikm(weight)
+def _figure(result) -> dict:
     return {
+        "weight": result.weight,
+        "weight_value": f"{result.weight_value.numerator}/{result.weight_value.denominator}",
+        "raw": _decimal(result.ikm),
+        "converted": _decimal(result.converted),
+        "grade": result.grade,
+        "grade_label": result.grade_label,
+    }
+
+
+def _ikm_body(aggregate: Aggregate, weight: ikm.Weight) -> dict:
+    """The published index (``IKM_WEIGHT``) and, in ``other_weight``, the same answers under the
+    other weight: 0.111, the figure the regulation prints, next to 1/9 (ADR 0004)."""
+    result = aggregate.ikm(weight)
+    other = aggregate.ikm("regulation" if weight == "exact" else "exact")
+    return {
+        "other_weight": _figure(other),
         "weight": result.weight,
         "weight_value": f"{result.weight_value.numerator}/{result.weight_value.denominator}",
         "raw": _decimal(result.ikm),

@@ -60,3 +60,22 @@ def test_lists_are_pages_and_creates_take_an_idempotency_key(spec):
         if route.idempotent:
             params = spec["paths"][route.path][route.method.lower()]["parameters"]
             assert "#/components/parameters/Idempotency-Key" in [p.get("$ref") for p in params]
+
+
+def test_ticket_actions_are_enumerated_with_their_bodies(spec):
+    """A generated client sees each action of POST /v1/tickets/{ticket}/{action} (issue 18)."""
+    operation = spec["paths"]["/v1/tickets/{ticket}/{action}"]["post"]
+    action = next(p for p in operation["parameters"] if p.get("name") == "action")
+    assert action["schema"]["enum"] == [
+        "call",
+        "recall",
+        "start",
+        "complete",
+        "no-show",
+        "transfer",
+        "cancel",
+    ]
+    for name in action["schema"]["enum"]:
+        assert f"`{name}`" in action["description"]
+    assert "`counter_id`, required" in action["description"]
+    assert "`to_service_id`, required" in action["description"]

@@ -124,7 +124,7 @@ WIB = timezone(timedelta(hours=7))
 
 
 @pytest.mark.parametrize(
-    ("method", "minutes"), [("qris", 15), ("ewallet", 15), ("virtual_account", 1440)]
+    ("method", "minutes"), [("qris", 30), ("ewallet", 15), ("virtual_account", 1440)]
 )
 def test_expires_at_with_defaults(method, minutes):
     created = datetime(2026, 11, 28, 23, 50, tzinfo=WIB)

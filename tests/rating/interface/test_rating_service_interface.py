@@ -76,6 +76,15 @@ def test_rate_once_and_read_the_summary_from_the_read_model(rating):
     # (8 × 3 + 4) / 9 × 25 = 77.78 → B
     assert summary["ikm"]["converted"] == "77.78" and summary["ikm"]["grade"] == "B"
     assert summary["ikm"]["weight"] == "exact" and summary["ikm"]["weight_value"] == "1/9"
+    # and the regulation's printed 0.111 alongside, labelled: 28 × 0.111 × 25 = 77.70 (ADR 0004)
+    assert summary["ikm"]["other_weight"] == {
+        "weight": "regulation",
+        "weight_value": "111/1000",
+        "raw": "3.1080",
+        "converted": "77.70",
+        "grade": "B",
+        "grade_label": "Baik",
+    }
     assert summary["served"] == 1 and summary["representative"] is True
     assert summary["published_comments"] == []  # nothing public until the agency publishes
     officer = rating.call("summary", {"officer": "o-9", "period": "month"})

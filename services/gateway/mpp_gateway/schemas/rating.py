@@ -40,7 +40,27 @@ class IkmElementSchema(Schema):
     grade = fields.String(allow_none=True, required=True)
 
 
+class IkmFigureSchema(Schema):
+    weight = fields.String(
+        required=True, metadata={"description": "'regulation' (0.111) or 'exact' (1/9)"}
+    )
+    weight_value = fields.String(required=True, metadata={"example": "111/1000"})
+    raw = Decimal(allow_none=True, required=True, metadata={"description": "IKM on 1–4"})
+    converted = Decimal(allow_none=True, required=True, metadata={"description": "IKM × 25"})
+    grade = fields.String(allow_none=True, required=True, metadata={"example": "B"})
+    grade_label = fields.String(allow_none=True, required=True, metadata={"example": "Baik"})
+
+
 class IkmSchema(Schema):
+    other_weight = fields.Nested(
+        IkmFigureSchema,
+        required=True,
+        metadata={
+            "description": "The same answers under the other weight: with the default 1/9, "
+            "the regulation's printed 0.111 (up to 0.10 lower), for an auditor's spreadsheet; "
+            "not the published figure, never ranked (docs/decisions/0004-ikm-weight.md)"
+        },
+    )
     weight = fields.String(
         required=True, metadata={"description": "'exact' (1/9) or 'regulation' (0.111)"}
     )

@@ -16,13 +16,15 @@ MAX_RECEIPT_SEQ = 999_999
 MAX_PROVIDER_ORDER_ID = 50  # Midtrans order_id limit; Xendit's external_id allows more
 
 DEFAULT_EXPIRY_MINUTES: Mapping[str, int] = {
-    "qris": 15,
+    "qris": 30,
     "ewallet": 15,
     "virtual_account": 24 * 60,
 }
 """QRIS and e-wallets are paid at the counter, phone in hand: a short life stops a stale QR being
-paid hours later. A virtual account may be paid from a bank branch or another device, so it keeps
-the 24 h that providers use by default. Each deployment may override these in settings."""
+paid hours later (QRIS 30 min: the citizen may pay after leaving the counter; config.yaml's
+``QRIS_EXPIRY_MINUTES`` has the same default). A virtual account may be paid from a bank branch or
+another device, so it keeps the 24 h that providers use by default. Each deployment may override
+these in settings."""
 
 _DIGITS = re.compile(r"[0-9]+")
 _MALL_CODE = re.compile(r"[A-Z0-9]{2,10}")
