@@ -100,15 +100,15 @@ def main() -> int:
     subprocess.run(
         [sys.executable, "-m", "mpp_chassis.migrate", *SERVICES], cwd=ROOT, env=env, check=True
     )
-    bin_dir = Path(sys.executable).parent
     # Each service runs in a session of its own, so a Ctrl-C or a signal to this process group
     # reaches the runner only and each service is told to stop exactly once: nameko's runner
     # fails ("re-send() an already-triggered event") and hangs when a second stop overlaps.
     processes = {
         name: subprocess.Popen(
             [
-                str(bin_dir / "nameko"),
-                "run",
+                sys.executable,
+                "-m",
+                "mpp_chassis.run",  # nameko run, without eventlet's deprecation banner
                 "--config",
                 f"services/{name}/config.yaml",
                 f"mpp_{name}.service:{name.capitalize()}Service",
@@ -149,7 +149,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, terminate)
     gateway = env.get("GATEWAY_URL", "http://localhost:8000")
     if wait_for(f"{gateway}/readyz", 60):
-        print(f"The mall is open: {gateway} (API docs: {gateway}/docs). Ctrl-C stops it.")
+        print(
+            f"The mall is open: API {gateway}/v1 · docs {gateway}/docs (OpenAPI "
+            f"{gateway}/openapi.json). Ctrl-C stops it.\n"
+            "Seed the demo mall from another terminal: .venv/bin/mpp demo "
+            "(or .venv/bin/mpp apply -f examples/mall.yaml)",
+            flush=True,
+        )
     else:
         print("The mall did not become ready within 60 s; see the logs above.")
     try:
