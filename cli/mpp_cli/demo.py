@@ -93,8 +93,11 @@ def play(client: Client, data: dict, *, citizens: int, seed: int, console: Conso
 
         pay = progress.add_task("citizens pay and rate", total=len(served))
         simulator = True
+        # each citizen reads their own ticket (its rating token) with the code the kiosk gave
+        codes = {ticket["id"]: {"code": ticket["access_code"]} for ticket in tickets}
         for ticket in served:
             path = f"/v1/tickets/{ticket['id']}"
+            holder = codes.get(ticket["id"], {})
             if ticket["fee_idr"] and simulator:
                 payment = _wait(lambda p=path: _maybe(client.get, f"{p}/payment"))
                 if payment:
@@ -106,7 +109,9 @@ def play(client: Client, data: dict, *, citizens: int, seed: int, console: Conso
                             simulator = False
             if rng.random() < 0.8:
                 token = _wait(
-                    lambda p=path: ((_maybe(client.get, p) or {}).get("rating") or {}).get("token")
+                    lambda p=path, code=holder: (
+                        (_maybe(client.get, p, params=code) or {}).get("rating") or {}
+                    ).get("token")
                 )
                 if token:
                     good = rng.random() < 0.8
@@ -123,8 +128,8 @@ def play(client: Client, data: dict, *, citizens: int, seed: int, console: Conso
     return dict(sorted(tally.items()))
 
 
-def _maybe(fn, *args):
+def _maybe(fn, *args, **kwargs):
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except ApiError:
         return None

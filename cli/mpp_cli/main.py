@@ -244,7 +244,8 @@ def get_counters(obj, agency, output):
 @click.pass_obj
 @run
 def get_tickets(obj, ids, agency, output):
-    """Tickets by id; without ids, the day's latest calls (a display or admin key)."""
+    """Tickets by id (a staff or admin key: without the citizen's code and rating token);
+    without ids, the day's latest calls (a display or admin key; a board shows no ticket ids)."""
     columns = ["number", "status", "service_code", "counter_name", "position", "id"]
     if ids:
         rows = [obj.client.get(f"/v1/tickets/{ticket}") for ticket in ids]
@@ -255,7 +256,7 @@ def get_tickets(obj, ids, agency, output):
         params["agency"] = _agency_id(obj.client, agency)
     snapshot = obj.client.get("/v1/display", params=params)
     rows = snapshot["recent_calls"]
-    columns = ["number", "kind", "counter_name", "called_at", "announcement", "ticket_id"]
+    columns = ["number", "kind", "counter_name", "called_at", "announcement"]
     emit(output, rows, columns, f"Latest calls, {snapshot['date']}")
 
 
