@@ -37,12 +37,12 @@ def abandon(mall, key: str) -> None:
     assert changed == 1
 
 
-def retry_after_crash(mall, path: str, body: dict, headers: dict) -> dict:
+def retry_after_crash(mall, path: str, body: dict, headers: dict, status: int = 201) -> dict:
     """The client's retry of a request whose gateway died after the service did the work: it
-    takes the abandoned key over (no replay) and is answered 201; returns the answer's body."""
+    takes the abandoned key over (no replay) and is answered ``status``; returns the body."""
     abandon(mall, headers["Idempotency-Key"])
     retried = requests.post(f"{mall.url}{path}", json=body, headers=headers, timeout=10)
-    assert retried.status_code == 201, retried.text
+    assert retried.status_code == status, retried.text
     assert "Idempotent-Replayed" not in retried.headers  # taken over, not replayed
     return retried.json()
 
@@ -150,3 +150,39 @@ def test_a_take_over_of_an_abandoned_key_returns_the_booking_already_made(mall_f
         f"{url}/v1/bookings", json=body, headers={"Idempotency-Key": "citizen-app-8"}, timeout=10
     )
     assert again.status_code == 409 and again.json()["error"]["code"] == "ALREADY_BOOKED"
+
+
+def test_an_officers_retried_press_calls_no_second_ticket(mall_factory):
+    """Issue 16 Found 5: call-next answered 503 after its commit, the officer pressed again, and
+    a second ticket was called while the first citizen walked to the counter. With the press's
+    Idempotency-Key, the retry that takes the abandoned key over gets the ticket already called
+    (and a retried recall recalls once)."""
+    mall = mall_factory("postgres")
+    url = mall.url
+    floor = open_floor(url, "DUKCAPIL")
+    floor.add_service("KTP", "A")
+    counter = floor.counters["KTP"][0]
+    taken = [
+        requests.post(f"{url}/v1/tickets", json={"service_id": floor.services["KTP"]}).json()
+        for _ in range(2)
+    ]
+    press = {**floor.officer, "Idempotency-Key": "loket-1-press-1"}
+    path = f"/v1/counters/{counter}/call-next"
+    called = requests.post(f"{url}{path}", json={}, headers=press, timeout=10)
+    assert called.status_code == 200, called.text
+    first = next(t for t in taken if t["id"] == called.json()["id"])
+    second = next(t for t in taken if t is not first)
+    retried = retry_after_crash(mall, path, {}, press, status=200)
+    assert retried["id"] == first["id"] and retried["call_count"] == 1
+
+    recall = {**floor.officer, "Idempotency-Key": "loket-1-recall-1"}
+    recall_path = f"/v1/tickets/{first['id']}/recall"
+    recalled = requests.post(f"{url}{recall_path}", json={}, headers=recall, timeout=10)
+    assert recalled.status_code == 200 and recalled.json()["call_count"] == 2, recalled.text
+    again = retry_after_crash(mall, recall_path, {}, recall, status=200)
+    assert again["call_count"] == 2  # recalled once, not twice
+
+    waiting = requests.get(
+        f"{url}/v1/tickets/{second['id']}", params={"code": second["access_code"]}
+    )
+    assert waiting.json()["status"] == "waiting"  # nobody called the second citizen

@@ -154,20 +154,40 @@ class QueueService(OpsEndpoints):
         return usecases.get_ticket(self.uow, self.settings, ticket_id, code, actor)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def call_next(self, counter_id: str, actor: dict | None = None) -> dict:
-        view = self._commit(usecases.call_next(self.uow, self.settings, counter_id, actor))
+    def call_next(
+        self, counter_id: str, actor: dict | None = None, request_key: str | None = None
+    ) -> dict:
+        """With a ``request_key`` (the gateway's hash of the officer's Idempotency-Key) a
+        retried press answers the ticket it called, however often it arrives."""
+        request_key = contracts.request_key(request_key)
+        view = self._once_per_request(
+            request_key,
+            lambda: usecases.call_next(
+                self.uow, self.settings, counter_id, actor, request_key=request_key
+            ),
+            lambda key: usecases.ticket_for_press(self.uow.session, self.settings, key),
+        )
         return usecases.staff_view(view)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def ticket_action(
-        self, ticket_id: str, action: str, data: dict | None = None, actor: dict | None = None
+        self,
+        ticket_id: str,
+        action: str,
+        data: dict | None = None,
+        actor: dict | None = None,
+        request_key: str | None = None,
     ) -> dict:
         data = contracts.load(contracts.TicketActionSchema, data)
-        return usecases.staff_view(
-            self._commit(
-                usecases.ticket_action(self.uow, self.settings, ticket_id, action, data, actor)
-            )
+        request_key = contracts.request_key(request_key)
+        view = self._once_per_request(
+            request_key,
+            lambda: usecases.ticket_action(
+                self.uow, self.settings, ticket_id, action, data, actor, request_key=request_key
+            ),
+            lambda key: usecases.ticket_for_press(self.uow.session, self.settings, key),
         )
+        return usecases.staff_view(view)
 
     # -- bookings
 

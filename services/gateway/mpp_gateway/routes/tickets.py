@@ -50,11 +50,14 @@ class TicketsRoutes:
         "/v1/counters/{counter}/call-next",
         roles=OFFICER,
         response=TicketSchema,
+        idempotent=True,
         summary="Call the next eligible ticket (booked at their slot, priority without "
-        "starving the regular line, then longest waiting)",
+        "starving the regular line, then longest waiting). With an Idempotency-Key a retried "
+        "press answers the ticket it called, never the next one",
     )
     def call_next(self, request, principal, counter):
-        return ok(self.queue_rpc.call_next(counter, actor(principal)))
+        key = idempotency.request_key(request)
+        return ok(self.queue_rpc.call_next(counter, actor(principal), request_key=key))
 
     @route(
         "POST",
@@ -62,9 +65,14 @@ class TicketsRoutes:
         roles=OFFICER,
         body=contracts.TicketActionSchema,
         response=TicketSchema,
+        idempotent=True,
         summary="action: call (out of order; body counter_id), recall, start, complete, "
-        "no-show, transfer (body to_service_id), cancel. Invalid transitions answer 409",
+        "no-show, transfer (body to_service_id), cancel. Invalid transitions answer 409. With "
+        "an Idempotency-Key a retried press is answered as the first (never acts twice)",
     )
     def ticket_action(self, request, principal, ticket, action):
         data = contracts.shared(contracts.TicketActionSchema).load(read_json(request))
-        return ok(self.queue_rpc.ticket_action(ticket, action, data, actor(principal)))
+        key = idempotency.request_key(request)
+        return ok(
+            self.queue_rpc.ticket_action(ticket, action, data, actor(principal), request_key=key)
+        )

@@ -168,7 +168,10 @@ calls = Table(
     Column("day", Date, nullable=False),
     Column("called_at", UtcDateTime(), nullable=False),
     Column("announcement", String(200), nullable=False),
+    # an officer's keyed press (call-next, call, recall): the same press never calls twice
+    Column("request_key", String(64), nullable=True),
     Index("ix_calls_day_called", "day", "called_at"),
+    Index("ix_calls_request_key", "request_key", unique=True),
 )
 
 bookings = Table(

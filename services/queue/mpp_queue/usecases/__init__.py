@@ -40,6 +40,7 @@ from .tickets import (
     staff_view,
     take_ticket,
     ticket_action,
+    ticket_for_press,
     ticket_for_request,
     ticket_view,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "sweep_no_shows",
     "sweep_sla",
     "take_ticket",
+    "ticket_for_press",
     "ticket_for_request",
     "ticket_action",
     "ticket_view",

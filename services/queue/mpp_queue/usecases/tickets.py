@@ -621,9 +621,18 @@ _INSERT_CALL = insert(calls)  # values bound per execution: built (and cache-key
 
 
 def record_call(
-    uow, kind: str, row: dict, counter: dict, now: datetime, *, out_of_order: bool = False
+    uow,
+    kind: str,
+    row: dict,
+    counter: dict,
+    now: datetime,
+    *,
+    out_of_order: bool = False,
+    request_key: str | None = None,
 ) -> None:
-    """Keep the call for the display board and announce it (``ticket_called``/``_recalled``)."""
+    """Keep the call for the display board and announce it (``ticket_called``/``_recalled``).
+    A keyed press stores its key with the call (unique): its twin's insert fails and the caller
+    answers the twin with the ticket this press called (:func:`ticket_for_press`)."""
     text = announce.announcement(row["number"], counter["name"])
     uow.session.execute(
         _INSERT_CALL,
@@ -637,6 +646,7 @@ def record_call(
             "day": row["day"],
             "called_at": now,
             "announcement": text,
+            "request_key": request_key,
         },
     )
     uow.add_event(
@@ -764,8 +774,28 @@ _SET_STREAK = (
 )
 
 
+_CALL_BY_REQUEST_KEY = select(calls.c.ticket_id).where(
+    calls.c.request_key == bindparam("request_key")
+)
+
+
+def ticket_for_press(
+    session, settings: Settings, request_key: str, now: datetime | None = None
+) -> dict | None:
+    """The ticket a keyed press (call-next, call, recall) already called, if it did."""
+    found = session.execute(_CALL_BY_REQUEST_KEY, {"request_key": request_key}).scalar_one_or_none()
+    if found is None:
+        return None
+    return ticket_view(session, settings, load_ticket(session, found), now or now_utc())
+
+
 def call_next(
-    uow, settings: Settings, counter_id: str, actor: dict | None, now: datetime | None = None
+    uow,
+    settings: Settings,
+    counter_id: str,
+    actor: dict | None,
+    now: datetime | None = None,
+    request_key: str | None = None,
 ) -> dict:
     """Call the next eligible ticket at a counter (the rule is ``domain.calling``).
 
@@ -778,6 +808,8 @@ def call_next(
     session = uow.session
     counter = _open_counter(session, counter_id, actor)
     now = now or now_utc()
+    if request_key is not None and (done := ticket_for_press(session, settings, request_key, now)):
+        return done  # the officer's retried press: the ticket it called, not the next one
     day = numbering.mall_day(now, settings.mall_timezone)
     choice = _choose_and_claim(session, settings, counter, actor, day, now)
     if choice is None:
@@ -785,7 +817,7 @@ def call_next(
     ticket_id = choice.candidate.ticket_id
     session.execute(_SET_STREAK, {"counter_id": counter_id, "streak": choice.priority_streak})
     row = load_ticket(session, ticket_id)
-    record_call(uow, "call", row, counter, now)
+    record_call(uow, "call", row, counter, now, request_key=request_key)
     return ticket_view(session, settings, row, now)
 
 
@@ -796,6 +828,7 @@ def call_ticket(
     counter_id: str | None,
     actor: dict | None,
     now: datetime | None = None,
+    request_key: str | None = None,
 ) -> dict:
     """Call one ticket out of order (e.g. the officer sees an urgent case). The counter must
     serve the ticket's service; the counter's priority streak is left alone."""
@@ -820,7 +853,7 @@ def call_ticket(
             {"status": status, "action": "call", "reason": "not_allowed"},
         )
     row = load_ticket(session, ticket_id)
-    record_call(uow, "call", row, counter, now, out_of_order=True)
+    record_call(uow, "call", row, counter, now, out_of_order=True, request_key=request_key)
     return ticket_view(session, settings, row, now)
 
 
@@ -918,10 +951,18 @@ def ticket_action(
     data: dict | None,
     actor: dict | None,
     now: datetime | None = None,
+    request_key: str | None = None,
 ) -> dict:
+    """An officer's action on a ticket. A keyed recall or call that was already done answers
+    the ticket as it did; the other actions are transitions a repeat cannot apply twice (409)."""
     data = data or {}
+    if request_key is not None and action in ("call", "recall"):
+        if done := ticket_for_press(uow.session, settings, request_key, now):
+            return done
     if action == "call":
-        return call_ticket(uow, settings, ticket_id, data.get("counter_id"), actor, now)
+        return call_ticket(
+            uow, settings, ticket_id, data.get("counter_id"), actor, now, request_key=request_key
+        )
     if action not in ACTIONS:
         raise NotFound("ACTION_NOT_FOUND", f"unknown ticket action {action}")
     session = uow.session
@@ -935,7 +976,7 @@ def ticket_action(
     base = ticket_event(row)
     if action == "recall":
         counter = load_row(session, counters, row["counter_id"], "COUNTER_NOT_FOUND", "counter")
-        record_call(uow, "recall", row, counter, now)
+        record_call(uow, "recall", row, counter, now, request_key=request_key)
     elif action == "start":
         uow.add_event(
             "ticket_serving",
