@@ -144,15 +144,16 @@ def citizen(floor: Floor, ledger: Ledger, i: int, service_code: str, deadline: f
             ledger.ratings[ticket] = stars
 
 
+def read_own(floor: Floor, ledger: Ledger, ticket: str, part: str, deadline: float):
+    """GET the citizen's own ticket (or ``part`` of it) with the code the kiosk gave."""
+    code = {"code": ledger.tickets[ticket]["code"]}
+    url = f"{floor.url}/v1/tickets/{ticket}{part}"
+    return send(ledger, "GET", url, deadline=deadline, params=code)
+
+
 def wait_view(floor: Floor, ledger: Ledger, ticket: str, predicate, deadline: float):
     while time.monotonic() < deadline:
-        answer = send(
-            ledger,
-            "GET",
-            f"{floor.url}/v1/tickets/{ticket}",
-            deadline=deadline,
-            params={"code": ledger.tickets[ticket]["code"]},
-        )
+        answer = read_own(floor, ledger, ticket, "", deadline)
         if answer is not None and answer.ok and predicate(view := answer.json()):
             return view
         time.sleep(POLL_SECONDS)
@@ -163,13 +164,7 @@ def pay(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> bool:
     """Pay through the simulator; ask again while the invoice stays pending (a lost webhook)."""
     asked_at = 0.0
     while time.monotonic() < deadline:
-        invoice = send(
-            ledger,
-            "GET",
-            f"{floor.url}/v1/tickets/{ticket}/payment",
-            deadline=deadline,
-            params={"code": ledger.tickets[ticket]["code"]},
-        )
+        invoice = read_own(floor, ledger, ticket, "/payment", deadline)
         if invoice is not None and invoice.ok:
             body = invoice.json()
             if body["status"] == "paid":

@@ -46,6 +46,17 @@ def publish(amqp_uri: str, body: dict, routing_key: str) -> None:
     )
 
 
+def publish_agency_registered(amqp_uri: str) -> dict:
+    envelope = make_envelope(
+        "agency_registered",
+        {"agency_id": "a1", "code": "DUK", "name": "Dukcapil"},
+        source="queue",
+        mall="mpp-test",
+    )
+    publish(amqp_uri, envelope, "agency_registered")
+    return envelope
+
+
 def dead_letters(amqp_uri: str) -> list[dict]:
     """Drain the dead-letter queue and return the message bodies."""
     _, queue = dead_letter_declarations()
@@ -62,13 +73,7 @@ def test_failing_handler_is_retried_with_backoff_then_dead_lettered(container_fa
     config = {"AMQP_URI": amqp_uri, "EVENT_RETRY_DELAYS": "0.1,0.2"}
     container = container_factory(FailingService, config)
     container.start()
-    envelope = make_envelope(
-        "agency_registered",
-        {"agency_id": "a1", "code": "DUK", "name": "Dukcapil"},
-        source="queue",
-        mall="mpp-test",
-    )
-    publish(amqp_uri, envelope, "agency_registered")
+    envelope = publish_agency_registered(amqp_uri)
 
     letters = wait_until(lambda: dead_letter_messages(amqp_uri), timeout=30, message="dead letter")
     assert [letter.decode()["id"] for letter in letters] == [envelope["id"]]
@@ -106,15 +111,9 @@ def test_an_event_waits_out_an_outage_and_is_applied_without_a_dead_letter(
     config = {"AMQP_URI": amqp_uri, "EVENT_RETRY_DELAYS": "0.25,0.5,1,2,4"}
     container = container_factory(FlakyService, config)
     container.start()
-    envelope = make_envelope(
-        "agency_registered",
-        {"agency_id": "a1", "code": "DUK", "name": "Dukcapil"},
-        source="queue",
-        mall="mpp-test",
-    )
-    publish(amqp_uri, envelope, "agency_registered")
     handled = messaging.metrics.EVENTS_HANDLED.labels("flaky", "agency_registered", "ok")
     before = handled._value.get()
+    publish_agency_registered(amqp_uri)
     wait_until(lambda: handled._value.get() > before, timeout=30, message="event applied")
     assert 2 <= len(CALLS) <= 5, CALLS  # a few spaced attempts, not a burst
     assert dead_letter_messages(amqp_uri) == []
