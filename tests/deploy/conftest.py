@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,39 @@ PORTS = {"queue": 8001, "payment": 8002, "rating": 8003, "gateway": 8000}
 # settings that are secrets: never defaulted in deploy files, always from a secret store
 SECRET_NAMES = re.compile(r"(_KEY$|SECRET|PASSWORD|_DB_URL$|^AMQP_URI$)")
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::([^}]*))?\}")
+
+
+# kubectl's embedded Kustomize must know the overlays' `patches:` and `replicas:` fields (v4+);
+# Debian bookworm's kubernetes-client 1.20 embeds v2.0.3, which refuses them
+KUSTOMIZE_MAJOR = 4
+
+
+@functools.cache
+def kubectl() -> str:
+    """The ``kubectl`` that renders the overlays: the one on PATH, with Kustomize v4 or newer."""
+    found = shutil.which("kubectl")
+    if found is None:
+        pytest.fail("kubectl is not installed (.ci/run installs it): the overlays cannot render")
+    version = json.loads(
+        subprocess.run(
+            [found, "version", "--client", "-o", "json"], capture_output=True, text=True
+        ).stdout
+        or "{}"
+    ).get("kustomizeVersion")  # kubectl before 1.21 does not report it (Kustomize v2)
+    if version is None or int(version.lstrip("v").split(".")[0]) < KUSTOMIZE_MAJOR:
+        pytest.fail(
+            f"{found} embeds Kustomize {version or 'v2'}; the overlays need v{KUSTOMIZE_MAJOR}+"
+        )
+    return found
+
+
+def kustomize(directory: Path) -> list[dict]:
+    """The objects ``kubectl kustomize directory`` renders (what ``kubectl apply -k`` applies)."""
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(directory)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 def startup_table(service: str) -> tuple:

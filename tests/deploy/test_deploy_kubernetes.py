@@ -1,12 +1,9 @@
-"""deploy/k8s: each overlay renders (kubectl kustomize, or the documented fallback renderer) into
+"""deploy/k8s: each overlay renders (``kubectl kustomize``, what ``kubectl apply -k`` applies) into
 manifests that validate against the Kubernetes schemas offline and hold the hardening rules."""
 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -19,24 +16,14 @@ from tests.deploy.conftest import (
     SECRET_NAMES,
     SERVICES,
     config_vars,
+    kustomize,
     startup_refusals,
     startup_secrets,
 )
-from tests.deploy.kustomize_lite import render as render_lite
 
 K8S = DEPLOY / "k8s"
 ENVIRONMENTS = ("staging", "production")
 KUBERNETES_VERSIONS = ("1.29.0", "1.33.0")
-
-
-def kustomize(directory: Path) -> list[dict]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        return render_lite(directory)
-    out = subprocess.run(
-        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=True
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 def by_kind(objects: list[dict], kind: str) -> dict[str, dict]:
@@ -234,17 +221,6 @@ def test_the_gateway_counts_rate_limits_in_a_hardened_redis(rendered):
     assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "redis"}
     (rule,) = policy["spec"]["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
-
-
-def test_fallback_renderer_matches_kubectl():
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed; the fallback renderer is what the checks use")
-    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
-    for env in ENVIRONMENTS:
-        for directory in (K8S / "overlays" / env, K8S / "overlays" / env / "migrate"):
-            assert sorted(kustomize(directory), key=key) == sorted(
-                render_lite(directory), key=key
-            ), directory
 
 
 def test_readme_install_commands_are_the_validated_overlays(readme):
