@@ -47,9 +47,10 @@ fuzz: $(BIN)/.installed  ## the long schemathesis run (MPP_FUZZ_EXAMPLES=40) and
 	MPP_FUZZ_EXAMPLES=$${MPP_FUZZ_EXAMPLES:-40} $(BIN)/python -m pytest -v -s $(PYTEST_ARGS) \
 		tests/gateway/e2e/test_gateway_fuzz_e2e.py tests/gateway/e2e/test_gateway_negative_inputs_e2e.py
 
+# --all: setuptools is a runtime dependency (pkg_resources for nameko's CLI), pip is not
 lock: $(BIN)/.installed  ## re-pin constraints.txt from the virtualenv
 	( echo "# Exact pins for every dependency (the lock file). Regenerate with \`make lock\`."; \
-	  $(BIN)/pip freeze --exclude-editable | grep -v '^mpp-' ) > constraints.txt
+	  $(BIN)/pip freeze --all --exclude-editable | grep -v -e '^mpp-' -e '^pip==' ) > constraints.txt
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

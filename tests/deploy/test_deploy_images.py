@@ -3,6 +3,7 @@ whose command is ``nameko run`` in exec form (SIGTERM reaches nameko) and never 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import re
@@ -108,3 +109,113 @@ def test_build_context_is_filtered():
     for needed in ("!constraints.txt", "!libs/", "!services/"):
         assert needed in ignore
     assert (ROOT / "constraints.txt").exists()
+
+
+# What an image's start command imports, run in a fresh interpreter: its runner (nameko's CLI,
+# which parses the arguments), then the service module the runner loads. Printed: each module
+# that came from a file outside the standard library (not those loaded at interpreter start by
+# site's .pth hooks, not those extensions make up in memory), as its name and its file.
+_START_IMPORTS = """
+import importlib, json, sys, sysconfig
+before = set(sys.modules)
+runner, service = sys.argv[1:]
+try:
+    importlib.import_module(runner).main(["--help"])
+except SystemExit:
+    pass
+importlib.import_module(service)
+paths = sysconfig.get_paths()
+installed = (paths["purelib"], paths["platlib"])
+found = []
+for name in set(sys.modules) - before:
+    file = getattr(sys.modules[name], "__file__", None)
+    if file and (file.startswith(installed) or not file.startswith(paths["stdlib"])):
+        found.append((sys.modules[name].__name__, file))
+print(json.dumps(found))
+"""
+
+
+def start_command(service: str) -> tuple[str, str]:
+    """The image's ``python -m <runner>`` module and the service module it loads."""
+    (cmd,) = [line for line in stages()[service] if line.startswith("CMD")]
+    argv = json.loads(cmd[3:])
+    assert argv[:2] == ["python", "-m"], argv
+    return argv[2], argv[-1].partition(":")[0]
+
+
+def imported_at_start(service: str) -> dict[str, str]:
+    """``module -> file`` of what the image's start command imports from distributions."""
+    result = subprocess.run(
+        [sys.executable, "-c", _START_IMPORTS, *start_command(service)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT / "deploy",  # not the checkout's root: only what is installed imports
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout.splitlines()[-1]))
+
+
+def declared_closure(distribution: str) -> set[str]:
+    """``distribution`` and everything its metadata requires, transitively (normalized names)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: set[str] = set()
+    todo = [distribution]
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        for line in metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return seen
+
+
+@functools.cache
+def file_owners() -> dict[str, str]:
+    """``module file -> distribution`` from the installed distributions' RECORDs (so a package
+    vendored inside another, like setuptools' ``backports``, counts as that other's)."""
+    from importlib import metadata
+
+    return {
+        str(dist.locate_file(file).resolve()): dist.metadata["Name"]
+        for dist in metadata.distributions()
+        for file in dist.files or []
+        if file.suffix in (".py", ".so")
+    }
+
+
+def undeclared(modules: dict[str, str], declared: set[str]) -> set[str]:
+    """Distributions that ``modules`` (name -> file) came from and ``declared`` does not hold."""
+    from importlib import metadata
+
+    from packaging.utils import canonicalize_name
+
+    owners = file_owners()
+    providers = metadata.packages_distributions()  # editable installs list no module files
+    missing = set()
+    for module, file in modules.items():
+        owner = owners.get(str(Path(file).resolve()))
+        found = {owner} if owner else set(providers.get(module.partition(".")[0], []))
+        assert found, f"{module} ({file}): imported at start, but no distribution provides it"
+        found = {canonicalize_name(name) for name in found}
+        if not found & declared:
+            missing |= found
+    return missing
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_what_the_image_imports_at_start_is_declared(service):
+    """`nameko run` imports pkg_resources (setuptools): a venv happens to carry setuptools on
+    Python 3.11 and setuptools 81 drops pkg_resources, so it must be a declared, pinned
+    dependency like every other module the start command imports."""
+    imported = imported_at_start(service)
+    declared = declared_closure(f"mpp-{service}")
+    assert undeclared(imported, declared) == set(), service
+    assert "pkg_resources" in imported  # for as long as nameko's CLI imports it
+    assert undeclared(imported, declared - {"setuptools"}) == {"setuptools"}  # it can fail
