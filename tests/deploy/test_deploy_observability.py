@@ -109,3 +109,32 @@ def test_scrape_configs_reach_every_service_on_its_probe_port(compose):
     assert any(r.get("replacement") == "mpp-$1" and r["target_label"] == "job" for r in relabels)
     volumes = compose["services"]["prometheus"]["volumes"]
     assert "./prometheus:/etc/prometheus:ro" in volumes
+
+
+def test_alerts_go_to_an_alertmanager_whose_routes_are_complete(compose):
+    for name in ("prometheus.yml", "prometheus-kubernetes.yml"):
+        config = yaml.safe_load((DEPLOY / "prometheus" / name).read_text())
+        (manager,) = config["alerting"]["alertmanagers"]
+        (static,) = manager["static_configs"]
+        assert static["targets"] and all(t.endswith(":9093") for t in static["targets"]), name
+    compose_config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (target,) = compose_config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    service = compose["services"][target.partition(":")[0]]
+    assert service["profiles"] == compose["services"]["prometheus"]["profiles"]
+    assert "./alertmanager:/etc/alertmanager:ro" in service["volumes"]
+    config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    receivers = {r["name"] for r in config["receivers"]}
+    routes = [config["route"], *config["route"].get("routes", [])]
+    assert all(route["receiver"] in receivers for route in routes)
+    critical = [r for r in routes if 'severity="critical"' in r.get("matchers", [])]
+    assert critical, "critical alerts have a route of their own"
+    severities = {r["labels"]["severity"] for r in alert_rules()}
+    assert severities <= {"warning", "critical"}
+
+
+def test_a_service_with_no_instance_at_all_still_alerts():
+    """``up == 0`` needs a target: a service gone from discovery has no ``up`` series, so an
+    ``absent()`` rule covers each service's scrape job."""
+    exprs = " ".join(r["expr"] for r in alert_rules() if "absent(" in r["expr"])
+    for service in SERVICES:
+        assert f'absent(up{{job="mpp-{service}"}})' in exprs, service
