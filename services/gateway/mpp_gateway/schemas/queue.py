@@ -204,6 +204,13 @@ class DisplayCallSchema(Schema):
     announcement = fields.String(
         required=True, metadata={"example": "Nomor antrean A-012, silakan menuju loket 3"}
     )
+    spoken_announcement = fields.String(
+        metadata={
+            "description": "The announcement with letters named and numbers in words, for "
+            "text-to-speech",
+            "example": "Nomor antrean A, dua belas, silakan menuju loket tiga",
+        }
+    )
 
 
 class DisplaySnapshotSchema(Schema):
