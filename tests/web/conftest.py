@@ -8,6 +8,7 @@ import shutil
 import pytest
 import requests
 
+from tests.support.infra import wait_until
 from tests.support.mall import MALL_ADMIN_KEY
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -75,6 +76,17 @@ def new_page(browser):
     yield make
     for context in contexts:
         context.close()
+
+
+def spoken(page) -> list[str]:
+    """What the board asked its voice to say, in order (the page's CSP forbids eval, so no
+    wait_for_function: the test polls with a deadline)."""
+    return [u["text"] for u in page.evaluate("window.__spoken")]
+
+
+def wait_spoken(page, count: int, timeout: float = 30) -> list[str]:
+    wait_until(lambda: len(spoken(page)) >= count, timeout, 0.1, f"{count} utterances")
+    return spoken(page)
 
 
 def bearer(key: str) -> dict:

@@ -10,18 +10,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.web.conftest import KIOSK, PHONE, TV, Agency, bearer
+from tests.web.conftest import KIOSK, PHONE, TV, Agency, bearer, wait_spoken
 
 pytestmark = pytest.mark.e2e
-
-
-def spoken(page) -> list[str]:
-    return [u["text"] for u in page.evaluate("window.__spoken")]
-
-
-def wait_spoken(page, count: int) -> list[str]:
-    page.wait_for_function(f"window.__spoken.length >= {count}")
-    return spoken(page)
 
 
 def test_kiosk_board_phone_payment_and_rating(mall_factory, new_page):
@@ -33,7 +24,7 @@ def test_kiosk_board_phone_payment_and_rating(mall_factory, new_page):
     board.goto(f"{mall.url}/board#key={agency.display}")
     expect(board).to_have_url(f"{mall.url}/board")  # the key left the address bar
     board.click("#sound")
-    board.wait_for_function("window.__spoken.length === 1")  # "Suara aktif"
+    assert wait_spoken(board, 1) == ["Suara aktif"]
     board.evaluate("window.__spoken = []")
 
     # the kiosk: agency, service (fee and requirements shown), a priority, the ticket
