@@ -44,6 +44,7 @@ HIDDEN = {
     "/docs/{asset}",
     "/kiosk",
     "/board",
+    "/counter",
     "/t/{ticket}",
     "/web/{asset}",
     "/web/vendor/{asset}",

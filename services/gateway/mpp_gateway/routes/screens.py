@@ -17,7 +17,12 @@ from mpp_gateway.http import route
 # the repository's web/ when the gateway runs from a checkout (services/gateway/mpp_gateway/…)
 DEFAULT_WEB_ROOT = Path(__file__).resolve().parents[4] / "web"
 
-PAGES = {"kiosk": "kiosk.html", "board": "board.html", "ticket": "ticket.html"}
+PAGES = {
+    "kiosk": "kiosk.html",
+    "board": "board.html",
+    "counter": "counter.html",
+    "ticket": "ticket.html",
+}
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -75,6 +80,10 @@ class ScreensRoutes:
     @route("GET", "/board", summary="The display board screen", media_type="text/html")
     def board_page(self, request, principal):
         return self._page("board")
+
+    @route("GET", "/counter", summary="The officer's console screen", media_type="text/html")
+    def counter_page(self, request, principal):
+        return self._page("counter")
 
     @route(
         "GET",
