@@ -165,6 +165,15 @@ class DisplayQuerySchema(StrictSchema):
     recent = Int(minimum=1, maximum=50, load_default=10)
 
 
+class CounterLineQuerySchema(StrictSchema):
+    limit = Int(
+        minimum=1,
+        maximum=50,
+        load_default=20,
+        metadata={"description": "How many callable tickets, in call order"},
+    )
+
+
 class StatsQuerySchema(StrictSchema):
     agency = Id(load_default=None, allow_none=True)
     date = Day(load_default=None, allow_none=True, metadata={"example": "2026-11-30"})

@@ -38,7 +38,17 @@ ERROR_TEXT = {
     431: "A request header line over 8 KB, headers over 64 KB or more than 100 headers",
     503: "A service or its database is unavailable: retry after Retry-After seconds",
 }
-HIDDEN = {"/docs", "/docs/{asset}"}
+# pages, not API: the documentation and the screens
+HIDDEN = {
+    "/docs",
+    "/docs/{asset}",
+    "/kiosk",
+    "/board",
+    "/counter",
+    "/t/{ticket}",
+    "/web/{asset}",
+    "/web/vendor/{asset}",
+}
 # errors beyond the route's defaults: a read refused by the resource's state (a service without
 # bookings), a public webhook authenticated by the provider's signature
 EXTRA_ERRORS = {

@@ -28,6 +28,7 @@ from mpp_gateway.routes.display import DisplayRoutes
 from mpp_gateway.routes.display_snapshot import DisplaySnapshotRoutes
 from mpp_gateway.routes.payments import PaymentsRoutes
 from mpp_gateway.routes.ratings import RatingsRoutes
+from mpp_gateway.routes.screens import ScreensRoutes
 from mpp_gateway.routes.stats import StatsRoutes
 from mpp_gateway.routes.tickets import TicketsRoutes
 from mpp_gateway.rpc import TimedRpcProxy
@@ -44,6 +45,7 @@ class GatewayService(
     PaymentsRoutes,
     RatingsRoutes,
     DisplayRoutes,
+    ScreensRoutes,
 ):
     name = "gateway"
 

@@ -222,6 +222,12 @@ class QueueService(OpsEndpoints):
     # -- the floor
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def counter_line(self, counter_id: str, actor: dict | None = None, limit: int = 20) -> dict:
+        """An officer's console: the counter, what it holds and its line in call order."""
+        contracts.load(contracts.CounterLineQuerySchema, {"limit": limit})
+        return usecases.counter_line(self.uow, self.settings, counter_id, actor, limit)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def display_snapshot(self, agency_id: str | None = None, recent: int = 10) -> dict:
         return usecases.display_snapshot(self.uow, self.settings, agency_id, recent)
 

@@ -6,7 +6,7 @@ from mpp_contracts import rpc as contracts
 from mpp_gateway import idempotency
 from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import OFFICER, actor, ok
-from mpp_gateway.schemas.queue import TicketReadQuerySchema, TicketSchema
+from mpp_gateway.schemas.queue import CounterLineSchema, TicketReadQuerySchema, TicketSchema
 
 
 class TicketsRoutes:
@@ -44,6 +44,20 @@ class TicketsRoutes:
         query = TicketReadQuerySchema().load(request.args.to_dict())
         staff = self.authenticate(request) if request.headers.get("Authorization") else None
         return self.queue_rpc.get_ticket(ticket, query.get("code"), actor(staff))
+
+    @route(
+        "GET",
+        "/v1/counters/{counter}/line",
+        roles=OFFICER,
+        query=contracts.CounterLineQuerySchema,
+        response=CounterLineSchema,
+        summary="An officer's console: the counter, the tickets it holds (called or being "
+        "served) and its callable line in the order call-next takes it, with the day's count "
+        "of waiting tickets",
+    )
+    def counter_line(self, request, principal, counter):
+        query = contracts.CounterLineQuerySchema().load(request.args.to_dict())
+        return ok(self.queue_rpc.counter_line(counter, actor(principal), query["limit"]))
 
     @route(
         "POST",

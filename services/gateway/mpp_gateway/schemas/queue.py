@@ -204,6 +204,13 @@ class DisplayCallSchema(Schema):
     announcement = fields.String(
         required=True, metadata={"example": "Nomor antrean A-012, silakan menuju loket 3"}
     )
+    spoken_announcement = fields.String(
+        metadata={
+            "description": "The announcement with letters named and numbers in words, for "
+            "text-to-speech",
+            "example": "Nomor antrean A, dua belas, silakan menuju loket tiga",
+        }
+    )
 
 
 class DisplaySnapshotSchema(Schema):
@@ -251,3 +258,32 @@ class TicketReadQuerySchema(Schema):
         max_length=22,
         metadata={"description": "The ticket's access code (from taking it, or its QR link)"},
     )
+
+
+class LineTicketSchema(Schema):
+    id = fields.String(required=True)
+    number = fields.String(required=True, metadata={"example": "A-012"})
+    service_id = fields.String(required=True)
+    service_code = fields.String(allow_none=True)
+    service_name = fields.String(allow_none=True)
+    priority = fields.String(allow_none=True)
+    queued_at = Time(required=True)
+    booked_slot_start = Time(allow_none=True)
+    waited_minutes = fields.Integer(required=True)
+    sla_deadline = Time(allow_none=True)
+
+
+class CounterLineSchema(Schema):
+    counter = fields.Nested(CounterSchema, required=True)
+    generated_at = Time(required=True)
+    current = fields.List(
+        fields.Nested(TicketSchema),
+        required=True,
+        metadata={"description": "Tickets this counter holds: called or being served"},
+    )
+    waiting = fields.List(
+        fields.Nested(LineTicketSchema),
+        required=True,
+        metadata={"description": "Callable tickets in the order call-next takes them"},
+    )
+    waiting_count = fields.Integer(required=True)

@@ -28,6 +28,7 @@ from .catalogue import (
     update_service,
 )
 from .common import Settings, now_utc
+from .console import counter_line
 from .floor import close_past_days, display_snapshot, queue_stats, sweep_sla
 from .tickets import (
     call_next,
@@ -46,6 +47,7 @@ from .tickets import (
 )
 
 __all__ = [
+    "counter_line",
     "Settings",
     "add_counter",
     "booking_for_request",

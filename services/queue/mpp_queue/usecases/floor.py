@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from mpp_queue.adapters.tables import calls, counters, tickets
 from mpp_queue.domain import kpi, numbering
+from mpp_queue.domain.announce import spoken_announcement
 from mpp_queue.domain.tickets import TicketStatus
 
 from .common import Settings, invalid, iso, now_utc
@@ -104,6 +105,12 @@ def display_snapshot(
         )
     for c in recent_calls:
         c["counter_name"] = names.get(c["counter_id"])
+        # a board that missed the live event speaks the call from here, in words
+        c["spoken_announcement"] = (
+            spoken_announcement(c["number"], c["counter_name"])
+            if c["counter_name"]
+            else c["announcement"]
+        )
         del c["_ticket_id"]  # a board stands in a public hall: nothing that opens a ticket
     return {
         "generated_at": iso(now),

@@ -1,0 +1,184 @@
+// The officer's console for one counter (/counter?counter=<id>, the officer's key kept on the
+// device): what the counter holds with its timers against the SLA, the line in call order, and
+// every press with its own Idempotency-Key (a retried press never calls twice).
+
+import { ApiError, all, api, deviceKey, element as h, randomKey } from "/web/api.js";
+import { clock, setZone, t, toggleLanguage, translatePage } from "/web/i18n.js";
+
+const MIN_CALLS_BEFORE_NO_SHOW = 2; // the citizen is called, then recalled, before a no-show
+const POLL_MS = 3000;
+
+const key = deviceKey("counter");
+const params = new URLSearchParams(location.search);
+const counterId = params.get("counter") || localStorage.getItem("mpp.counter.id");
+if (params.get("counter")) localStorage.setItem("mpp.counter.id", params.get("counter"));
+
+const notice = document.getElementById("notice");
+const buttons = {
+  next: document.getElementById("next"),
+  recall: document.getElementById("recall"),
+  start: document.getElementById("start"),
+  complete: document.getElementById("complete"),
+  noShow: document.getElementById("no-show"),
+};
+let state = null;
+let busy = false;
+
+function say(text) {
+  notice.textContent = text || "";
+  notice.hidden = !text;
+}
+
+function minutesSince(iso) {
+  return Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 60000));
+}
+
+function held() {
+  return state?.current[0] || null;
+}
+
+function render() {
+  if (!state) return;
+  document.getElementById("counter-name").textContent = state.counter.name;
+  const ticket = held();
+  const current = document.getElementById("current");
+  if (!ticket) {
+    current.replaceChildren(h("p", { class: "empty" }, t("counter.none")));
+  } else {
+    const timer =
+      ticket.status === "serving"
+        ? t("counter.serving_for", { m: minutesSince(ticket.started_at) })
+        : t("counter.called_for", { n: ticket.call_count, m: minutesSince(ticket.last_called_at) });
+    current.replaceChildren(
+      h("p", { class: "number", id: "current-number" }, ticket.number),
+      h("p", { class: "status", id: "current-status" }, t(`ticket.status.${ticket.status}`)),
+      h("p", {}, timer),
+      ticket.sla?.deadline
+        ? h("p", { class: ticket.sla.breached ? "late" : "" },
+            ticket.sla.breached ? t("counter.late") : t("counter.sla", { time: clock(ticket.sla.deadline) }))
+        : null,
+      state.current.length > 1 ? h("p", { class: "late" }, t("counter.busy")) : null,
+    );
+  }
+  const called = ticket?.status === "called";
+  buttons.next.disabled = busy || Boolean(ticket) || !state.counter.is_open;
+  buttons.recall.disabled = busy || !called;
+  buttons.start.disabled = busy || !called;
+  buttons.complete.disabled = busy || ticket?.status !== "serving";
+  buttons.noShow.disabled = busy || !called || ticket.call_count < MIN_CALLS_BEFORE_NO_SHOW;
+  buttons.noShow.title = t("counter.min_recalls", { n: MIN_CALLS_BEFORE_NO_SHOW });
+  document.getElementById("transfer").hidden = !ticket;
+  document.getElementById("line-title").textContent = t("counter.waiting", { n: state.waiting_count });
+  const line = document.getElementById("line");
+  if (state.waiting.length === 0) {
+    line.replaceChildren(h("li", { class: "empty" }, t("counter.empty")));
+  } else {
+    line.replaceChildren(
+      ...state.waiting.map((w) =>
+        h("li", { "data-number": w.number },
+          h("span", { class: "number" }, w.number),
+          h("span", {}, w.service_name || w.service_code || ""),
+          w.priority ? h("span", { class: "chip" }, t(`priority.${w.priority}`)) : null,
+          h("span", { class: "waited" }, t("counter.waited", { m: w.waited_minutes })),
+          h("button", {
+            type: "button",
+            class: "call-out-of-order",
+            disabled: busy || Boolean(ticket) || !state.counter.is_open,
+            onclick: () => press(`/v1/tickets/${w.id}/call`, { counter_id: counterId }),
+          }, t("counter.call")),
+        ),
+      ),
+    );
+  }
+  if (!state.counter.is_open) say(t("counter.closed"));
+}
+
+async function refresh() {
+  try {
+    state = await api(`/v1/counters/${encodeURIComponent(counterId)}/line`, { key });
+    render();
+    if (state.counter.is_open && notice.textContent === t("ticket.offline")) say("");
+  } catch (error) {
+    say(error instanceof ApiError && error.status < 500 ? error.message : t("ticket.offline"));
+  }
+}
+
+// one press, one key: a retry of the same press (a lost answer) is answered, never repeated
+async function press(path, body = {}) {
+  if (busy) return;
+  busy = true;
+  render();
+  say("");
+  const idempotencyKey = randomKey();
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    try {
+      await api(path, { method: "POST", body, key, idempotencyKey });
+      break;
+    } catch (error) {
+      if (error instanceof ApiError && error.status < 500) {
+        say(error.message);
+        break;
+      }
+      if (attempt === 2) say(t("ticket.offline"));
+    }
+  }
+  busy = false;
+  await refresh();
+}
+
+function act(action) {
+  const ticket = held();
+  if (ticket) press(`/v1/tickets/${ticket.id}/${action}`);
+}
+
+buttons.next.addEventListener("click", () => press(`/v1/counters/${counterId}/call-next`));
+buttons.recall.addEventListener("click", () => act("recall"));
+buttons.start.addEventListener("click", () => act("start"));
+buttons.complete.addEventListener("click", () => act("complete"));
+buttons.noShow.addEventListener("click", () => act("no-show"));
+document.getElementById("transfer").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const to = document.getElementById("transfer-to").value;
+  const ticket = held();
+  if (ticket && to) press(`/v1/tickets/${ticket.id}/transfer`, { to_service_id: to });
+});
+
+const SHORTCUTS = { n: buttons.next, r: buttons.recall, s: buttons.start, c: buttons.complete, x: buttons.noShow };
+document.addEventListener("keydown", (event) => {
+  if (event.target.closest("input, select, textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
+  const button = SHORTCUTS[event.key.toLowerCase()];
+  if (button && !button.disabled) {
+    event.preventDefault();
+    button.click();
+  }
+});
+
+document.getElementById("lang").addEventListener("click", () => {
+  toggleLanguage();
+  translatePage();
+  render();
+});
+
+async function start() {
+  translatePage();
+  setInterval(() => (document.getElementById("clock").textContent = clock(new Date())), 1000);
+  if (!key || !counterId) {
+    say(t("counter.no_key"));
+    return;
+  }
+  try {
+    setZone((await api("/v1/mall")).timezone);
+    const services = await all("/v1/services");
+    document.getElementById("transfer-to").replaceChildren(
+      ...services.map((s) => h("option", { value: s.id }, s.name)),
+    );
+  } catch {
+    say(t("ticket.offline"));
+  }
+  await refresh();
+  setInterval(() => {
+    if (!busy) refresh();
+  }, POLL_MS);
+}
+
+start();

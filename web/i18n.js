@@ -1,0 +1,311 @@
+// Words and formats of the screens: Bahasa Indonesia first, English on request; id-ID numbers,
+// rupiah and times in the mall's own zone (WIB, WITA or WIT).
+
+const WORDS = {
+  id: {
+    "lang.other": "English",
+    "kiosk.title": "Ambil Nomor Antrean",
+    "kiosk.pick_agency": "Pilih instansi",
+    "kiosk.pick_service": "Pilih layanan",
+    "kiosk.back": "Kembali",
+    "kiosk.free": "Gratis",
+    "kiosk.closed": "Tutup",
+    "kiosk.open": "Buka",
+    "kiosk.requirements": "Persyaratan",
+    "kiosk.priority": "Prioritas (lansia, disabilitas, ibu hamil, anak-anak)",
+    "kiosk.take": "Ambil nomor",
+    "kiosk.your_number": "Nomor antrean Anda",
+    "kiosk.scan": "Pindai untuk memantau antrean di ponsel Anda",
+    "kiosk.print": "Cetak",
+    "kiosk.done": "Selesai",
+    "kiosk.none": "Belum ada layanan yang buka.",
+    "kiosk.ahead": "{n} orang di depan Anda",
+    "kiosk.all_closed": "Layanan sedang tutup. Silakan kembali pada jam layanan.",
+    "priority.elderly": "Lansia",
+    "priority.disability": "Penyandang disabilitas",
+    "priority.pregnant": "Ibu hamil",
+    "priority.nursing": "Ibu menyusui",
+    "priority.children": "Anak-anak",
+    "board.title": "Papan Antrean",
+    "board.now": "Sedang dipanggil",
+    "board.recent": "Panggilan terakhir",
+    "board.counter": "Loket",
+    "board.sound": "Aktifkan suara",
+    "board.stale": "Menyambung ulang…",
+    "board.no_key": "Papan ini belum dipasangkan. Minta kode pemasangan kepada admin.",
+    "board.idle": "—",
+    "ticket.title": "Tiket Antrean",
+    "ticket.status.waiting": "Menunggu",
+    "ticket.status.called": "Dipanggil — silakan ke loket",
+    "ticket.status.serving": "Sedang dilayani",
+    "ticket.status.done": "Selesai",
+    "ticket.status.no_show": "Tidak hadir",
+    "ticket.status.cancelled": "Dibatalkan",
+    "ticket.status.transferred": "Dialihkan",
+    "ticket.position": "Posisi",
+    "ticket.ahead": "Di depan Anda",
+    "ticket.eta": "Perkiraan tunggu",
+    "ticket.minutes": "{n} menit",
+    "ticket.go_to": "Menuju {counter}",
+    "ticket.unknown": "Tiket tidak ditemukan. Periksa tautan pada struk Anda.",
+    "ticket.offline": "Koneksi terputus, mencoba lagi…",
+    "ticket.transferred_to": "Lanjut ke tiket baru",
+    "pay.title": "Pembayaran",
+    "pay.scan": "Pindai QRIS dengan aplikasi bank atau dompet digital",
+    "pay.amount": "Jumlah",
+    "pay.status.pending": "Menunggu pembayaran",
+    "pay.status.paid": "Lunas",
+    "pay.status.expired": "Kedaluwarsa",
+    "pay.status.failed": "Gagal",
+    "pay.status.refunded": "Dikembalikan",
+    "pay.status.partially_refunded": "Dikembalikan sebagian",
+    "pay.status.cancelled": "Dibatalkan",
+    "pay.expires": "Berlaku sampai {time}",
+    "pay.receipt": "Bukti bayar",
+    "rate.title": "Bagaimana pelayanan kami?",
+    "rate.stars": "Nilai keseluruhan",
+    "rate.survey": "Survei Kepuasan Masyarakat",
+    "rate.comment": "Saran atau keluhan (opsional)",
+    "rate.complaint": "Jadikan pengaduan (instansi wajib menanggapi)",
+    "rate.send": "Kirim penilaian",
+    "rate.thanks": "Terima kasih! Penilaian Anda membantu memperbaiki pelayanan.",
+    "rate.used": "Penilaian untuk tiket ini sudah dikirim.",
+    "rate.low": "Maaf atas pengalaman Anda. Ceritakan apa yang terjadi, kami teruskan sebagai pengaduan.",
+    "counter.title": "Konsol Petugas",
+    "counter.next": "Panggil berikutnya",
+    "counter.recall": "Panggil ulang",
+    "counter.start": "Mulai layani",
+    "counter.complete": "Selesai",
+    "counter.no_show": "Tidak hadir",
+    "counter.transfer": "Alihkan ke layanan",
+    "counter.call": "Panggil",
+    "counter.current": "Sedang ditangani",
+    "counter.none": "Tidak ada tiket di loket ini.",
+    "counter.waiting": "Antrean ({n} menunggu)",
+    "counter.empty": "Tidak ada yang menunggu.",
+    "counter.called_for": "Dipanggil {n} kali · {m} menit",
+    "counter.serving_for": "Dilayani {m} menit",
+    "counter.sla": "Batas SLA {time}",
+    "counter.late": "Melewati SLA",
+    "counter.waited": "{m} menit",
+    "counter.busy": "Selesaikan tiket yang sedang ditangani sebelum memanggil berikutnya.",
+    "counter.min_recalls": "Tidak hadir dapat dicatat setelah {n} panggilan.",
+    "counter.closed": "Loket ini tutup.",
+    "counter.no_key": "Masuk dengan kunci petugas Anda (tautan dari admin instansi).",
+    "counter.keys": "Pintasan: N panggil berikutnya · R panggil ulang · S mulai · C selesai · X tidak hadir",
+    "error.generic": "Terjadi kesalahan. Silakan coba lagi.",
+  },
+  en: {
+    "lang.other": "Bahasa Indonesia",
+    "kiosk.title": "Take a Queue Number",
+    "kiosk.pick_agency": "Choose an agency",
+    "kiosk.pick_service": "Choose a service",
+    "kiosk.back": "Back",
+    "kiosk.free": "Free",
+    "kiosk.closed": "Closed",
+    "kiosk.open": "Open",
+    "kiosk.requirements": "Requirements",
+    "kiosk.priority": "Priority (elderly, disability, pregnant, children)",
+    "kiosk.take": "Take a number",
+    "kiosk.your_number": "Your queue number",
+    "kiosk.scan": "Scan to follow the queue on your phone",
+    "kiosk.print": "Print",
+    "kiosk.done": "Done",
+    "kiosk.none": "No service is open yet.",
+    "kiosk.ahead": "{n} people ahead of you",
+    "kiosk.all_closed": "Services are closed. Please come back during opening hours.",
+    "priority.elderly": "Elderly",
+    "priority.disability": "Person with disability",
+    "priority.pregnant": "Pregnant",
+    "priority.nursing": "Nursing mother",
+    "priority.children": "Child",
+    "board.title": "Queue Board",
+    "board.now": "Now calling",
+    "board.recent": "Recent calls",
+    "board.counter": "Counter",
+    "board.sound": "Turn on sound",
+    "board.stale": "Reconnecting…",
+    "board.no_key": "This board is not paired yet. Ask an admin for a pairing code.",
+    "board.idle": "—",
+    "ticket.title": "Queue Ticket",
+    "ticket.status.waiting": "Waiting",
+    "ticket.status.called": "Called — please go to the counter",
+    "ticket.status.serving": "Being served",
+    "ticket.status.done": "Done",
+    "ticket.status.no_show": "Missed",
+    "ticket.status.cancelled": "Cancelled",
+    "ticket.status.transferred": "Transferred",
+    "ticket.position": "Position",
+    "ticket.ahead": "Ahead of you",
+    "ticket.eta": "Estimated wait",
+    "ticket.minutes": "{n} min",
+    "ticket.go_to": "Go to {counter}",
+    "ticket.unknown": "Ticket not found. Check the link on your slip.",
+    "ticket.offline": "Connection lost, retrying…",
+    "ticket.transferred_to": "Continue to your new ticket",
+    "pay.title": "Payment",
+    "pay.scan": "Scan the QRIS with your bank or e-wallet app",
+    "pay.amount": "Amount",
+    "pay.status.pending": "Awaiting payment",
+    "pay.status.paid": "Paid",
+    "pay.status.expired": "Expired",
+    "pay.status.failed": "Failed",
+    "pay.status.refunded": "Refunded",
+    "pay.status.partially_refunded": "Partly refunded",
+    "pay.status.cancelled": "Cancelled",
+    "pay.expires": "Valid until {time}",
+    "pay.receipt": "Receipt",
+    "rate.title": "How was our service?",
+    "rate.stars": "Overall rating",
+    "rate.survey": "Public Satisfaction Survey (SKM)",
+    "rate.comment": "Suggestion or complaint (optional)",
+    "rate.complaint": "File as a complaint (the agency must answer)",
+    "rate.send": "Send rating",
+    "rate.thanks": "Thank you! Your rating helps improve the service.",
+    "rate.used": "This ticket has already been rated.",
+    "rate.low": "We are sorry. Tell us what happened and we pass it on as a complaint.",
+    "counter.title": "Officer Console",
+    "counter.next": "Call next",
+    "counter.recall": "Recall",
+    "counter.start": "Start serving",
+    "counter.complete": "Complete",
+    "counter.no_show": "No-show",
+    "counter.transfer": "Transfer to service",
+    "counter.call": "Call",
+    "counter.current": "At this counter",
+    "counter.none": "No ticket at this counter.",
+    "counter.waiting": "Line ({n} waiting)",
+    "counter.empty": "Nobody is waiting.",
+    "counter.called_for": "Called {n} times · {m} min",
+    "counter.serving_for": "Serving for {m} min",
+    "counter.sla": "SLA deadline {time}",
+    "counter.late": "SLA breached",
+    "counter.waited": "{m} min",
+    "counter.busy": "Finish the ticket at this counter before calling the next one.",
+    "counter.min_recalls": "No-show can be recorded after {n} calls.",
+    "counter.closed": "This counter is closed.",
+    "counter.no_key": "Sign in with your officer key (a link from your agency admin).",
+    "counter.keys": "Shortcuts: N call next · R recall · S start · C complete · X no-show",
+    "error.generic": "Something went wrong. Please try again.",
+  },
+};
+
+// The nine elements of the Survei Kepuasan Masyarakat (PermenPANRB 14/2017), answered 1-4,
+// in the questionnaire's own words. English glosses for the toggle.
+export const SKM = [
+  ["U1", "Bagaimana pendapat Saudara tentang kesesuaian persyaratan pelayanan dengan jenis pelayanannya?",
+    "How well do the requirements fit the service?",
+    ["Tidak sesuai", "Kurang sesuai", "Sesuai", "Sangat sesuai"]],
+  ["U2", "Bagaimana pemahaman Saudara tentang kemudahan prosedur pelayanan di unit ini?",
+    "How easy is the procedure?",
+    ["Tidak mudah", "Kurang mudah", "Mudah", "Sangat mudah"]],
+  ["U3", "Bagaimana pendapat Saudara tentang kecepatan waktu dalam memberikan pelayanan?",
+    "How fast was the service?",
+    ["Tidak cepat", "Kurang cepat", "Cepat", "Sangat cepat"]],
+  ["U4", "Bagaimana pendapat Saudara tentang kewajaran biaya/tarif dalam pelayanan?",
+    "How fair is the fee?",
+    ["Sangat mahal", "Cukup mahal", "Murah", "Gratis"]],
+  ["U5", "Bagaimana pendapat Saudara tentang kesesuaian produk pelayanan antara yang tercantum dalam standar pelayanan dengan hasil yang diberikan?",
+    "Does the result match the published service standard?",
+    ["Tidak sesuai", "Kurang sesuai", "Sesuai", "Sangat sesuai"]],
+  ["U6", "Bagaimana pendapat Saudara tentang kompetensi/kemampuan petugas dalam pelayanan?",
+    "How competent was the officer?",
+    ["Tidak kompeten", "Kurang kompeten", "Kompeten", "Sangat kompeten"]],
+  ["U7", "Bagaimana pendapat Saudara tentang perilaku petugas dalam pelayanan terkait kesopanan dan keramahan?",
+    "How polite and friendly was the officer?",
+    ["Tidak sopan dan ramah", "Kurang sopan dan ramah", "Sopan dan ramah", "Sangat sopan dan ramah"]],
+  ["U8", "Bagaimana pendapat Saudara tentang penanganan pengaduan pengguna layanan?",
+    "How are complaints handled?",
+    ["Tidak ada", "Ada tetapi tidak berfungsi", "Berfungsi kurang maksimal", "Dikelola dengan baik"]],
+  ["U9", "Bagaimana pendapat Saudara tentang kualitas sarana dan prasarana?",
+    "How good are the facilities?",
+    ["Buruk", "Cukup", "Baik", "Sangat baik"]],
+];
+
+// The mall's zone as citizens name it (UU: WIB, WITA, WIT).
+const ZONES = {
+  "Asia/Jakarta": "WIB",
+  "Asia/Pontianak": "WIB",
+  "Asia/Makassar": "WITA",
+  "Asia/Jayapura": "WIT",
+};
+
+let lang = localStorage.getItem("mpp.lang") || "id";
+let zone = "Asia/Jakarta";
+
+export function language() {
+  return lang;
+}
+
+export function toggleLanguage() {
+  lang = lang === "id" ? "en" : "id";
+  localStorage.setItem("mpp.lang", lang);
+  document.documentElement.lang = lang;
+  return lang;
+}
+
+export function setZone(name) {
+  if (name) zone = name;
+}
+
+export function t(key, values = {}) {
+  const text = WORDS[lang][key] ?? WORDS.id[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => values[name] ?? "");
+}
+
+export function rupiah(amount) {
+  return new Intl.NumberFormat("id-ID", {
+    style: "currency",
+    currency: "IDR",
+    maximumFractionDigits: 0,
+  }).format(amount);
+}
+
+export function clock(value, { seconds = false } = {}) {
+  const date = value instanceof Date ? value : new Date(value);
+  const text = new Intl.DateTimeFormat("id-ID", {
+    timeZone: zone,
+    hour: "2-digit",
+    minute: "2-digit",
+    second: seconds ? "2-digit" : undefined,
+    hourCycle: "h23",
+  }).format(date);
+  return `${text} ${ZONES[zone] || zone}`;
+}
+
+export function longDate(value) {
+  const date = value instanceof Date ? value : new Date(value);
+  return new Intl.DateTimeFormat(lang === "id" ? "id-ID" : "en-GB", {
+    timeZone: zone,
+    weekday: "long",
+    day: "numeric",
+    month: "long",
+    year: "numeric",
+  }).format(date);
+}
+
+// Fill every [data-t] element of the page with its words.
+export function translatePage(root = document) {
+  document.documentElement.lang = lang;
+  for (const node of root.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
+}
+
+// Minutes since midnight now, in the mall's zone (for opening hours "08:00"-"12:00").
+export function minutesNow(now = new Date()) {
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone: zone,
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).formatToParts(now);
+  const part = (type) => Number(parts.find((p) => p.type === type).value);
+  return part("hour") * 60 + part("minute");
+}
+
+export function isOpen(service, now = new Date()) {
+  if (!service.active) return false;
+  if (!service.opening_hours || service.opening_hours.length === 0) return true;
+  const minute = minutesNow(now);
+  const toMinutes = (hhmm) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+  return service.opening_hours.some((p) => minute >= toMinutes(p.opens) && minute < toMinutes(p.closes));
+}

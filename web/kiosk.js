@@ -1,0 +1,206 @@
+// The kiosk: agency → service → (priority) → a ticket, printed on an 80 mm slip with the QR of
+// the citizen's own ticket page. A retried tap sends the same Idempotency-Key: one ticket.
+
+import qrcode from "/web/vendor/qrcode-generator.mjs";
+import { ApiError, all, api, element as h, randomKey } from "/web/api.js";
+import { clock, isOpen, rupiah, setZone, t, toggleLanguage, translatePage } from "/web/i18n.js";
+import { PRIORITIES } from "/web/priorities.js";
+
+const screen = document.getElementById("screen");
+const notice = document.getElementById("notice");
+const IDLE_MS = 45_000;
+let agencies = [];
+let services = [];
+let idleTimer = null;
+let show = () => {};
+
+function fee(service) {
+  return service.fee_idr === 0 ? t("kiosk.free") : rupiah(service.fee_idr);
+}
+
+function say(text) {
+  notice.textContent = text;
+  notice.hidden = !text;
+}
+
+function resetSoon() {
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => start(), IDLE_MS);
+}
+
+async function load() {
+  const [mall, agencyList, serviceList] = await Promise.all([
+    api("/v1/mall"),
+    all("/v1/agencies"),
+    all("/v1/services"),
+  ]);
+  setZone(mall.timezone);
+  agencies = agencyList;
+  services = serviceList.filter((s) => s.active);
+}
+
+function agencyScreen() {
+  const open = agencies.filter((a) => services.some((s) => s.agency_id === a.id && isOpen(s)));
+  if (open.length === 0) {
+    return [h("p", { class: "closed-screen" }, t("kiosk.all_closed"))];
+  }
+  return [
+    h("h2", {}, t("kiosk.pick_agency")),
+    h(
+      "div",
+      { class: "grid" },
+      open.map((agency) =>
+        h(
+          "button",
+          { type: "button", class: "tile", "data-agency": agency.code, onclick: () => serviceScreen(agency) },
+          h("strong", {}, agency.name),
+        ),
+      ),
+    ),
+  ];
+}
+
+function serviceScreen(agency) {
+  resetSoon();
+  const list = services.filter((s) => s.agency_id === agency.id);
+  show(() => [
+    h("h2", {}, agency.name, " · ", t("kiosk.pick_service")),
+    h(
+      "div",
+      { class: "grid" },
+      list.map((service) => {
+        const open = isOpen(service);
+        return h(
+          "button",
+          {
+            type: "button",
+            class: `tile${open ? "" : " off"}`,
+            "data-service": service.code,
+            disabled: !open,
+            onclick: () => confirmScreen(agency, service),
+          },
+          h("strong", {}, service.name),
+          h("span", { class: "fee" }, fee(service)),
+          h("span", { class: open ? "state open" : "state" }, open ? t("kiosk.open") : t("kiosk.closed")),
+        );
+      }),
+    ),
+    h("button", { type: "button", class: "back", onclick: () => start() }, t("kiosk.back")),
+  ]);
+}
+
+function confirmScreen(agency, service) {
+  resetSoon();
+  // one key per intended ticket: a double tap or a retry after a dropped answer reuses it
+  const request = { key: randomKey(), priority: null, busy: false };
+  const take = async (button) => {
+    if (request.busy) return;
+    request.busy = true;
+    button.disabled = true;
+    say("");
+    try {
+      const ticket = await api("/v1/tickets", {
+        method: "POST",
+        body: { service_id: service.id, priority: request.priority },
+        idempotencyKey: request.key,
+      });
+      slipScreen(agency, service, ticket);
+    } catch (error) {
+      say(error instanceof ApiError ? error.message : t("error.generic"));
+      button.disabled = false;
+    } finally {
+      request.busy = false;
+    }
+  };
+  show(() => [
+    h("h2", {}, service.name),
+    h("p", { class: "agency" }, agency.name, " · ", fee(service)),
+    service.requirements.length
+      ? h("section", { class: "requirements" },
+          h("h3", {}, t("kiosk.requirements")),
+          h("ul", {}, service.requirements.map((r) => h("li", {}, r))))
+      : null,
+    h("fieldset", { class: "priority" },
+      h("legend", {}, t("kiosk.priority")),
+      PRIORITIES.map((name) =>
+        h("button", {
+          type: "button",
+          class: "chip",
+          "aria-pressed": String(request.priority === name),
+          "data-priority": name,
+          onclick: (event) => {
+            request.priority = request.priority === name ? null : name;
+            for (const chip of screen.querySelectorAll("[data-priority]")) {
+              chip.setAttribute("aria-pressed", String(chip.dataset.priority === request.priority));
+            }
+            event.currentTarget.blur();
+          },
+        }, t(`priority.${name}`)),
+      ),
+    ),
+    h("button", { type: "button", class: "primary", id: "take", onclick: (e) => take(e.currentTarget) }, t("kiosk.take")),
+    h("button", { type: "button", class: "back", onclick: () => serviceScreen(agency) }, t("kiosk.back")),
+  ]);
+}
+
+function ticketLink(ticket) {
+  return `${location.origin}/t/${ticket.id}?code=${encodeURIComponent(ticket.access_code)}`;
+}
+
+function qrSvg(text) {
+  const code = qrcode(0, "M");
+  code.addData(text);
+  code.make();
+  const holder = h("div", { class: "qr", role: "img", "aria-label": t("kiosk.scan") });
+  holder.innerHTML = code.createSvgTag({ cellSize: 4, margin: 2, scalable: true });
+  return holder;
+}
+
+function slipScreen(agency, service, ticket) {
+  resetSoon();
+  const link = ticketLink(ticket);
+  show(() => [
+    h("section", { class: "slip", id: "slip" },
+      h("p", { class: "mall" }, "Mal Pelayanan Publik"),
+      h("p", {}, t("kiosk.your_number")),
+      h("p", { class: "number", id: "number" }, ticket.number),
+      h("p", { class: "service" }, service.name),
+      h("p", { class: "agency" }, agency.name),
+      ticket.ahead != null ? h("p", {}, t("kiosk.ahead", { n: ticket.ahead })) : null,
+      h("p", { class: "issued" }, clock(ticket.issued_at)),
+      qrSvg(link),
+      h("p", { class: "hint" }, t("kiosk.scan")),
+      h("a", { class: "link", id: "ticket-link", href: link }, link),
+    ),
+    h("div", { class: "actions no-print" },
+      h("button", { type: "button", class: "primary", onclick: () => window.print() }, t("kiosk.print")),
+      h("button", { type: "button", class: "back", onclick: () => start() }, t("kiosk.done")),
+    ),
+  ]);
+}
+
+async function start() {
+  clearTimeout(idleTimer);
+  say("");
+  try {
+    await load();
+    show(agencyScreen);
+  } catch {
+    say(t("ticket.offline"));
+    idleTimer = setTimeout(start, 5000);
+  }
+}
+
+show = (render) => {
+  show.current = render;
+  screen.replaceChildren(...render().filter(Boolean));
+  translatePage();
+};
+
+document.getElementById("lang").addEventListener("click", () => {
+  toggleLanguage();
+  if (show.current) show(show.current);
+});
+setInterval(() => (document.getElementById("clock").textContent = clock(new Date())), 1000);
+translatePage();
+start();
