@@ -21,9 +21,10 @@ test: $(BIN)/.installed  ## ruff, then the whole pytest suite
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed  ## ruff, and the import contracts of pyproject.toml (also run by make test)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .

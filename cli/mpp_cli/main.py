@@ -479,39 +479,40 @@ def outbox():
     """Parked events (mpp_chassis.outbox): list and republish, per service (<SERVICE>_DB_URL)."""
 
 
-SERVICES = click.Choice(["queue", "payment", "rating", "gateway"])
+class InstalledDatabase(click.ParamType):
+    """A service whose database is installed here (its ``mpp.databases`` entry point)."""
 
+    name = "service"
 
-def _outbox(service: str):
-    import importlib
+    def convert(self, value, param, ctx):
+        from mpp_chassis.migrate import databases
 
-    from mpp_chassis.db import make_engine
-    from mpp_chassis.migrate import default_url
-
-    tables = importlib.import_module(f"mpp_{service}.adapters.tables")
-    return make_engine(default_url(service)), tables.metadata.tables["outbox"]
+        installed = list(databases())
+        if value not in installed:
+            self.fail(f"{value!r} is not one of {', '.join(installed)}", param, ctx)
+        return value
 
 
 @outbox.command("parked")
-@click.argument("service", type=SERVICES)
+@click.argument("service", type=InstalledDatabase())
 @click.option("--type", "event_type", help="only this event type")
 @OUTPUT
 def outbox_parked(service, event_type, output):
     """Events parked because no queue took them, oldest first."""
-    from mpp_chassis.outbox import parked
+    from mpp_chassis.outbox import open_outbox, parked
 
-    rows = parked(*_outbox(service), event_type)
+    rows = parked(*open_outbox(service), event_type)
     emit(output, rows, ["event_id", "type", "created_at", "parked_at"], f"Parked in {service}")
 
 
 @outbox.command("republish")
-@click.argument("service", type=SERVICES)
+@click.argument("service", type=InstalledDatabase())
 @click.option("--type", "event_type", help="only this event type")
 def outbox_republish(service, event_type):
     """Hand parked events back to the service's outbox relay."""
-    from mpp_chassis.outbox import republish
+    from mpp_chassis.outbox import open_outbox, republish
 
-    count = republish(*_outbox(service), event_type)
+    count = republish(*open_outbox(service), event_type)
     console.print(f"{count} parked event(s) of {service} returned to the outbox relay")
 
 

@@ -29,15 +29,21 @@ from nameko.constants import (
     SERIALIZER_CONFIG_KEY,
 )
 from nameko.events import BROADCAST, EventHandler
-from nameko.exceptions import ContainerBeingKilled
+from nameko.exceptions import ContainerBeingKilled, deserialize_to_instance
 from nameko.rpc import Responder, Rpc, RpcProxy, get_rpc_exchange
 from sqlalchemy import exc as sa_exc
 
 from mpp_chassis import context, metrics
 from mpp_contracts.envelope import read_envelope
-from mpp_contracts.errors import ServiceUnavailable
+from mpp_contracts.errors import REMOTE_ERRORS, ServiceUnavailable
 
 _log = logging.getLogger(__name__)
+
+# A contract error raised by a service arrives at its caller as the same type, not nameko's
+# RemoteError (the gateway maps each type to a status). Registered here, where RPC is, so the
+# contracts stay data and import no nameko: every RPC caller imports this module.
+for _error in REMOTE_ERRORS:
+    deserialize_to_instance(_error)
 
 DEAD_LETTER_EXCHANGE = "mpp.dlx"
 DEAD_LETTER_QUEUE = "mpp.dead-letters"

@@ -27,10 +27,11 @@ from datetime import UTC, datetime, timedelta
 
 import amqp
 from kombu import Connection, Exchange
-from sqlalchemy import Table, bindparam, delete, func, select, text, update
+from sqlalchemy import MetaData, Table, bindparam, delete, func, select, text, update
 from sqlalchemy.engine import Engine
 
 from mpp_chassis import metrics
+from mpp_chassis.tables import add_chassis_tables
 
 _log = logging.getLogger(__name__)
 
@@ -381,28 +382,37 @@ def republish(engine: Engine, outbox: Table, event_type: str | None = None) -> i
         ).rowcount
 
 
+def open_outbox(service: str) -> tuple[Engine, Table]:
+    """An installed service's database (``<SERVICE>_DB_URL``) and its outbox table, whose shape is
+    the chassis's own (``add_chassis_tables``): no service package is imported."""
+    from mpp_chassis.db import make_engine
+    from mpp_chassis.migrate import databases, default_url
+
+    if service not in databases():
+        raise LookupError(f"no database {service!r} installed: {', '.join(databases())}")
+    outbox, _ = add_chassis_tables(MetaData())
+    return make_engine(default_url(service)), outbox
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import importlib
 
-    from mpp_chassis.db import make_engine
-    from mpp_chassis.migrate import SERVICES, default_url
+    from mpp_chassis.migrate import databases
 
     parser = argparse.ArgumentParser(prog="python -m mpp_chassis.outbox")
     commands = parser.add_subparsers(dest="command", required=True)
     again = commands.add_parser("republish", help="send parked (unroutable) events again")
     listing = commands.add_parser("parked", help="list parked (unroutable) events")
     for command in (again, listing):
-        command.add_argument("service", choices=SERVICES)
+        command.add_argument("service", choices=list(databases()))
         command.add_argument("--type", dest="event_type", help="only this event type")
     args = parser.parse_args(argv)
-    tables = importlib.import_module(f"mpp_{args.service}.adapters.tables")
-    engine = make_engine(default_url(args.service))
+    engine, outbox = open_outbox(args.service)
     if args.command == "parked":
-        for row in parked(engine, tables.metadata.tables["outbox"], args.event_type):
+        for row in parked(engine, outbox, args.event_type):
             print(f"{row['event_id']}  {row['type']}  parked {row['parked_at']}")
         return 0
-    count = republish(engine, tables.metadata.tables["outbox"], args.event_type)
+    count = republish(engine, outbox, args.event_type)
     print(f"{count} parked event(s) of {args.service} returned to the outbox relay")
     return 0
 

@@ -1,16 +1,16 @@
 """Error types shared across services.
 
-A service raises one of these from an RPC method; nameko serialises it and, because each type is
-registered with ``deserialize_to_instance``, the caller receives the same type back (not a
-``RemoteError``). The gateway maps each type to an HTTP status in one table.
+A service raises one of these from an RPC method; nameko serialises it and, because the chassis
+registers each of ``REMOTE_ERRORS`` with nameko (``mpp_chassis.messaging``, which every RPC caller
+imports), the caller receives the same type back (not a ``RemoteError``). The types stay plain
+exceptions here, so the contracts import no runtime. The gateway maps each type to an HTTP status
+in one table.
 Arguments are plain JSON values: ``(code, message, details)``.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from nameko.exceptions import deserialize_to_instance
 
 
 class MppError(Exception):
@@ -30,41 +30,34 @@ class MppError(Exception):
         return f"{self.code}: {self.message}"
 
 
-@deserialize_to_instance
 class BadRequest(MppError):
     default_code = "BAD_REQUEST"
 
 
-@deserialize_to_instance
 class ValidationFailed(MppError):
     """Fields failed validation; ``details`` maps field names to messages."""
 
     default_code = "VALIDATION_FAILED"
 
 
-@deserialize_to_instance
 class NotFound(MppError):
     default_code = "NOT_FOUND"
 
 
-@deserialize_to_instance
 class Conflict(MppError):
     """The resource is in a state that forbids the request (e.g. an invalid transition)."""
 
     default_code = "CONFLICT"
 
 
-@deserialize_to_instance
 class Forbidden(MppError):
     default_code = "FORBIDDEN"
 
 
-@deserialize_to_instance
 class Unauthorized(MppError):
     default_code = "UNAUTHORIZED"
 
 
-@deserialize_to_instance
 class ServiceUnavailable(MppError):
     """A collaborator (a service, or its database) is unavailable or did not answer in time;
     retry later."""
@@ -73,3 +66,5 @@ class ServiceUnavailable(MppError):
 
 
 EXPECTED_ERRORS = (BadRequest, ValidationFailed, NotFound, Conflict, Forbidden, Unauthorized)
+REMOTE_ERRORS = (*EXPECTED_ERRORS, ServiceUnavailable)
+"""The types an RPC caller receives back as themselves (the chassis registers them with nameko)."""

@@ -9,6 +9,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from mpp_contracts import pagination
 from mpp_contracts.bounds import Day, Id, Int, Moment, Pattern, Text
+from mpp_contracts.payments import PAYMENT_METHODS
 
 PRIORITY_CATEGORIES = ("elderly", "disability", "pregnant", "nursing", "children")
 TICKET_ACTIONS = ("call", "recall", "start", "complete", "no-show", "transfer", "cancel")
@@ -239,9 +240,6 @@ class ComplaintResponseCreateSchema(StrictSchema):
 class RefundCreateSchema(StrictSchema):
     amount_idr = Int(minimum=1, maximum=MAX_FEE_IDR, required=True)
     reason = Text(max_length=200, load_default=None, allow_none=True)
-
-
-PAYMENT_METHODS = ("qris", "virtual_account", "ewallet")
 
 
 class PaymentMethodSchema(StrictSchema):

@@ -11,7 +11,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, insert, or_, select, update
@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mpp_chassis.db import next_in_sequence
 from mpp_contracts.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
+from mpp_contracts.mallday import day_window, mall_day
 from mpp_payment.adapters import providers as adapters
 from mpp_payment.adapters.http import ProviderHttp
 from mpp_payment.adapters.tables import (
@@ -528,7 +529,7 @@ def handle_notification(
 
 def _receipt_number(session, settings: Settings, now: datetime) -> str:
     """Receipt numbers restart every mall-local day, drawn from an atomic per-day sequence."""
-    day = now.astimezone(ZoneInfo(settings.mall_timezone)).date()
+    day = mall_day(now, ZoneInfo(settings.mall_timezone))
     seq = next_in_sequence(session, receipt_sequences, {"day": day})
     return numbers.receipt_number(settings.mall_code, day, seq)
 
@@ -722,14 +723,13 @@ def refund(
 
 
 def _day_window(settings: Settings, day: date) -> tuple[datetime, datetime]:
-    zone = ZoneInfo(settings.mall_timezone)
-    start = datetime.combine(day, datetime.min.time(), tzinfo=zone)
-    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+    start, end = day_window(day, ZoneInfo(settings.mall_timezone))
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def _parse_day(text: str | None, settings: Settings) -> date:
     if not text:
-        return now_utc().astimezone(ZoneInfo(settings.mall_timezone)).date()
+        return mall_day(now_utc(), ZoneInfo(settings.mall_timezone))
     try:
         return date.fromisoformat(text)
     except ValueError:

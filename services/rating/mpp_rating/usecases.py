@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from mpp_contracts.errors import BadRequest, Conflict, Forbidden, NotFound, ValidationFailed
+from mpp_contracts.mallday import local_midnight, mall_day
 from mpp_contracts.pagination import DEFAULT_LIMIT, decode_cursor, page
 from mpp_rating.adapters.tables import (
     agencies,
@@ -36,7 +37,6 @@ from mpp_rating.domain.aggregates import (
     Aggregate,
     Rating,
     bucket_keys,
-    local_midnight,
     period_end,
     period_start,
 )
@@ -512,7 +512,7 @@ def _published_comments(uow, settings, dimension, dimension_id, first, last) -> 
         {
             "stars": r["stars"],
             "comment": r["comment"],
-            "date": r["submitted_at"].astimezone(settings.tz).date().isoformat(),
+            "date": mall_day(r["submitted_at"], settings.tz).isoformat(),
         }
         for r in rows
     ]
@@ -530,7 +530,7 @@ def summary(uow, settings: Settings, filters: dict, today: date | None = None) -
         if filters.get(candidate):
             dimension, dimension_id = candidate, filters[candidate]
             break
-    today = today or now_utc().astimezone(settings.tz).date()
+    today = today or mall_day(now_utc(), settings.tz)
     kind, first, last = "day", filters.get("from"), filters.get("to")
     if filters.get("period"):
         if first or last:
@@ -572,7 +572,7 @@ def _iso_date(day: date | None) -> str | None:
 
 def leaderboard(uow, settings: Settings, period: str, today: date | None = None) -> dict:
     """Agencies ranked by converted IKM over a period (``domain.leaderboard`` for the rules)."""
-    today = today or now_utc().astimezone(settings.tz).date()
+    today = today or mall_day(now_utc(), settings.tz)
     try:
         first, last = board.period_bounds(period, today)
     except ValueError as exc:

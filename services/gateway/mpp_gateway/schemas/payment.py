@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from mpp_contracts.payments import PAYMENT_METHODS, PAYMENT_STATUSES
+
 Money = fields.Integer
 
 
@@ -28,21 +30,8 @@ class PaymentSchema(Schema):
     agency_id = fields.String(required=True)
     service_id = fields.String(required=True)
     amount_idr = Money(required=True)
-    status = fields.String(
-        required=True,
-        metadata={
-            "enum": [
-                "pending",
-                "paid",
-                "expired",
-                "failed",
-                "cancelled",
-                "partially_refunded",
-                "refunded",
-            ]
-        },
-    )
-    method = fields.String(required=True, metadata={"enum": ["qris", "virtual_account", "ewallet"]})
+    status = fields.String(required=True, metadata={"enum": list(PAYMENT_STATUSES)})
+    method = fields.String(required=True, metadata={"enum": list(PAYMENT_METHODS)})
     provider = fields.String(required=True)
     qris = fields.Nested(QrisSchema, allow_none=True)
     va_number = fields.String(allow_none=True)

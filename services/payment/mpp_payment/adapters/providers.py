@@ -18,12 +18,13 @@ from urllib.parse import quote
 from sqlalchemy import insert, select, update
 
 from mpp_contracts.errors import BadRequest, Conflict, ServiceUnavailable, Unauthorized
+from mpp_contracts.payments import PAYMENT_METHODS
 from mpp_payment.adapters.http import ProviderHttp, ProviderUnavailable
 from mpp_payment.adapters.tables import simulator_book
 from mpp_payment.domain import numbers, providers, qris, signatures
 from mpp_payment.domain.errors import InvalidQris, UnknownProviderStatus
 
-METHODS = ("qris", "virtual_account", "ewallet")
+METHODS = PAYMENT_METHODS
 PROVIDERS = ("simulator", "midtrans", "xendit")
 
 

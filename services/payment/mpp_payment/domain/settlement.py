@@ -14,9 +14,11 @@ import io
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from enum import Enum
 from zoneinfo import ZoneInfo
+
+from mpp_contracts.mallday import day_window
 
 from .errors import SettlementError
 
@@ -69,12 +71,6 @@ class Report:
     count: int
 
 
-def _day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
-    zone = ZoneInfo(tz)
-    start = datetime.combine(day, time.min, tzinfo=zone)
-    return start, datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
-
-
 def _aware(moment: datetime, what: str) -> datetime:
     if moment.tzinfo is None:
         raise SettlementError(f"{what} must be timezone-aware; a naive time has no mall-local day")
@@ -94,8 +90,8 @@ def settlement_report(
     filtered here. It must contain every payment that a refund of the day refers to, since the line
     describes the payment (ticket, service, receipt); a missing one raises ``SettlementError``.
     """
-    start, end = _day_bounds(day, tz)
     zone = ZoneInfo(tz)
+    start, end = day_window(day, zone)
     by_id = {p.payment_id: p for p in payments if p.agency_id == agency_id}
     paid_today = {
         pid: p

@@ -8,20 +8,10 @@ anything changed (so the caller emits an event only once) and whether a human mu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+
+from mpp_contracts.payments import PaymentStatus
 
 from .errors import InvalidAmount, InvalidTransition, RefundExceedsPaid
-
-
-class PaymentStatus(StrEnum):
-    PENDING = "pending"
-    PAID = "paid"
-    EXPIRED = "expired"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    PARTIALLY_REFUNDED = "partially_refunded"
-    REFUNDED = "refunded"
-
 
 ALLOWED: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     PaymentStatus.PENDING: frozenset(

@@ -9,11 +9,11 @@ names the day and formats the number.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-SUPPORTED_TIMEZONES = ("Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura")
-"""WIB, WITA and WIT. None of them observes daylight saving time, so local days are always 24 h."""
+from mpp_contracts import mallday
+from mpp_contracts.mallday import SUPPORTED_TIMEZONES
 
 _PREFIX = re.compile(r"[A-Z]{1,3}")
 
@@ -34,13 +34,12 @@ def require_aware(value: datetime, name: str = "datetime") -> datetime:
 
 def mall_day(now: datetime, tz: str) -> date:
     """The mall's local date at instant ``now``; ticket numbers reset at local midnight."""
-    return require_aware(now, "now").astimezone(zone(tz)).date()
+    return mallday.mall_day(require_aware(now, "now"), zone(tz))
 
 
 def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
     """Start (inclusive) and end (exclusive) of a mall day as aware datetimes, for range queries."""
-    start = datetime.combine(day, time(0), tzinfo=zone(tz))
-    return start, start + timedelta(days=1)
+    return mallday.day_window(day, zone(tz))
 
 
 def validate_prefix(prefix: str) -> str:

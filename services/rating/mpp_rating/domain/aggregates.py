@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Literal, NamedTuple
 
+from mpp_contracts.mallday import local_midnight, mall_day
 from mpp_rating.domain.ikm import (
     ANSWER_MAX,
     ANSWER_MIN,
@@ -182,11 +183,6 @@ def period_end(kind: PeriodKind, start: date) -> date:
     raise ValueError(f"unknown period kind {kind!r}")
 
 
-def local_midnight(day: date, tz: tzinfo) -> datetime:
-    """The instant a local day starts in the mall's time zone."""
-    return datetime.combine(day, time(0), tzinfo=tz)
-
-
 def bucket_range(kind: PeriodKind, start: date, tz: tzinfo) -> tuple[datetime, datetime]:
     """The half-open instant range [start, end) a bucket covers, for ``recompute``."""
     return local_midnight(start, tz), local_midnight(period_end(kind, start), tz)
@@ -198,7 +194,7 @@ def bucket_keys(rating: Rating, tz: tzinfo) -> list[BucketKey]:
     Periods are cut in the mall's local time (a rating at 23:30 WIT belongs to that local day, not
     the UTC one). Dimensions for which the rating has no id (no counter, no officer) are skipped.
     """
-    local_day = rating.submitted_at.astimezone(tz).date()
+    local_day = mall_day(rating.submitted_at, tz)
     keys: list[BucketKey] = []
     for dimension in DIMENSIONS:
         dimension_id = rating.dimension_id(dimension)
