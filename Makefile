@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/contracts -e libs/chassis -e services/queue -e services/payment -e cli \
             -e services/rating -e services/gateway
 
-.PHONY: run test lint format migrate bench chaos fuzz dlq lock clean
+.PHONY: run test lint format migrate bench chaos fuzz dlq lock clean screenshots
 
 $(BIN)/.installed: constraints.txt requirements-dev.txt $(wildcard */*/pyproject.toml */pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,6 +47,10 @@ chaos: $(BIN)/.installed  ## the long fault-injection run (kills services, drops
 fuzz: $(BIN)/.installed  ## the long schemathesis run (MPP_FUZZ_EXAMPLES=40) and the negative-input suite
 	MPP_FUZZ_EXAMPLES=$${MPP_FUZZ_EXAMPLES:-40} $(BIN)/python -m pytest -v -s $(PYTEST_ARGS) \
 		tests/gateway/e2e/test_gateway_fuzz_e2e.py tests/gateway/e2e/test_gateway_negative_inputs_e2e.py
+
+screenshots: $(BIN)/.installed  ## every screen at its device size, checked by axe, into docs/screenshots
+	MPP_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q $(PYTEST_ARGS) \
+		tests/web/test_screens_accessibility.py
 
 # --all: setuptools is a runtime dependency (pkg_resources for nameko's CLI), pip is not
 lock: $(BIN)/.installed  ## re-pin constraints.txt from the virtualenv

@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-from bench import history, loadgen
+from bench import history, loadgen, web_page
 from bench.floor import Floor, open_floor
 from tests.support import infra
 from tests.support.mall import SERVICES, Mall, ServiceProcess, free_port
@@ -38,6 +38,8 @@ TARGETS = {
     "display_p99_ms": ("called→SSE p99 (ms)", "<", 250),
     "token_p99_ms": ("completed→token p99 (ms)", "<", 250),
     "growth_ratio": ("p50 1M / 1k history", "<=", 1.3),
+    "ticket_page_kb": ("ticket page on a weak phone (KB)", "<", 100),
+    "ticket_page_ms": ("ticket page shown, weak phone (ms)", "<", 1000),
 }
 
 
@@ -410,6 +412,10 @@ def verdicts(results: dict) -> dict:
     growth = results.get("growth", {})
     if "take_ratio" in growth:
         figures["growth_ratio"] = max(growth["take_ratio"], growth["call_ratio"])
+    web = results.get("web", {})
+    if "bytes_median" in web:
+        figures["ticket_page_kb"] = round(web["bytes_median"] / 1000, 1)
+        figures["ticket_page_ms"] = web["shown_ms_median"]
     checks = {}
     for key, (_, op, target) in TARGETS.items():
         value = figures.get(key)
@@ -479,7 +485,7 @@ def table(results: dict) -> str:
     if "noop_ratio" in verdict["figures"]:
         label, value = "no-op queue / ceiling", verdict["figures"]["noop_ratio"]
         lines.append(f"{label:<28} {value!s:>8}  (no target: the gateway's own share)")
-    for key in ("display", "growth"):
+    for key in ("display", "growth", "web"):
         if "skipped" in results.get(key, {}):
             lines.append(f"{key}: skipped: {results[key]['skipped']}")
     return "\n".join(lines)
@@ -533,6 +539,7 @@ PROFILES = {
         samples=300,
         streams=5000,
         calls=20,
+        web_runs=7,
     ),
     "quick": dict(
         seconds=3,
@@ -547,6 +554,7 @@ PROFILES = {
         samples=30,
         streams=50,
         calls=6,
+        web_runs=2,
     ),
 }
 
@@ -559,12 +567,14 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         nargs="*",
         default=None,
-        help="parts: ceiling paths open token growth display noop",
+        help="parts: ceiling paths open token growth display web noop",
     )
     parser.add_argument("--python-generator", action="store_true", help="do not use wrk")
     args = parser.parse_args(argv)
     profile = PROFILES["quick" if args.quick else "full"]
-    parts = set(args.only or ["ceiling", "paths", "open", "token", "growth", "display", "noop"])
+    parts = set(
+        args.only or ["ceiling", "paths", "open", "token", "growth", "display", "web", "noop"]
+    )
     if args.python_generator:
         loadgen.have_wrk = lambda: False
 
@@ -636,6 +646,12 @@ def main(argv: list[str] | None = None) -> int:
             queue_db = mall.db_urls["queue"] if args.backend == "postgres" else None
             results["growth"] = measure_growth(
                 floor, queue_db, profile["small"], profile["large"], profile["samples"]
+            )
+        if "web" in parts:
+            log("the citizen's ticket page on a throttled phone")
+            floor.add_service("WEB", "P")
+            results["web"] = web_page.measure_ticket_page(
+                mall.url, floor.services["WEB"], runs=profile["web_runs"]
             )
         if "noop" in parts:  # last: it replaces the queue
             log("take-ticket through the gateway with a no-op queue")

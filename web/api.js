@@ -81,3 +81,46 @@ export function element(tag, attributes = {}, ...children) {
   }
   return node;
 }
+
+// A device without a key asks for a pairing code (8 digits an admin created for it) and
+// exchanges it once for its own key, kept on the device. Resolves with the key.
+export function pair(name, container, words) {
+  return new Promise((resolve) => {
+    const input = element("input", {
+      id: "pairing-code",
+      name: "code",
+      inputmode: "numeric",
+      autocomplete: "off",
+      pattern: "[0-9]{8}",
+      maxlength: "8",
+      required: true,
+    });
+    const message = element("p", { class: "pairing-error", role: "alert" });
+    const form = element(
+      "form",
+      { class: "pairing", id: "pairing" },
+      element("h2", {}, words.title),
+      element("label", { for: "pairing-code" }, words.label),
+      input,
+      element("button", { type: "submit", class: "primary" }, words.submit),
+      message,
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      message.textContent = "";
+      try {
+        const issued = await api("/v1/pairings", {
+          method: "POST",
+          body: { code: input.value.trim() },
+        });
+        localStorage.setItem(`mpp.${name}.key`, issued.key);
+        form.remove();
+        resolve(issued.key);
+      } catch (error) {
+        message.textContent = error instanceof ApiError && error.status === 404 ? words.wrong : error.message;
+      }
+    });
+    container.replaceChildren(form);
+    input.focus();
+  });
+}

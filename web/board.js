@@ -3,10 +3,10 @@
 // is announced once in Bahasa Indonesia, queued so one never cuts off another, and remembered on
 // the device so that a reload never repeats it.
 
-import { api, deviceKey, element as h } from "/web/api.js";
+import { ApiError, api, deviceKey, element as h, pair } from "/web/api.js";
 import { clock, setZone, t, translatePage } from "/web/i18n.js";
 
-const key = deviceKey("board");
+let key = deviceKey("board");
 const agency = new URLSearchParams(location.search).get("agency");
 const MISSED_WINDOW_MS = 10 * 60 * 1000; // calls older than this are shown, not spoken, after a gap
 const SPOKEN_KEEP = 500;
@@ -260,10 +260,12 @@ async function start() {
   updateSoundButton();
   setInterval(() => (document.getElementById("clock").textContent = clock(new Date())), 1000);
   if (!key) {
-    const notice = document.getElementById("notice");
-    notice.textContent = t("board.no_key");
-    notice.hidden = false;
-    return;
+    key = await pair("board", document.getElementById("setup"), {
+      title: t("pair.title"),
+      label: t("pair.label"),
+      submit: t("pair.submit"),
+      wrong: t("pair.wrong"),
+    });
   }
   for (;;) {
     try {
@@ -271,7 +273,13 @@ async function start() {
       // a board that ran here before speaks what it missed while off; a new one starts silent
       await loadSnapshot({ speakMissed: spoken.size > 0 });
       break;
-    } catch {
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        // the key was revoked: forget it and pair again
+        localStorage.removeItem("mpp.board.key");
+        location.reload();
+        return;
+      }
       stale(true);
       await new Promise((resolve) => setTimeout(resolve, 3000));
     }

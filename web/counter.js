@@ -2,13 +2,13 @@
 // device): what the counter holds with its timers against the SLA, the line in call order, and
 // every press with its own Idempotency-Key (a retried press never calls twice).
 
-import { ApiError, all, api, deviceKey, element as h, randomKey } from "/web/api.js";
+import { ApiError, all, api, deviceKey, element as h, pair, randomKey } from "/web/api.js";
 import { clock, setZone, t, toggleLanguage, translatePage } from "/web/i18n.js";
 
 const MIN_CALLS_BEFORE_NO_SHOW = 2; // the citizen is called, then recalled, before a no-show
 const POLL_MS = 3000;
 
-const key = deviceKey("counter");
+let key = deviceKey("counter");
 const params = new URLSearchParams(location.search);
 const counterId = params.get("counter") || localStorage.getItem("mpp.counter.id");
 if (params.get("counter")) localStorage.setItem("mpp.counter.id", params.get("counter"));
@@ -99,6 +99,11 @@ async function refresh() {
     render();
     if (state.counter.is_open && notice.textContent === t("ticket.offline")) say("");
   } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      localStorage.removeItem("mpp.counter.key"); // revoked: pair again
+      location.reload();
+      return;
+    }
     say(error instanceof ApiError && error.status < 500 ? error.message : t("ticket.offline"));
   }
 }
@@ -162,9 +167,17 @@ document.getElementById("lang").addEventListener("click", () => {
 async function start() {
   translatePage();
   setInterval(() => (document.getElementById("clock").textContent = clock(new Date())), 1000);
-  if (!key || !counterId) {
+  if (!counterId) {
     say(t("counter.no_key"));
     return;
+  }
+  if (!key) {
+    key = await pair("counter", document.getElementById("setup"), {
+      title: t("pair.title"),
+      label: t("pair.label"),
+      submit: t("pair.submit"),
+      wrong: t("pair.wrong"),
+    });
   }
   try {
     setZone((await api("/v1/mall")).timezone);

@@ -107,3 +107,9 @@ def test_kiosk_board_phone_payment_and_rating(mall_factory, new_page):
         f"{mall.url}/v1/agencies/{agency.id}/complaints", headers=bearer(agency.admin), timeout=10
     ).json()["items"]
     assert [c["comment"] for c in complaints] == ["Antrean lama, petugas ramah"]
+
+    # what the phone was sent: gzip, under the page's strict policy
+    script = requests.get(f"{mall.url}/web/ticket.js", timeout=10)
+    assert script.headers["Content-Encoding"] == "gzip"
+    assert "script-src 'self'" in script.headers["Content-Security-Policy"]
+    assert script.headers["X-Content-Type-Options"] == "nosniff"

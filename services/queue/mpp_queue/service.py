@@ -222,10 +222,12 @@ class QueueService(OpsEndpoints):
     # -- the floor
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def counter_line(self, counter_id: str, actor: dict | None = None, limit: int = 20) -> dict:
-        """An officer's console: the counter, what it holds and its line in call order."""
-        contracts.load(contracts.CounterLineQuerySchema, {"limit": limit})
-        return usecases.counter_line(self.uow, self.settings, counter_id, actor, limit)
+    def counter_line(
+        self, counter_id: str, actor: dict | None = None, query: dict | None = None
+    ) -> dict:
+        """An officer's console: the counter, what it holds and its line in call order.
+        ``query`` (``limit``) is checked once the caller is known to be the counter's staff."""
+        return usecases.counter_line(self.uow, self.settings, counter_id, actor, query or {})
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def display_snapshot(self, agency_id: str | None = None, recent: int = 10) -> dict:

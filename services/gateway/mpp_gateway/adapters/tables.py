@@ -1,4 +1,4 @@
-"""The gateway's own data: API keys (hashes only) and idempotency records."""
+"""The gateway's own data: API keys (hashes only), pairing codes and idempotency records."""
 
 from __future__ import annotations
 
@@ -21,6 +21,23 @@ api_keys = Table(
     Column("scope", String(10), nullable=False, server_default="agency"),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+# a short-lived code an admin gives a device (board, kiosk, counter) to fetch its own key once
+pairing_codes = Table(
+    "pairing_codes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("agency_id", String(36), nullable=False, index=True),
+    Column("scope", String(10), nullable=False),
+    Column("label", String(80), nullable=True),
+    Column("created_by", String(36), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_at", UtcDateTime(), nullable=True),
+    Column("key_id", String(36), nullable=True),
 )
 
 idempotency = Table(

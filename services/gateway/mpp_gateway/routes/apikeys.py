@@ -9,14 +9,17 @@ from werkzeug.wrappers import Response
 
 from mpp_contracts.errors import Forbidden
 from mpp_contracts.pagination import decode_cursor, page
-from mpp_gateway import auth
-from mpp_gateway.http import read_json, route
+from mpp_gateway import auth, pairing
+from mpp_gateway.http import RateLimited, read_json, route
 from mpp_gateway.responses import AGENCY_ADMIN, ok, page_args
 from mpp_gateway.schemas.apikeys import (
     ApiKeyCreateSchema,
     ApiKeyIssuedSchema,
     ApiKeySchema,
     MallAdminKeyCreateSchema,
+    PairingCodeCreateSchema,
+    PairingCodeSchema,
+    PairingRedeemSchema,
 )
 from mpp_gateway.schemas.common import PageQuerySchema
 
@@ -74,6 +77,61 @@ class ApiKeysRoutes:
         self.uow.commit()
         self.known_keys.forget(key_id)
         return Response(status=204)
+
+    # -- pairing: a device fetches its own key with a short-lived code
+
+    @route(
+        "POST",
+        "/v1/agencies/{agency}/pairing-codes",
+        roles=AGENCY_ADMIN,
+        agency_param="agency",
+        body=PairingCodeCreateSchema,
+        response=PairingCodeSchema,
+        status=201,
+        summary="A pairing code for a board, kiosk or counter: 8 digits, usable once within "
+        "PAIRING_CODE_TTL_SECONDS; the device exchanges it at POST /v1/pairings for its own key",
+    )
+    def create_pairing_code(self, request, principal, agency):
+        data = PairingCodeCreateSchema().load(read_json(request))
+        if data["scope"] == "mall" and data["role"] == "display" and principal.role != "mall_admin":
+            raise Forbidden("FORBIDDEN", "only the mall admin pairs mall-scope displays")
+        self.queue_rpc.get_agency(agency)  # 404 AGENCY_NOT_FOUND
+        ttl = int(self.config.get("PAIRING_CODE_TTL_SECONDS", 600))
+        code = pairing.create_code(
+            self.uow.session,
+            data["role"],
+            agency,
+            data["label"],
+            data["scope"],
+            principal.key_id,
+            ttl,
+        )
+        self.uow.commit()
+        return ok(code, 201)
+
+    @route(
+        "POST",
+        "/v1/pairings",
+        body=PairingRedeemSchema,
+        response=ApiKeyIssuedSchema,
+        status=201,
+        summary="A device exchanges its pairing code for its own key (the secret once). A "
+        "wrong, used or expired code answers 404; attempts per address are limited like failed "
+        "keys (RATE_LIMIT_AUTH_FAILURES_PER_MINUTE)",
+    )
+    def redeem_pairing_code(self, request, principal):
+        data = PairingRedeemSchema().load(read_json(request))
+        limit = int(self.config.get("RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30))
+        retry_after = self.limiter.over(f"pairing:{self.limiter.client_of(request)}", limit)
+        if retry_after is not None:
+            raise RateLimited(
+                "RATE_LIMITED",
+                f"more than {limit} pairing attempts a minute from this address",
+                {"retry_after": retry_after, "limit": limit},
+            )
+        key = pairing.redeem(self.uow.session, data["code"])
+        self.uow.commit()
+        return ok(key, 201)
 
     # -- the mall's own keys: mall_admin keys for people, and the bootstrap key among them
 

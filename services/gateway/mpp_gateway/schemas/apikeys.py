@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from mpp_contracts.bounds import Text
+from mpp_contracts.bounds import Pattern, Text
 from mpp_contracts.rpc import StrictSchema
-from mpp_gateway.auth import ISSUABLE_BY_MALL, SCOPES
+from mpp_gateway.auth import ISSUABLE_BY_AGENCY, ISSUABLE_BY_MALL, SCOPES
 
 
 class ApiKeyCreateSchema(StrictSchema):
@@ -46,3 +46,34 @@ class MallAdminKeyCreateSchema(ApiKeyCreateSchema):
 
     class Meta:
         exclude = ("role", "scope")
+
+
+class PairingCodeCreateSchema(ApiKeyCreateSchema):
+    """A code for a device: the role of the key it will get (never an admin's)."""
+
+    role = fields.String(
+        required=True,
+        validate=validate.OneOf(ISSUABLE_BY_AGENCY),
+        metadata={"description": "officer, kiosk or display: the key the device will get"},
+    )
+
+
+class PairingCodeSchema(Schema):
+    code = fields.String(
+        required=True,
+        metadata={"description": "8 digits, shown once; usable once", "example": "40718253"},
+    )
+    role = fields.String(required=True)
+    agency_id = fields.String(required=True)
+    scope = fields.String(required=True)
+    label = fields.String(required=True, allow_none=True)
+    expires_at = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class PairingRedeemSchema(StrictSchema):
+    code = Pattern(
+        r"^[0-9]{8}$",
+        max_length=8,
+        required=True,
+        metadata={"description": "The 8-digit pairing code", "example": "40718253"},
+    )

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from mpp_contracts import rpc as contracts
 from mpp_queue.adapters.tables import counters, services, tickets
 from mpp_queue.domain import numbering
 from mpp_queue.domain.tickets import TicketStatus
@@ -15,7 +16,6 @@ from .common import Settings, check_agency, iso, load_row, now_utc
 from .tickets import _preferences, line_candidates, staff_view, ticket_view
 
 HELD = (TicketStatus.CALLED.value, TicketStatus.SERVING.value)
-LINE_MAX = 50
 
 
 def counter_line(
@@ -23,7 +23,7 @@ def counter_line(
     settings: Settings,
     counter_id: str,
     actor: dict | None,
-    limit: int = 20,
+    query: dict,
     now: datetime | None = None,
 ) -> dict:
     """The counter, the tickets it holds (called or being served: more than one is the console's
@@ -33,8 +33,8 @@ def counter_line(
     session = uow.session
     now = now or now_utc()
     counter = load_row(session, counters, counter_id, "COUNTER_NOT_FOUND", "counter")
-    check_agency(actor, counter["agency_id"])
-    limit = max(1, min(int(limit), LINE_MAX))
+    check_agency(actor, counter["agency_id"])  # before the query: strangers learn nothing
+    limit = contracts.load(contracts.CounterLineQuerySchema, query)["limit"]
     day = numbering.mall_day(now, settings.mall_timezone)
     service_ids = list(counter["service_ids"])
     names = {
