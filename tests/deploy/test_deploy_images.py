@@ -182,9 +182,12 @@ def file_owners() -> dict[str, str]:
     vendored inside another, like setuptools' ``backports``, counts as that other's)."""
     from importlib import metadata
 
+    # importing pkg_resources (nameko's CLI does, in other tests of this process) puts
+    # setuptools/_vendor on sys.path: its vendored dist-infos are setuptools', not their own
     return {
         str(dist.locate_file(file).resolve()): dist.metadata["Name"]
         for dist in metadata.distributions()
+        if "_vendor" not in Path(str(dist.locate_file(""))).parts
         for file in dist.files or []
         if file.suffix in (".py", ".so")
     }
