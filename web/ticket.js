@@ -49,7 +49,30 @@ function renderTicket(ticket) {
         }, t("ticket.transferred_to"), " ", ticket.transferred_to.number || "")
       : null,
     h("p", { class: "issued" }, clock(ticket.issued_at)),
+    waiting
+      ? h("button", { type: "button", class: "cancel", id: "cancel", onclick: confirmCancel }, t("ticket.cancel"))
+      : null,
   );
+}
+
+// two taps: a slip of the thumb never gives up a place in line
+function confirmCancel(event) {
+  const button = event.currentTarget;
+  if (!button.dataset.sure) {
+    button.dataset.sure = "1";
+    button.textContent = t("ticket.cancel_sure");
+    return;
+  }
+  button.disabled = true;
+  api(`/v1/tickets/${encodeURIComponent(ticketId)}?code=${encodeURIComponent(code)}`, { method: "DELETE" })
+    .then((ticket) => {
+      last.ticket = ticket;
+      renderTicket(ticket);
+    })
+    .catch((error) => {
+      say(error instanceof ApiError ? error.message : t("error.generic"));
+      refresh();
+    });
 }
 
 function renderPayment(payment) {

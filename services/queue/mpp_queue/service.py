@@ -154,6 +154,11 @@ class QueueService(OpsEndpoints):
         return usecases.get_ticket(self.uow, self.settings, ticket_id, code, actor)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def withdraw_ticket(self, ticket_id: str, code: str | None = None) -> dict:
+        """The citizen, holding the ticket's access code, gives up a waiting ticket."""
+        return self._commit(usecases.withdraw_ticket(self.uow, self.settings, ticket_id, code))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def call_next(
         self, counter_id: str, actor: dict | None = None, request_key: str | None = None
     ) -> dict:

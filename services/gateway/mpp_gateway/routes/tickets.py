@@ -38,6 +38,18 @@ class TicketsRoutes:
     def get_ticket(self, request, principal, ticket):
         return ok(self.read_ticket(request, ticket))
 
+    @route(
+        "DELETE",
+        "/v1/tickets/{ticket}",
+        query=TicketReadQuerySchema,
+        response=TicketSchema,
+        summary="The citizen gives up a waiting ticket, with its access code (?code=): 409 "
+        "once called; anyone without the code gets 404",
+    )
+    def withdraw_ticket(self, request, principal, ticket):
+        query = TicketReadQuerySchema().load(request.args.to_dict())
+        return ok(self.queue_rpc.withdraw_ticket(ticket, query.get("code")))
+
     def read_ticket(self, request, ticket: str) -> dict:
         """The ticket for its code's holder, or for a staff key of its agency (an optional
         key on a public route: a key that is sent must be valid), else 404."""

@@ -44,10 +44,12 @@ from .tickets import (
     ticket_for_press,
     ticket_for_request,
     ticket_view,
+    withdraw_ticket,
 )
 
 __all__ = [
     "counter_line",
+    "withdraw_ticket",
     "Settings",
     "add_counter",
     "booking_for_request",

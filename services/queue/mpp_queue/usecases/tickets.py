@@ -582,6 +582,27 @@ def get_ticket(
     raise NotFound("TICKET_NOT_FOUND", "no such ticket")
 
 
+def withdraw_ticket(
+    uow, settings: Settings, ticket_id: str, code: str | None, now: datetime | None = None
+) -> dict:
+    """The citizen gives up their place in line: with the ticket's access code only (anyone
+    else gets the same 404 as for no ticket), and only while it waits (409 once called)."""
+    row = load_ticket(uow.session, ticket_id)
+    if not access.holds_code(settings.ticket_code_key, ticket_id, code):
+        raise NotFound("TICKET_NOT_FOUND", "no such ticket")
+    if row["status"] != TicketStatus.WAITING.value:
+        raise Conflict("TICKET_NOT_WAITING", "only a waiting ticket can be given up")
+    now = now or now_utc()
+    reason = "cancelled by the citizen"
+    row = _transition(uow, settings, row, "cancel", now, end_reason=reason)
+    uow.add_event(
+        "ticket_cancelled",
+        {**ticket_event(row), "counter_id": None, "ended_at": row["ended_at"], "reason": reason},
+    )
+    breach_if_due(uow, row, now)
+    return citizen_view(settings, ticket_view(uow.session, settings, row, now))
+
+
 # -- calling -----------------------------------------------------------------------------------
 
 
