@@ -124,3 +124,8 @@ export function pair(name, container, words) {
     input.focus();
   });
 }
+
+// Replace a node's children, skipping the null and false a conditional leaves.
+export function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}

@@ -3,7 +3,7 @@
 // is announced once in Bahasa Indonesia, queued so one never cuts off another, and remembered on
 // the device so that a reload never repeats it.
 
-import { ApiError, api, deviceKey, element as h, pair } from "/web/api.js";
+import { ApiError, api, deviceKey, fill, element as h, pair } from "/web/api.js";
 import { clock, setZone, t, translatePage } from "/web/i18n.js";
 
 let key = deviceKey("board");
@@ -105,7 +105,7 @@ function announce(call) {
 
 // -- the board ----------------------------------------------------------------------------------
 function render() {
-  nowList.replaceChildren(
+  fill(nowList,
     ...[...counters.values()]
       .filter((c) => c.call)
       .sort((a, b) => Date.parse(b.call.called_at) - Date.parse(a.call.called_at))
@@ -116,7 +116,7 @@ function render() {
         ),
       ),
   );
-  recentList.replaceChildren(
+  fill(recentList,
     ...recent.slice(0, 8).map((call) =>
       h("li", {},
         h("span", { class: "number" }, call.number),
@@ -258,7 +258,9 @@ soundButton.addEventListener("click", () => {
 async function start() {
   translatePage();
   updateSoundButton();
-  setInterval(() => (document.getElementById("clock").textContent = clock(new Date())), 1000);
+  const tick = () => (document.getElementById("clock").textContent = clock(new Date()));
+  tick();
+  setInterval(tick, 1000);
   if (!key) {
     key = await pair("board", document.getElementById("setup"), {
       title: t("pair.title"),

@@ -2,7 +2,7 @@
 // device): what the counter holds with its timers against the SLA, the line in call order, and
 // every press with its own Idempotency-Key (a retried press never calls twice).
 
-import { ApiError, all, api, deviceKey, element as h, pair, randomKey } from "/web/api.js";
+import { ApiError, all, api, deviceKey, fill, element as h, pair, randomKey } from "/web/api.js";
 import { clock, setZone, t, toggleLanguage, translatePage } from "/web/i18n.js";
 
 const MIN_CALLS_BEFORE_NO_SHOW = 2; // the citizen is called, then recalled, before a no-show
@@ -43,13 +43,13 @@ function render() {
   const ticket = held();
   const current = document.getElementById("current");
   if (!ticket) {
-    current.replaceChildren(h("p", { class: "empty" }, t("counter.none")));
+    fill(current, h("p", { class: "empty" }, t("counter.none")));
   } else {
     const timer =
       ticket.status === "serving"
         ? t("counter.serving_for", { m: minutesSince(ticket.started_at) })
         : t("counter.called_for", { n: ticket.call_count, m: minutesSince(ticket.last_called_at) });
-    current.replaceChildren(
+    fill(current,
       h("p", { class: "number", id: "current-number" }, ticket.number),
       h("p", { class: "status", id: "current-status" }, t(`ticket.status.${ticket.status}`)),
       h("p", {}, timer),
@@ -71,9 +71,9 @@ function render() {
   document.getElementById("line-title").textContent = t("counter.waiting", { n: state.waiting_count });
   const line = document.getElementById("line");
   if (state.waiting.length === 0) {
-    line.replaceChildren(h("li", { class: "empty" }, t("counter.empty")));
+    fill(line, h("li", { class: "empty" }, t("counter.empty")));
   } else {
-    line.replaceChildren(
+    fill(line,
       ...state.waiting.map((w) =>
         h("li", { "data-number": w.number },
           h("span", { class: "number" }, w.number),
@@ -166,7 +166,9 @@ document.getElementById("lang").addEventListener("click", () => {
 
 async function start() {
   translatePage();
-  setInterval(() => (document.getElementById("clock").textContent = clock(new Date())), 1000);
+  const tick = () => (document.getElementById("clock").textContent = clock(new Date()));
+  tick();
+  setInterval(tick, 1000);
   if (!counterId) {
     say(t("counter.no_key"));
     return;
@@ -182,7 +184,7 @@ async function start() {
   try {
     setZone((await api("/v1/mall")).timezone);
     const services = await all("/v1/services");
-    document.getElementById("transfer-to").replaceChildren(
+    fill(document.getElementById("transfer-to"),
       ...services.map((s) => h("option", { value: s.id }, s.name)),
     );
   } catch {

@@ -98,6 +98,27 @@ const WORDS = {
     "pair.label": "Kode pemasangan (8 angka dari admin instansi)",
     "pair.submit": "Pasangkan",
     "pair.wrong": "Kode salah, sudah dipakai, atau kedaluwarsa.",
+    "book.title": "Booking Antrean",
+    "book.pick_service": "Pilih layanan yang bisa dibooking",
+    "book.pick_day": "Pilih tanggal",
+    "book.pick_slot": "Pilih jam",
+    "book.left": "{n} tempat",
+    "book.full": "Penuh",
+    "book.none": "Tidak ada jadwal pada tanggal ini.",
+    "book.nik": "NIK (16 angka, sesuai KTP-el)",
+    "book.nik_hint": "NIK tidak disimpan utuh dan tidak pernah ditampilkan utuh.",
+    "book.phone": "Nomor HP (opsional)",
+    "book.submit": "Booking sekarang",
+    "book.done": "Booking berhasil",
+    "book.reference": "Kode booking",
+    "book.show_qr": "Tunjukkan QR ini di kiosk untuk check-in",
+    "book.check_in": "Check-in dibuka {from} sampai {to}",
+    "book.cancel": "Batalkan booking",
+    "book.status.booked": "Terjadwal",
+    "book.status.checked_in": "Sudah check-in",
+    "book.status.late": "Terlambat",
+    "book.status.cancelled": "Dibatalkan",
+    "book.status.no_show": "Tidak hadir",
     "error.generic": "Terjadi kesalahan. Silakan coba lagi.",
   },
   en: {
@@ -196,6 +217,27 @@ const WORDS = {
     "pair.label": "Pairing code (8 digits from your agency admin)",
     "pair.submit": "Pair",
     "pair.wrong": "Wrong, used or expired code.",
+    "book.title": "Book a Visit",
+    "book.pick_service": "Choose a bookable service",
+    "book.pick_day": "Choose a day",
+    "book.pick_slot": "Choose a time",
+    "book.left": "{n} places",
+    "book.full": "Full",
+    "book.none": "No slots on this day.",
+    "book.nik": "NIK (16 digits, as on your e-KTP)",
+    "book.nik_hint": "Your NIK is never stored whole and never shown whole.",
+    "book.phone": "Mobile number (optional)",
+    "book.submit": "Book now",
+    "book.done": "Booked",
+    "book.reference": "Booking code",
+    "book.show_qr": "Show this QR at the kiosk to check in",
+    "book.check_in": "Check-in opens {from} until {to}",
+    "book.cancel": "Cancel booking",
+    "book.status.booked": "Booked",
+    "book.status.checked_in": "Checked in",
+    "book.status.late": "Late",
+    "book.status.cancelled": "Cancelled",
+    "book.status.no_show": "No-show",
     "error.generic": "Something went wrong. Please try again.",
   },
 };
@@ -318,4 +360,20 @@ export function isOpen(service, now = new Date()) {
   const minute = minutesNow(now);
   const toMinutes = (hhmm) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
   return service.opening_hours.some((p) => minute >= toMinutes(p.opens) && minute < toMinutes(p.closes));
+}
+
+// A day of the mall as the API names it ("2026-12-06"), ``offset`` days from today.
+export function mallDate(offset = 0, now = new Date()) {
+  const at = new Date(now.getTime() + offset * 86_400_000);
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone }).format(at);
+}
+
+export function dayLabel(isoDate) {
+  const [y, m, d] = isoDate.split("-").map(Number);
+  return new Intl.DateTimeFormat(lang === "id" ? "id-ID" : "en-GB", {
+    timeZone: "UTC",
+    weekday: "short",
+    day: "numeric",
+    month: "short",
+  }).format(new Date(Date.UTC(y, m - 1, d)));
 }

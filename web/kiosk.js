@@ -201,6 +201,8 @@ document.getElementById("lang").addEventListener("click", () => {
   toggleLanguage();
   if (show.current) show(show.current);
 });
-setInterval(() => (document.getElementById("clock").textContent = clock(new Date())), 1000);
+const tick = () => (document.getElementById("clock").textContent = clock(new Date()));
+tick();
+setInterval(tick, 1000);
 translatePage();
 start();

@@ -1,7 +1,7 @@
 // The citizen's own ticket, opened from the slip's QR: status, place in line, estimated wait,
 // then the QRIS to pay and the receipt, then the rating form. Read with the ticket's access code.
 
-import { ApiError, api, element as h } from "/web/api.js";
+import { ApiError, api, fill, element as h } from "/web/api.js";
 import { SKM, clock, language, rupiah, setZone, t, toggleLanguage, translatePage } from "/web/i18n.js";
 
 const ticketId = decodeURIComponent(location.pathname.split("/").pop());
@@ -28,7 +28,7 @@ function read(part = "") {
 
 function renderTicket(ticket) {
   const waiting = ticket.status === "waiting";
-  ticketBox.replaceChildren(
+  fill(ticketBox,
     h("p", { class: "number", id: "number" }, ticket.number),
     h("p", { class: "service" }, ticket.service_name || ""),
     h("p", { class: `status ${ticket.status}`, id: "status" }, t(`ticket.status.${ticket.status}`)),
@@ -77,11 +77,11 @@ function confirmCancel(event) {
 
 function renderPayment(payment) {
   if (!payment) {
-    paymentBox.replaceChildren();
+    fill(paymentBox);
     return;
   }
   const pending = payment.status === "pending";
-  paymentBox.replaceChildren(
+  fill(paymentBox,
     h("h2", {}, t("pay.title")),
     h("p", { class: "amount" }, t("pay.amount"), ": ", h("strong", { id: "amount" }, rupiah(payment.amount_idr))),
     h("p", { class: `pay-status ${payment.status}`, id: "pay-status" }, t(`pay.status.${payment.status}`)),
@@ -163,12 +163,12 @@ function renderRating(ticket) {
       }
     }
   });
-  ratingBox.replaceChildren(form);
+  fill(ratingBox, form);
 }
 
 function thank(text) {
   rated = true;
-  ratingBox.replaceChildren(h("p", { class: "thanks", id: "thanks" }, text));
+  fill(ratingBox, h("p", { class: "thanks", id: "thanks" }, text));
 }
 
 async function refresh() {
@@ -188,7 +188,7 @@ async function refresh() {
     return !(FINAL.has(ticket.status) && settled && (rated || !ticket.rating?.token));
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {
-      ticketBox.replaceChildren(h("p", { class: "unknown" }, t("ticket.unknown")));
+      fill(ticketBox, h("p", { class: "unknown" }, t("ticket.unknown")));
       return false;
     }
     say(t("ticket.offline"));

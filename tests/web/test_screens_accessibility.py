@@ -41,7 +41,20 @@ def check(page, name: str) -> None:
 def test_every_screen_passes_axe_at_its_device_size(mall_factory, new_page):
     mall = mall_factory("sqlite")
     agency = Agency(mall.url)
-    Agency(mall.url, code="DUKCAPIL", fee_idr=0)
+    other = Agency(mall.url, code="DUKCAPIL", fee_idr=0)
+    other.post(
+        f"/v1/agencies/{other.id}/services",
+        other.admin,
+        {
+            "code": "KTP",
+            "name": "KTP-el baru",
+            "fee_idr": 0,
+            "sla_minutes": 60,
+            "prefix": "K",
+            "opening_hours": [{"opens": "08:00", "closes": "12:00"}],
+            "booking": {"slot_minutes": 30, "capacity": 4},
+        },
+    )
 
     kiosk = new_page(KIOSK)
     kiosk.goto(f"{mall.url}/kiosk")
@@ -85,3 +98,13 @@ def test_every_screen_passes_axe_at_its_device_size(mall_factory, new_page):
     expect(phone.locator("#rate-form")).to_be_visible(timeout=30_000)
     phone.locator("#rate-form summary").click()
     check(phone, "ticket-rating")
+
+    book = new_page(PHONE)
+    book.goto(f"{mall.url}/book")
+    book.click("[data-service='KTP']")
+    book.locator("[data-day]").nth(1).click()
+    expect(book.locator("[data-slot]").first).to_be_visible()
+    check(book, "book-slots")
+    book.locator("[data-slot]").first.click()
+    expect(book.locator("#nik")).to_be_visible()
+    check(book, "book-nik")

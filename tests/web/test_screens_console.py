@@ -54,6 +54,8 @@ def test_an_officer_serves_the_line_from_the_console(mall_factory, new_page):
     assert len(calls) == 2 and calls[0] == calls[1]
     assert line_numbers(page) == ["S-001", "S-002"]  # one call, not two
     expect(page.locator("#next")).to_be_disabled()  # never two citizens at once
+    expect(page.locator("main")).not_to_contain_text("null")  # no conditional left as text
+    expect(page.locator("#clock")).to_contain_text("WIB")
     expect(page.locator("#no-show")).to_be_disabled()  # not before a recall
 
     page.keyboard.press("r")

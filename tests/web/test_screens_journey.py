@@ -55,6 +55,7 @@ def test_kiosk_board_phone_payment_and_rating(mall_factory, new_page):
     expect(phone.locator("#number")).to_have_text("S-001")
     expect(phone.locator("#status")).to_contain_text("Dipanggil")
     expect(phone.locator(".go")).to_contain_text("Loket 3")
+    expect(phone.locator("main")).not_to_contain_text("null")
     agency.act(called["id"], "start")
     agency.act(called["id"], "complete")
     expect(phone.locator("#status")).to_have_text("Selesai")

@@ -45,6 +45,7 @@ HIDDEN = {
     "/kiosk",
     "/board",
     "/counter",
+    "/book",
     "/t/{ticket}",
     "/web/{asset}",
     "/web/vendor/{asset}",

@@ -24,6 +24,12 @@ from mpp_gateway.schemas.apikeys import (
 from mpp_gateway.schemas.common import PageQuerySchema
 
 
+def refuse_mall_scope(data: dict, principal) -> None:
+    """A display for the whole mall (every agency's calls) is the mall admin's to give."""
+    if data["scope"] == "mall" and data["role"] == "display" and principal.role != "mall_admin":
+        raise Forbidden("FORBIDDEN", "only the mall admin issues mall-scope display keys")
+
+
 class ApiKeysRoutes:
     @route(
         "POST",
@@ -40,8 +46,7 @@ class ApiKeysRoutes:
         data = ApiKeyCreateSchema().load(read_json(request))
         if data["role"] not in auth.ISSUABLE_BY_AGENCY and principal.role != "mall_admin":
             raise Forbidden("FORBIDDEN", "only the mall admin issues agency_admin keys")
-        if data["scope"] == "mall" and data["role"] == "display" and principal.role != "mall_admin":
-            raise Forbidden("FORBIDDEN", "only the mall admin issues mall-scope display keys")
+        refuse_mall_scope(data, principal)
         self.queue_rpc.get_agency(agency)  # 404 AGENCY_NOT_FOUND: no key for no agency
         key = auth.issue_key(self.uow.session, data["role"], agency, data["label"], data["scope"])
         self.uow.commit()
@@ -93,8 +98,7 @@ class ApiKeysRoutes:
     )
     def create_pairing_code(self, request, principal, agency):
         data = PairingCodeCreateSchema().load(read_json(request))
-        if data["scope"] == "mall" and data["role"] == "display" and principal.role != "mall_admin":
-            raise Forbidden("FORBIDDEN", "only the mall admin pairs mall-scope displays")
+        refuse_mall_scope(data, principal)
         self.queue_rpc.get_agency(agency)  # 404 AGENCY_NOT_FOUND
         ttl = int(self.config.get("PAIRING_CODE_TTL_SECONDS", 600))
         code = pairing.create_code(

@@ -23,6 +23,7 @@ PAGES = {
     "kiosk": "kiosk.html",
     "board": "board.html",
     "counter": "counter.html",
+    "book": "book.html",
     "ticket": "ticket.html",
 }
 
@@ -94,6 +95,10 @@ class ScreensRoutes:
     @route("GET", "/board", summary="The display board screen", media_type="text/html")
     def board_page(self, request, principal):
         return self._page(request, "board")
+
+    @route("GET", "/book", summary="The booking screen (a phone)", media_type="text/html")
+    def book_page(self, request, principal):
+        return self._page(request, "book")
 
     @route("GET", "/counter", summary="The officer's console screen", media_type="text/html")
     def counter_page(self, request, principal):
