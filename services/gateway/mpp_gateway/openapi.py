@@ -46,6 +46,7 @@ HIDDEN = {
     "/board",
     "/counter",
     "/book",
+    "/agency",
     "/t/{ticket}",
     "/web/{asset}",
     "/web/vendor/{asset}",

@@ -24,6 +24,7 @@ PAGES = {
     "board": "board.html",
     "counter": "counter.html",
     "book": "book.html",
+    "agency": "agency.html",
     "ticket": "ticket.html",
 }
 
@@ -95,6 +96,10 @@ class ScreensRoutes:
     @route("GET", "/board", summary="The display board screen", media_type="text/html")
     def board_page(self, request, principal):
         return self._page(request, "board")
+
+    @route("GET", "/agency", summary="The agency dashboard screen", media_type="text/html")
+    def agency_page(self, request, principal):
+        return self._page(request, "agency")
 
     @route("GET", "/book", summary="The booking screen (a phone)", media_type="text/html")
     def book_page(self, request, principal):
