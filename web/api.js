@@ -83,8 +83,15 @@ export function element(tag, attributes = {}, ...children) {
 }
 
 // A device without a key asks for a pairing code (8 digits an admin created for it) and
-// exchanges it once for its own key, kept on the device. Resolves with the key.
-export function pair(name, container, words) {
+// exchanges it once for its own key, kept on the device. Resolves with the key. ``t`` gives
+// the words (i18n.js), passed in so this module stays free of the screens' vocabulary.
+export function pair(name, container, t) {
+  const words = {
+    title: t("pair.title"),
+    label: t("pair.label"),
+    submit: t("pair.submit"),
+    wrong: t("pair.wrong"),
+  };
   return new Promise((resolve) => {
     const input = element("input", {
       id: "pairing-code",

@@ -262,12 +262,7 @@ async function start() {
   tick();
   setInterval(tick, 1000);
   if (!key) {
-    key = await pair("board", document.getElementById("setup"), {
-      title: t("pair.title"),
-      label: t("pair.label"),
-      submit: t("pair.submit"),
-      wrong: t("pair.wrong"),
-    });
+    key = await pair("board", document.getElementById("setup"), t);
   }
   for (;;) {
     try {

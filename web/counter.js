@@ -174,12 +174,7 @@ async function start() {
     return;
   }
   if (!key) {
-    key = await pair("counter", document.getElementById("setup"), {
-      title: t("pair.title"),
-      label: t("pair.label"),
-      submit: t("pair.submit"),
-      wrong: t("pair.wrong"),
-    });
+    key = await pair("counter", document.getElementById("setup"), t);
   }
   try {
     setZone((await api("/v1/mall")).timezone);
