@@ -70,16 +70,9 @@ class GatewayService(
         ``RATE_LIMIT_AUTH_FAILURES_PER_MINUTE`` of them, a key this process does not already
         know answers 429 before it is looked up in the database."""
         header = request.headers.get("Authorization")
-        bucket = f"authfail:{self.limiter.client_of(request)}"
-        limit = int(self.config.get("RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30))
+        bucket, limit = self.failure_bucket(request, "authfail")
         if not self._known_key(header):
-            retry_after = self.limiter.over(bucket, limit)
-            if retry_after is not None:
-                raise RateLimited(
-                    "RATE_LIMITED",
-                    f"more than {limit} failed authentications a minute from this address",
-                    {"retry_after": retry_after, "limit": limit},
-                )
+            self.refuse_past_failures(bucket, limit, "failed authentications")
         try:
             return auth.authenticate(
                 self.uow.session, header, self.config.get("MALL_ADMIN_KEY"), self.known_keys
@@ -87,6 +80,23 @@ class GatewayService(
         except Unauthorized:
             self.limiter.hit(bucket, limit)
             raise
+
+    def failure_bucket(self, request, kind: str) -> tuple[str, int]:
+        """Where failed guesses of ``kind`` (keys, pairing codes) from this client address are
+        counted, and how many a minute pass (``RATE_LIMIT_AUTH_FAILURES_PER_MINUTE``)."""
+        limit = int(self.config.get("RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30))
+        return f"{kind}:{self.limiter.client_of(request)}", limit
+
+    def refuse_past_failures(self, bucket: str, limit: int, what: str) -> None:
+        """429 once ``bucket`` holds ``limit`` failures this minute (the caller counts each
+        failure with ``self.limiter.hit``)."""
+        retry_after = self.limiter.over(bucket, limit)
+        if retry_after is not None:
+            raise RateLimited(
+                "RATE_LIMITED",
+                f"more than {limit} {what} a minute from this address",
+                {"retry_after": retry_after, "limit": limit},
+            )
 
     def _known_key(self, header: str | None) -> bool:
         """The bootstrap key or a key resolved recently: answered without the database."""

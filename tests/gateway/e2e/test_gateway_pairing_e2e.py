@@ -105,3 +105,15 @@ def test_an_expired_code_answers_404(mall_factory):
     agency = new_agency(mall.url, "PAIR-E")
     code = code_for(mall.url, agency, role="kiosk").json()
     assert redeem(mall.url, code["code"]).status_code == 404
+
+
+def test_wrong_codes_from_one_address_are_limited_like_failed_keys(mall_factory):
+    mall = mall_factory("sqlite", {"RATE_LIMIT_AUTH_FAILURES_PER_MINUTE": "3"})
+    agency = new_agency(mall.url, "PAIR-F")
+    code = code_for(mall.url, agency, role="display").json()["code"]
+    wrong = f"{(int(code) + 1) % 10**8:08d}"
+    assert [redeem(mall.url, wrong).status_code for _ in range(3)] == [404] * 3
+    # past the limit, even the right code waits: guessing 10^8 codes takes years, not minutes
+    limited = redeem(mall.url, code)
+    assert limited.status_code == 429, limited.text
+    assert int(limited.headers["Retry-After"]) >= 1

@@ -7,10 +7,10 @@ from datetime import datetime
 
 from werkzeug.wrappers import Response
 
-from mpp_contracts.errors import Forbidden
+from mpp_contracts.errors import Forbidden, NotFound
 from mpp_contracts.pagination import decode_cursor, page
 from mpp_gateway import auth, pairing
-from mpp_gateway.http import RateLimited, read_json, route
+from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import AGENCY_ADMIN, ok, page_args
 from mpp_gateway.schemas.apikeys import (
     ApiKeyCreateSchema,
@@ -120,20 +120,21 @@ class ApiKeysRoutes:
         response=ApiKeyIssuedSchema,
         status=201,
         summary="A device exchanges its pairing code for its own key (the secret once). A "
-        "wrong, used or expired code answers 404; attempts per address are limited like failed "
-        "keys (RATE_LIMIT_AUTH_FAILURES_PER_MINUTE)",
+        "wrong, used or expired code answers 404; past RATE_LIMIT_AUTH_FAILURES_PER_MINUTE such "
+        "failures a minute from one address, 429, like failed keys",
     )
     def redeem_pairing_code(self, request, principal):
         data = PairingRedeemSchema().load(read_json(request))
-        limit = int(self.config.get("RATE_LIMIT_AUTH_FAILURES_PER_MINUTE", 30))
-        retry_after = self.limiter.over(f"pairing:{self.limiter.client_of(request)}", limit)
-        if retry_after is not None:
-            raise RateLimited(
-                "RATE_LIMITED",
-                f"more than {limit} pairing attempts a minute from this address",
-                {"retry_after": retry_after, "limit": limit},
-            )
-        key = pairing.redeem(self.uow.session, data["code"])
+        bucket, limit = self.failure_bucket(request, "pairing")
+        self.refuse_past_failures(bucket, limit, "failed pairing attempts")
+        try:
+            key = pairing.redeem(self.uow.session, data["code"])
+        except NotFound:
+            # end the transaction first: on SQLite its write lock, held across the limiter's
+            # network call, stalls every other redeem of this process (eventlet)
+            self.uow.session.rollback()
+            self.limiter.hit(bucket, limit)  # a wrong, used or expired code: one guess spent
+            raise
         self.uow.commit()
         return ok(key, 201)
 
