@@ -144,7 +144,7 @@ async function start() {
     key = await pair("agency", document.getElementById("setup"), t);
   }
   try {
-    setZone((await api("/v1/mall")).timezone);
+    setZone(await api("/v1/mall"));
     services = new Map((await all(`/v1/services?agency=${encodeURIComponent(agency)}`)).map((s) => [s.id, s]));
   } catch {
     say(t("ticket.offline"));

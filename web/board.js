@@ -266,7 +266,7 @@ async function start() {
   }
   for (;;) {
     try {
-      setZone((await api("/v1/mall")).timezone);
+      setZone(await api("/v1/mall"));
       // a board that ran here before speaks what it missed while off; a new one starts silent
       await loadSnapshot({ speakMissed: spoken.size > 0 });
       break;

@@ -1,9 +1,9 @@
 // Booking from a phone: service → day → slot → NIK (never shown whole) → the booking's code and
 // its QR (the kiosk checks it in); /book?booking=<id> shows it again and cancels it.
 
-import qrcode from "/web/vendor/qrcode-generator.mjs";
 import { ApiError, all, api, element as h, randomKey } from "/web/api.js";
 import { clock, dayLabel, mallDate, setZone, t, toggleLanguage, translatePage } from "/web/i18n.js";
+import { qrImage } from "/web/qr.js";
 
 const screen = document.getElementById("screen");
 const notice = document.getElementById("notice");
@@ -111,15 +111,6 @@ function details(service, slot) {
   show(() => [form]);
 }
 
-function qr(text) {
-  const code = qrcode(0, "M");
-  code.addData(text);
-  code.make();
-  const holder = h("div", { class: "qr", role: "img", "aria-label": t("book.show_qr") });
-  holder.innerHTML = code.createSvgTag({ cellSize: 4, margin: 2, scalable: true });
-  return holder;
-}
-
 function showBooking(booking, service) {
   const link = `${location.origin}/book?booking=${booking.id}`;
   show(() => [
@@ -131,7 +122,7 @@ function showBooking(booking, service) {
     h("p", {}, t("book.reference"), ": ", h("code", { id: "reference" }, booking.id)),
     booking.status === "booked"
       ? [
-          qr(link),
+          qrImage(link, t("book.show_qr")),
           h("p", { class: "hint" }, t("book.show_qr")),
           h("p", {}, t("book.check_in", { from: clock(booking.check_in_opens_at), to: clock(booking.check_in_closes_at) })),
           h("button", { type: "button", class: "cancel", id: "cancel-booking", onclick: () => cancel(booking, service) }, t("book.cancel")),
@@ -156,7 +147,7 @@ document.getElementById("lang").addEventListener("click", () => {
 async function start() {
   translatePage();
   try {
-    setZone((await api("/v1/mall")).timezone);
+    setZone(await api("/v1/mall"));
     const reference = new URLSearchParams(location.search).get("booking");
     if (reference) {
       const booking = await api(`/v1/bookings/${encodeURIComponent(reference)}`);

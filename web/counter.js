@@ -177,7 +177,7 @@ async function start() {
     key = await pair("counter", document.getElementById("setup"), t);
   }
   try {
-    setZone((await api("/v1/mall")).timezone);
+    setZone(await api("/v1/mall"));
     const services = await all("/v1/services");
     fill(document.getElementById("transfer-to"),
       ...services.map((s) => h("option", { value: s.id }, s.name)),

@@ -320,16 +320,10 @@ export const SKM = [
     ["Buruk", "Cukup", "Baik", "Sangat baik"]],
 ];
 
-// The mall's zone as citizens name it (UU: WIB, WITA, WIT).
-const ZONES = {
-  "Asia/Jakarta": "WIB",
-  "Asia/Pontianak": "WIB",
-  "Asia/Makassar": "WITA",
-  "Asia/Jayapura": "WIT",
-};
-
 let lang = localStorage.getItem("mpp.lang") || "id";
+// the mall's zone and its name as citizens say it (WIB, WITA or WIT): GET /v1/mall's answer
 let zone = "Asia/Jakarta";
+let zoneName = "WIB";
 
 export function language() {
   return lang;
@@ -342,8 +336,9 @@ export function toggleLanguage() {
   return lang;
 }
 
-export function setZone(name) {
-  if (name) zone = name;
+export function setZone(mall) {
+  zone = mall.timezone;
+  zoneName = mall.zone;
 }
 
 export function t(key, values = {}) {
@@ -368,7 +363,7 @@ export function clock(value, { seconds = false } = {}) {
     second: seconds ? "2-digit" : undefined,
     hourCycle: "h23",
   }).format(date);
-  return `${text} ${ZONES[zone] || zone}`;
+  return `${text} ${zoneName}`;
 }
 
 export function longDate(value) {

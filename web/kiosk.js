@@ -1,9 +1,9 @@
 // The kiosk: agency → service → (priority) → a ticket, printed on an 80 mm slip with the QR of
 // the citizen's own ticket page. A retried tap sends the same Idempotency-Key: one ticket.
 
-import qrcode from "/web/vendor/qrcode-generator.mjs";
 import { ApiError, all, api, element as h, randomKey } from "/web/api.js";
 import { clock, isOpen, rupiah, setZone, t, toggleLanguage, translatePage } from "/web/i18n.js";
+import { qrImage } from "/web/qr.js";
 import { PRIORITIES } from "/web/priorities.js";
 
 const screen = document.getElementById("screen");
@@ -34,7 +34,7 @@ async function load() {
     all("/v1/agencies"),
     all("/v1/services"),
   ]);
-  setZone(mall.timezone);
+  setZone(mall);
   agencies = agencyList;
   services = serviceList.filter((s) => s.active);
 }
@@ -147,15 +147,6 @@ function ticketLink(ticket) {
   return `${location.origin}/t/${ticket.id}?code=${encodeURIComponent(ticket.access_code)}`;
 }
 
-function qrSvg(text) {
-  const code = qrcode(0, "M");
-  code.addData(text);
-  code.make();
-  const holder = h("div", { class: "qr", role: "img", "aria-label": t("kiosk.scan") });
-  holder.innerHTML = code.createSvgTag({ cellSize: 4, margin: 2, scalable: true });
-  return holder;
-}
-
 function slipScreen(agency, service, ticket) {
   resetSoon();
   const link = ticketLink(ticket);
@@ -168,7 +159,7 @@ function slipScreen(agency, service, ticket) {
       h("p", { class: "agency" }, agency.name),
       ticket.ahead != null ? h("p", {}, t("kiosk.ahead", { n: ticket.ahead })) : null,
       h("p", { class: "issued" }, clock(ticket.issued_at)),
-      qrSvg(link),
+      qrImage(link, t("kiosk.scan")),
       h("p", { class: "hint" }, t("kiosk.scan")),
       h("a", { class: "link", id: "ticket-link", href: link }, link),
     ),

@@ -200,7 +200,7 @@ async function loop() {
   // the ticket first: the mall's zone (for the clock) arrives alongside, not before it
   api("/v1/mall")
     .then((mall) => {
-      setZone(mall.timezone);
+      setZone(mall);
       if (last.ticket) renderTicket(last.ticket);
     })
     .catch(() => {}); // the zone stays the default (WIB) until the next load
