@@ -46,6 +46,11 @@ EVENTS_DEAD_LETTERED = Counter(
     "Events moved to mpp.dead-letters once their retries ran out",
     ["service", "event_type"],
 )
+CONSUMING_SHUT = Gauge(
+    "mpp_events_held_for_database",
+    "1 while the service holds its events because its database does not answer",
+    ["service"],
+)
 DEAD_LETTERS = Gauge(
     "mpp_dead_letters", "Messages waiting in mpp.dead-letters (python -m mpp_chassis.dlq list)"
 )
