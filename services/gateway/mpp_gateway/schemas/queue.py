@@ -287,3 +287,7 @@ class CounterLineSchema(Schema):
         metadata={"description": "Callable tickets in the order call-next takes them"},
     )
     waiting_count = fields.Integer(required=True)
+    no_show_after_calls = fields.Integer(
+        required=True,
+        metadata={"description": "Calls (the first and its recalls) before a no-show is accepted"},
+    )
