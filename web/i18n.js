@@ -288,6 +288,34 @@ const WORDS = {
   },
 };
 
+// -- issue 17, the agency's and the officer's parts (kiosk check-in, console, dashboard) --------
+// A block of its own, merged into WORDS, so other screens' words can be added beside it.
+const WORDS_AGENCY_OFFICER = {
+  id: {
+    "counter.open": "Buka loket",
+    "counter.close": "Tutup loket",
+    "counter.is_open": "Loket buka",
+    "counter.is_closed": "Loket tutup",
+    "counter.too_few_calls": "Panggil ulang dulu: tidak hadir dapat dicatat setelah {n} panggilan.",
+    "counter.error.COUNTER_BUSY": "Loket masih menangani warga. Selesaikan, alihkan, atau catat tidak hadir sebelum menutup loket.",
+    "counter.error.COUNTER_CLOSED": "Loket ini tutup. Buka loket untuk memanggil.",
+    "counter.error.NO_TICKET_WAITING": "Tidak ada yang menunggu untuk layanan loket ini.",
+  },
+  en: {
+    "counter.open": "Open counter",
+    "counter.close": "Close counter",
+    "counter.is_open": "Counter open",
+    "counter.is_closed": "Counter closed",
+    "counter.too_few_calls": "Recall first: a no-show can be recorded after {n} calls.",
+    "counter.error.COUNTER_BUSY": "The counter still holds a citizen. Complete, transfer or record a no-show before closing.",
+    "counter.error.COUNTER_CLOSED": "This counter is closed. Open it to call.",
+    "counter.error.NO_TICKET_WAITING": "Nobody is waiting for this counter's services.",
+  },
+};
+Object.assign(WORDS.id, WORDS_AGENCY_OFFICER.id);
+Object.assign(WORDS.en, WORDS_AGENCY_OFFICER.en);
+// -- end of issue 17's block -------------------------------------------------------------------
+
 // The nine elements of the Survei Kepuasan Masyarakat (PermenPANRB 14/2017), answered 1-4,
 // in the questionnaire's own words. English glosses for the toggle.
 export const SKM = [
