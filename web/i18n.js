@@ -317,6 +317,28 @@ const WORDS_AGENCY_OFFICER = {
     "checkin.state.no_show": "Batas check-in booking ini sudah lewat. Silakan ambil nomor antrean biasa.",
     "checkin.on_time": "Check-in berhasil. Anda dipanggil mulai pukul {time}.",
     "checkin.late": "Anda datang setelah batas check-in, jadi booking tidak berlaku lagi. Nomor ini masuk antrean biasa.",
+    "complaint.status.open": "Belum dijawab",
+    "complaint.status.responded": "Sudah dijawab",
+    "complaint.status.resolved": "Selesai",
+    "complaint.status.escalated": "Dieskalasi ke pengelola MPP",
+    "complaint.reason.low_stars": "Nilai rendah",
+    "complaint.reason.flagged": "Diajukan sebagai pengaduan",
+    "complaint.disputed": "Sengketa",
+    "complaint.due.first_response": "Jawab paling lambat {when}",
+    "complaint.due.resolution": "Selesaikan paling lambat {when}",
+    "complaint.overdue": "lewat batas",
+    "complaint.resolved_at": "Diselesaikan {when}",
+    "complaint.escalated_at": "Dieskalasi {when}",
+    "complaint.escalated_for.first_response": "tidak dijawab tepat waktu",
+    "complaint.escalated_for.resolution": "tidak diselesaikan tepat waktu",
+    "complaint.responses": "Tanggapan",
+    "complaint.resolves": "menyelesaikan pengaduan",
+    "complaint.reply": "Tanggapi",
+    "complaint.message": "Tanggapan untuk warga",
+    "complaint.resolve": "Tandai selesai",
+    "complaint.dispute": "Sengketa (batas penyelesaian 14 hari)",
+    "complaint.send": "Kirim tanggapan",
+    "complaint.sent": "Tanggapan terkirim.",
   },
   en: {
     "counter.open": "Open counter",
@@ -344,6 +366,28 @@ const WORDS_AGENCY_OFFICER = {
     "checkin.state.no_show": "This booking's check-in has closed. Please take a regular number.",
     "checkin.on_time": "Checked in. You will be called from {time}.",
     "checkin.late": "You arrived after the check-in window, so the booking has lapsed. This number joins the regular line.",
+    "complaint.status.open": "Not answered",
+    "complaint.status.responded": "Answered",
+    "complaint.status.resolved": "Resolved",
+    "complaint.status.escalated": "Escalated to the mall",
+    "complaint.reason.low_stars": "Low rating",
+    "complaint.reason.flagged": "Filed as a complaint",
+    "complaint.disputed": "Dispute",
+    "complaint.due.first_response": "Answer by {when}",
+    "complaint.due.resolution": "Resolve by {when}",
+    "complaint.overdue": "overdue",
+    "complaint.resolved_at": "Resolved {when}",
+    "complaint.escalated_at": "Escalated {when}",
+    "complaint.escalated_for.first_response": "not answered in time",
+    "complaint.escalated_for.resolution": "not resolved in time",
+    "complaint.responses": "Responses",
+    "complaint.resolves": "resolves the complaint",
+    "complaint.reply": "Respond",
+    "complaint.message": "Response to the citizen",
+    "complaint.resolve": "Mark resolved",
+    "complaint.dispute": "Dispute (14 days to resolve)",
+    "complaint.send": "Send response",
+    "complaint.sent": "Response sent.",
   },
 };
 Object.assign(WORDS.id, WORDS_AGENCY_OFFICER.id);
@@ -479,4 +523,20 @@ export function dayLabel(isoDate) {
     day: "numeric",
     month: "short",
   }).format(new Date(Date.UTC(y, m - 1, d)));
+}
+
+// -- issue 17: a moment with its date, in the mall's zone ("Sen, 7 Des 2026 14.00 WIB") --------
+export function dateTime(value) {
+  const date = value instanceof Date ? value : new Date(value);
+  const text = new Intl.DateTimeFormat(lang === "id" ? "id-ID" : "en-GB", {
+    timeZone: zone,
+    weekday: "short",
+    day: "numeric",
+    month: "short",
+    year: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).format(date);
+  return `${text} ${zoneName}`;
 }

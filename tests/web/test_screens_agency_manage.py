@@ -1,0 +1,100 @@
+"""The agency dashboard's work, in chromium against a real mall: answering a complaint (its
+status, deadline with date in the mall's zone, the answers given)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.support.infra import wait_until
+from tests.web.conftest import Agency, bearer
+from tests.web.test_screens_accessibility import check
+
+pytestmark = pytest.mark.e2e
+
+DESK = {"width": 1366, "height": 768}
+
+
+def complaint_from_a_citizen(mall, agency: Agency, comment: str) -> None:
+    """A free service's citizen is served and rates it two stars: a complaint of the agency."""
+    ticket = agency.take()
+    agency.call_next()
+    agency.act(ticket["id"], "start")
+    agency.act(ticket["id"], "complete")
+    token = wait_until(
+        lambda: (
+            requests.get(
+                f"{mall.url}/v1/tickets/{ticket['id']}",
+                params={"code": ticket["access_code"]},
+                timeout=10,
+            )
+            .json()
+            .get("rating")
+            or {}
+        ).get("token"),
+        30,
+        message="the rating invitation",
+    )
+    agency.post(
+        "/v1/ratings",
+        None,
+        {
+            "token": token,
+            "stars": 2,
+            "answers": {f"U{i}": 2 for i in range(1, 10)},
+            "comment": comment,
+        },
+    )
+
+
+def complaints(mall, agency: Agency) -> list[dict]:
+    return requests.get(
+        f"{mall.url}/v1/agencies/{agency.id}/complaints",
+        headers=bearer(agency.admin),
+        timeout=10,
+    ).json()["items"]
+
+
+def test_an_agency_admin_answers_and_resolves_a_complaint(mall_factory, new_page):
+    mall = mall_factory("sqlite")
+    agency = Agency(mall.url, code="DUKCAPIL", fee_idr=0)
+    complaint_from_a_citizen(mall, agency, "Petugas tidak ramah")
+    wait_until(lambda: complaints(mall, agency), 30, message="the complaint")
+
+    page = new_page(DESK)
+    page.goto(f"{mall.url}/agency?agency={agency.id}#key={agency.admin}")
+    item = page.locator("#complaints > li").first
+    expect(item).to_contain_text("Petugas tidak ramah")
+    expect(item.locator(".state").first).to_have_text("Belum dijawab")
+    # the deadline with its date and the mall's zone, e.g. "Jawab paling lambat Sen, 7 Des 2026 …"
+    expect(item.locator(".due")).to_contain_text("Jawab paling lambat")
+    year = str(datetime.now(ZoneInfo("Asia/Jakarta")).year)
+    expect(item.locator(".due")).to_contain_text(year)
+    expect(item.locator(".due")).to_contain_text("WIB")
+
+    item.locator("summary").click()
+    item.locator("textarea").fill("Mohon maaf, petugas sudah kami tegur.")
+    item.locator("button[type=submit]").click()
+    expect(page.locator("#notice")).to_have_text("Tanggapan terkirim.")
+    expect(item.locator(".state").first).to_have_text("Sudah dijawab")
+    expect(item.locator(".responses")).to_contain_text("Mohon maaf, petugas sudah kami tegur.")
+    expect(item.locator(".due")).to_contain_text("Selesaikan paling lambat")
+    check(page, "agency-complaint")
+
+    item.locator("summary").click()
+    item.locator("textarea").fill("Sudah diselesaikan dengan warga.")
+    item.locator("input[name=resolve]").check()
+    item.locator("button[type=submit]").click()
+    expect(item.locator(".state").first).to_have_text("Selesai")
+    expect(item.locator(".responses li")).to_have_count(2)
+    expect(item.locator("form")).to_have_count(0)  # nothing left to answer
+    page.click("#lang")
+    expect(item.locator(".state").first).to_have_text("Resolved")
+
+    stored = complaints(mall, agency)[0]
+    assert stored["status"] == "resolved" and len(stored["responses"]) == 2
+    assert stored["responses"][1]["resolves"] is True
