@@ -3,7 +3,8 @@
 // representative, complaints with their deadlines, the day's settlement and its CSV.
 
 import { ApiError, all, api, deviceKey, fill, element as h, pair, randomKey } from "/web/api.js";
-import { clock, dateTime, rupiah, setZone, t, toggleLanguage, translatePage } from "/web/i18n.js";
+import { clock, dateTime, language, mallDate, rupiah, setZone, t, toggleLanguage, translatePage } from "/web/i18n.js";
+import { hourlyChart } from "/web/hourly.js";
 
 const REFRESH_MS = 10_000;
 const params = new URLSearchParams(location.search);
@@ -173,6 +174,49 @@ function renderComplaints(items) {
   );
 }
 
+// The day × hour chart: today's follows the refresh; another day, chosen in the date field, is
+// read once (a past day no longer changes).
+let chartDay = null; // null: today
+let chartShown = "";
+
+function renderHourly(stats) {
+  const signature = `${language()}|${stats.date}|${JSON.stringify(stats.by_hour)}`;
+  if (signature === chartShown) return; // keeps the table's open state across refreshes
+  chartShown = signature;
+  const open = document.querySelector("#hourly details")?.open || false;
+  fill(
+    document.getElementById("hourly"),
+    hourlyChart(stats.by_hour, {
+      title: t("hourly.chart", { day: dayName(stats.date) }),
+      taken: t("hourly.taken"),
+      served: t("hourly.served"),
+      wait: t("hourly.wait"),
+      waitLegend: t("hourly.wait_legend"),
+      hour: t("hourly.hour"),
+      table: t("hourly.table"),
+      minutes: (n) => t("agency.minutes", { n }),
+    }),
+  );
+  if (open) document.querySelector("#hourly details").open = true;
+}
+
+function dayName(isoDate) {
+  const [y, m, d] = isoDate.split("-").map(Number);
+  return new Intl.DateTimeFormat(language() === "id" ? "id-ID" : "en-GB", {
+    timeZone: "UTC", weekday: "long", day: "numeric", month: "long", year: "numeric",
+  }).format(new Date(Date.UTC(y, m - 1, d)));
+}
+
+async function showDay(day) {
+  chartDay = day && day !== mallDate() ? day : null;
+  try {
+    const date = chartDay ? `&date=${chartDay}` : "";
+    renderHourly(await api(`/v1/stats/queue?agency=${encodeURIComponent(agency)}${date}`, { key }));
+  } catch (error) {
+    say(error instanceof ApiError ? error.message : t("ticket.offline"));
+  }
+}
+
 function renderSettlement(report) {
   const row = (label, value, id) => [h("dt", {}, t(label)), h("dd", { id }, value)];
   fill(
@@ -195,6 +239,7 @@ async function refresh({ keepNotice = false } = {}) {
       api(`/v1/agencies/${encodeURIComponent(agency)}/settlements`, { key }),
     ]);
     renderStats(stats);
+    if (!chartDay) renderHourly(stats);
     renderIkm(summary);
     renderComplaints(complaints.items);
     renderSettlement(settlement);
@@ -233,7 +278,9 @@ document.getElementById("lang").addEventListener("click", () => {
   translatePage();
   saveDrafts();
   complaintsShown = "";
+  chartShown = "";
   refresh();
+  if (chartDay) showDay(chartDay);
 });
 
 async function start() {
@@ -251,6 +298,10 @@ async function start() {
   } catch {
     say(t("ticket.offline"));
   }
+  const day = document.getElementById("hourly-date");
+  day.max = mallDate();
+  day.value = mallDate();
+  day.addEventListener("change", () => day.value && showDay(day.value));
   const tick = () => (document.getElementById("clock").textContent = clock(new Date()));
   tick();
   setInterval(tick, 1000);

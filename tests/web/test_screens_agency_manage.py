@@ -3,7 +3,7 @@ status, deadline with date in the mall's zone, the answers given)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -98,3 +98,43 @@ def test_an_agency_admin_answers_and_resolves_a_complaint(mall_factory, new_page
     stored = complaints(mall, agency)[0]
     assert stored["status"] == "resolved" and len(stored["responses"]) == 2
     assert stored["responses"][1]["resolves"] is True
+
+
+def test_the_dashboard_charts_the_day_hour_by_hour(mall_factory, new_page):
+    mall = mall_factory("sqlite")
+    agency = Agency(mall.url)
+    first = agency.take()
+    agency.take()
+    agency.call_next()
+    agency.act(first["id"], "start")
+    agency.act(first["id"], "complete")
+    served = requests.get(
+        f"{mall.url}/v1/tickets/{first['id']}", headers=bearer(agency.admin), timeout=10
+    ).json()
+    jakarta = ZoneInfo("Asia/Jakarta")
+    taken_hour = datetime.fromisoformat(first["issued_at"]).astimezone(jakarta).hour
+    served_hour = datetime.fromisoformat(served["completed_at"]).astimezone(jakarta).hour
+
+    page = new_page(DESK)
+    page.goto(f"{mall.url}/agency?agency={agency.id}#key={agency.admin}")
+    expect(page.locator("#hourly-svg")).to_be_visible()
+    expect(page.locator("#hourly-svg title").first).to_contain_text("per jam")
+    page.locator("#hourly summary").click()
+    taken_row = page.locator(f"#hourly-table tr[data-hour='{taken_hour}']")
+    expect(taken_row.locator("td").nth(0)).to_have_text("2")
+    expect(page.locator(f"#hourly-table tr[data-hour='{served_hour}'] td").nth(1)).to_have_text("1")
+    expect(page.locator("#hourly-svg rect.taken")).to_have_count(
+        page.locator("#hourly-table tbody tr").count()
+    )
+    check(page, "agency-hourly")
+
+    # another day, chosen in the date field: an empty day, and the table stays open
+    yesterday = (datetime.now(jakarta) - timedelta(days=1)).date().isoformat()
+    page.fill("#hourly-date", yesterday)
+    expect(page.locator("#hourly-svg title").first).to_contain_text(str(int(yesterday[8:10])))
+    expect(page.locator("#hourly-table")).to_be_visible()
+    # an empty day shows the usual opening hours, 07:00-17:00, all at zero
+    expect(page.locator("#hourly-table tbody tr")).to_have_count(11)
+    expect(page.locator("#hourly-table tr[data-hour='9'] td").nth(0)).to_have_text("0")
+    page.click("#lang")
+    expect(page.locator("#hourly summary")).to_have_text("Table by hour")
