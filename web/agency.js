@@ -5,6 +5,7 @@
 import { ApiError, all, api, deviceKey, fill, element as h, pair, randomKey } from "/web/api.js";
 import { clock, dateTime, language, mallDate, rupiah, setZone, t, toggleLanguage, translatePage } from "/web/i18n.js";
 import { hourlyChart } from "/web/hourly.js";
+import { redraw, startManaging } from "/web/agency-manage.js";
 
 const REFRESH_MS = 10_000;
 const params = new URLSearchParams(location.search);
@@ -281,6 +282,7 @@ document.getElementById("lang").addEventListener("click", () => {
   chartShown = "";
   refresh();
   if (chartDay) showDay(chartDay);
+  redraw();
 });
 
 async function start() {
@@ -307,6 +309,14 @@ async function start() {
   setInterval(tick, 1000);
   await refresh();
   setInterval(refresh, REFRESH_MS);
+  await startManaging({
+    agency,
+    key,
+    say,
+    onServices: (list) => {
+      for (const service of list) services.set(service.id, service);
+    },
+  });
 }
 
 start();

@@ -3,6 +3,7 @@ status, deadline with date in the mall's zone, the answers given)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -138,3 +139,93 @@ def test_the_dashboard_charts_the_day_hour_by_hour(mall_factory, new_page):
     expect(page.locator("#hourly-table tr[data-hour='9'] td").nth(0)).to_have_text("0")
     page.click("#lang")
     expect(page.locator("#hourly summary")).to_have_text("Table by hour")
+
+
+def test_an_agency_admin_manages_services_counters_and_keys(mall_factory, new_page):
+    mall = mall_factory("sqlite")
+    agency = Agency(mall.url)
+    page = new_page(DESK)
+    page.goto(f"{mall.url}/agency?agency={agency.id}#key={agency.admin}")
+    expect(page.locator("#service-list [data-service='SAMSAT-1']")).to_contain_text("Rp 125.000")
+
+    # plug in a service
+    page.locator("#manage-services details.add summary").click()
+    page.fill("#new-code", "BBN-1")
+    page.fill("#new-name", "Balik nama kendaraan")
+    page.fill("#new-prefix", "b")
+    page.fill("#new-fee", "50000")
+    page.fill("#new-sla", "45")
+    page.fill("#new-hours", "08:00-12:00, 13.00-15.00")
+    page.fill("#new-requirements", "KTP-el\nBPKB asli")
+    page.locator("#add-service button[type=submit]").click()
+    added = page.locator("#service-list [data-service='BBN-1']")
+    expect(added).to_contain_text("Rp 50.000")
+    expect(added).to_contain_text("08:00-12:00, 13:00-15:00")
+    catalogue = requests.get(f"{mall.url}/v1/services", params={"agency": agency.id}).json()
+    bbn = next(s for s in catalogue["items"] if s["code"] == "BBN-1")
+    assert bbn["prefix"] == "B" and bbn["requirements"] == ["KTP-el", "BPKB asli"]
+
+    # change its fee and requirements; hours that cannot be read are refused in words
+    added.locator("summary").click()
+    added.locator("input[name=fee_idr]").fill("75000")
+    added.locator("input[name=hours]").fill("pagi saja")
+    added.locator("form button[type=submit]").click()
+    expect(page.locator("#notice")).to_contain_text("Jam layanan tidak dapat dibaca")
+    added.locator("input[name=hours]").fill("08:00-12:00")
+    added.locator("textarea[name=requirements]").fill("KTP-el")
+    added.locator("form button[type=submit]").click()
+    expect(page.locator("#notice")).to_have_text("Balik nama kendaraan disimpan.")
+    expect(added).to_contain_text("Rp 75.000")
+
+    # a counter for it, closed and opened
+    page.locator("#manage-counters details.add summary").click()
+    page.fill("#counter-name", "Loket 7")
+    page.locator("#add-counter label", has_text="Balik nama kendaraan").click()
+    page.locator("#add-counter button[type=submit]").click()
+    counter = page.locator("#counter-list [data-counter='Loket 7']")
+    expect(counter).to_contain_text("Loket buka")
+    expect(counter).to_contain_text("Balik nama kendaraan")
+    counter.locator("[data-toggle-counter]").click()
+    expect(counter).to_contain_text("Loket tutup")
+    counters = requests.get(
+        f"{mall.url}/v1/agencies/{agency.id}/counters", headers=bearer(agency.admin), timeout=10
+    ).json()["items"]
+    assert next(c for c in counters if c["name"] == "Loket 7")["is_open"] is False
+
+    # an officer's key: the secret once, and it works until revoked
+    page.select_option("#key-role", "officer")
+    page.fill("#key-label", "Loket 7 pagi")
+    page.locator("#issue-key button[type=submit]").click()
+    expect(page.locator("#issued")).to_contain_text("hanya ditampilkan sekali")
+    secret = page.locator("#issued-secret").text_content()
+    line = f"{mall.url}/v1/counters/{agency.counter['id']}/line"
+    assert requests.get(line, headers=bearer(secret), timeout=10).status_code == 200
+    row = page.locator("#key-list tr", has_text="Loket 7 pagi")
+    expect(row).to_contain_text("Aktif")
+    assert secret not in page.locator("#key-list").inner_text()  # listed, never its secret
+
+    # a pairing code for a kiosk
+    page.select_option("#pair-role", "kiosk")
+    page.locator("#pairing-code-form button[type=submit]").click()
+    expect(page.locator("#issued-code")).to_have_text(re.compile(r"^\d{8}$"))
+    code = page.locator("#issued-code").text_content()
+    paired = requests.post(f"{mall.url}/v1/pairings", json={"code": code}, timeout=10)
+    assert paired.status_code == 201 and paired.json()["role"] == "kiosk"
+    check(page, "agency-manage")
+
+    row.locator("button").click()
+    expect(row).to_contain_text("Dicabut")
+    wait_until(
+        lambda: requests.get(line, headers=bearer(secret), timeout=10).status_code == 401,
+        30,
+        message="the revoked key refused",
+    )
+
+    # unplug: two steps, then gone from the catalogue
+    added.locator("summary").click()
+    added.locator(".unplug button.danger").first.click()
+    added.locator("[data-confirm-unplug]").click()
+    expect(page.locator("#notice")).to_contain_text("dicabut")
+    expect(page.locator("#service-list [data-service='BBN-1']")).to_have_count(0)
+    catalogue = requests.get(f"{mall.url}/v1/services", params={"agency": agency.id}).json()
+    assert [s["code"] for s in catalogue["items"]] == ["SAMSAT-1"]
