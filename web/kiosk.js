@@ -260,9 +260,21 @@ function checkInProblem(error) {
   return error.status < 500 ? error.message : t("ticket.offline");
 }
 
+// One check-in, one Idempotency-Key (per code, for this screen): an answer lost on the way is
+// asked again and replayed by the gateway, never refused as "already checked in".
+async function checkInOnce(reference, idempotencyKey) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await api(`/v1/bookings/${reference}/check-in`, { method: "POST", idempotencyKey });
+    } catch (error) {
+      if (error instanceof ApiError || attempt === 2) throw error;
+    }
+  }
+}
+
 function checkInScreen() {
   resetSoon();
-  const request = { busy: false };
+  const request = { busy: false, keys: new Map() };
   const checkIn = async (text) => {
     if (request.busy) return;
     say("");
@@ -273,7 +285,8 @@ function checkInScreen() {
     }
     request.busy = true;
     try {
-      const { booking, ticket } = await api(`/v1/bookings/${reference}/check-in`, { method: "POST" });
+      if (!request.keys.has(reference)) request.keys.set(reference, randomKey());
+      const { booking, ticket } = await checkInOnce(reference, request.keys.get(reference));
       const service = services.find((s) => s.id === ticket.service_id) || { name: ticket.service_name || "" };
       const agency = agencies.find((a) => a.id === ticket.agency_id) || { name: "" };
       const note =
