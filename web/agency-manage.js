@@ -25,13 +25,15 @@ function problem(error) {
   return known.startsWith("manage.error.") ? error.message : known;
 }
 
+class HoursError extends Error {}
+
 // "08:00-12:00, 13:00-15:00" ⇄ [{opens, closes}, …]; empty means no hours (always open).
 export function parseHours(text) {
   const parts = text.split(/[,;\n]/).map((p) => p.trim()).filter(Boolean);
   if (parts.length === 0) return null;
   return parts.map((part) => {
     const match = part.match(/^(\d{1,2})[.:](\d{2})\s*[-–]\s*(\d{1,2})[.:](\d{2})$/);
-    if (!match) throw new Error(part);
+    if (!match) throw new HoursError(part);
     const hhmm = (hh, mm) => `${hh.padStart(2, "0")}:${mm}`;
     return { opens: hhmm(match[1], match[2]), closes: hhmm(match[3], match[4]) };
   });
@@ -56,7 +58,8 @@ function input(id, name, attributes = {}) {
   return h("input", { id, name, ...attributes });
 }
 
-// A form posted once per intended change: a retry after a lost answer reuses its key.
+// A form posted once per intended change: a retry after a lost answer reuses its key; any answer
+// (even a refusal, which the gateway stores too) ends it, so a corrected form is a new request.
 function submitter(form, send) {
   let idempotencyKey = randomKey();
   form.addEventListener("submit", async (event) => {
@@ -69,7 +72,8 @@ function submitter(form, send) {
       await send(idempotencyKey);
       idempotencyKey = randomKey();
     } catch (error) {
-      ctx.say(error instanceof ApiError ? problem(error) : t("manage.bad_hours", { text: error.message }));
+      if (error instanceof ApiError) idempotencyKey = randomKey();
+      ctx.say(error instanceof HoursError ? t("manage.bad_hours", { text: error.message }) : problem(error));
     } finally {
       button.disabled = false;
     }

@@ -134,6 +134,8 @@ async function respond(complaintId, form) {
     complaintsShown = "";
     await refresh({ keepNotice: true });
   } catch (error) {
+    // answered (even refused): the next try is a new answer with a new key
+    if (error instanceof ApiError) draft.key = randomKey();
     say(error instanceof ApiError ? error.message : t("ticket.offline"));
     button.disabled = false;
   }

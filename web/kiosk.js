@@ -295,6 +295,8 @@ function checkInScreen() {
           : () => t("checkin.on_time", { time: clock(booking.slot_start) });
       slipScreen(agency, service, ticket, note);
     } catch (error) {
+      // answered (too early, used…): trying later is a new check-in, not a replay of this answer
+      if (error instanceof ApiError) request.keys.delete(reference);
       say(checkInProblem(error));
       resetSoon();
     } finally {

@@ -150,13 +150,16 @@ def test_an_agency_admin_manages_services_counters_and_keys(mall_factory, new_pa
 
     # plug in a service
     page.locator("#manage-services details.add summary").click()
-    page.fill("#new-code", "BBN-1")
+    page.fill("#new-code", "SAMSAT-1")  # taken: refused in words, then corrected
     page.fill("#new-name", "Balik nama kendaraan")
     page.fill("#new-prefix", "b")
     page.fill("#new-fee", "50000")
     page.fill("#new-sla", "45")
     page.fill("#new-hours", "08:00-12:00, 13.00-15.00")
     page.fill("#new-requirements", "KTP-el\nBPKB asli")
+    page.locator("#add-service button[type=submit]").click()
+    expect(page.locator("#notice")).to_have_text("Kode layanan itu sudah dipakai.")
+    page.fill("#new-code", "BBN-1")
     page.locator("#add-service button[type=submit]").click()
     added = page.locator("#service-list [data-service='BBN-1']")
     expect(added).to_contain_text("Rp 50.000")
