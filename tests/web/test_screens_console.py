@@ -59,6 +59,7 @@ def test_an_officer_serves_the_line_from_the_console(mall_factory, new_page):
     expect(page.locator("#clock")).to_contain_text("WIB")
     expect(page.locator("#no-show")).to_be_disabled()  # not before a recall
 
+    expect(page.locator("#recall")).to_be_enabled()
     page.keyboard.press("r")
     expect(page.locator("#current")).to_contain_text("2 kali")
     expect(page.locator("#no-show")).to_be_disabled()  # the queue wants 3 calls (its setting)
@@ -104,6 +105,8 @@ def test_an_officer_closes_the_counter_only_once_the_citizen_is_dealt_with(mall_
     # the no-show button waits for the queue's minimum: the first call and two recalls
     for count in (2, 3):
         expect(page.locator("#no-show")).to_be_disabled()
+        # a key is taken only while its button is enabled (not during another press)
+        expect(page.locator("#recall")).to_be_enabled()
         page.keyboard.press("r")
         expect(page.locator("#current")).to_contain_text(f"{count} kali")
     expect(page.locator("#no-show")).to_be_enabled()
