@@ -210,27 +210,29 @@ def test_the_gateway_counts_rate_limits_in_a_hardened_redis(rendered):
     )
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["automountServiceAccountToken"] is False
-    (redis,) = pod["containers"]
-    assert redis["securityContext"]["readOnlyRootFilesystem"] is True
-    assert redis["securityContext"]["allowPrivilegeEscalation"] is False
-    assert redis["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert (
-        set(redis["resources"]["requests"])
-        == set(redis["resources"]["limits"])
-        == {
-            "cpu",
-            "memory",
-        }
-    )
-    assert "livenessProbe" in redis and "readinessProbe" in redis
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert sorted(containers) == ["exporter", "redis"]  # redis_exporter for MppRedisDown
+    for container in containers.values():
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        resources = container["resources"]
+        assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
+        assert "livenessProbe" in container and "readinessProbe" in container
+        assert not container["image"].endswith(":latest") and ":" in container["image"]
+    redis, exporter = containers["redis"], containers["exporter"]
+    assert exporter["ports"] == [{"name": "metrics", "containerPort": 9121}]
+    assert {"name": "REDIS_ADDR", "value": "redis://127.0.0.1:6379"} in exporter["env"]
     args = redis["args"]
     assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
     assert not redis["image"].endswith(":latest") and ":" in redis["image"]
     policy = by_kind(apps, "NetworkPolicy")["redis"]
     assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "redis"}
-    (rule,) = policy["spec"]["ingress"]
+    clients, scrape = policy["spec"]["ingress"]
     gateway = {"app.kubernetes.io/name": "gateway", "app.kubernetes.io/component": "service"}
-    assert rule["from"] == [{"podSelector": {"matchLabels": gateway}}]
+    assert clients["from"] == [{"podSelector": {"matchLabels": gateway}}]
+    assert clients["ports"] == [{"protocol": "TCP", "port": 6379}]
+    assert scrape["ports"] == [{"protocol": "TCP", "port": "metrics"}]  # Prometheus, exporter
 
 
 def test_readme_install_commands_are_the_validated_overlays(readme):

@@ -22,6 +22,10 @@ UNIT_TESTED = {
     "MppServiceAbsent",
     "MppDeadLetters",
     "MppHttpErrors",
+    "MppBrokerMemoryAlarm",
+    "MppBrokerBacklog",
+    "MppPostgresConnectionsNearMax",
+    "MppPostgresDown",
 }
 
 
@@ -108,6 +112,14 @@ MUTATIONS = {
     "5xx ratio over all namespaces": (
         "/ sum by (namespace) (rate(mpp_http_requests_total[5m]))",
         "/ sum(rate(mpp_http_requests_total[5m]))",
+    ),
+    "CloudNativePG's connections ignored": (
+        "> 0.8\n          or sum by (namespace, instance) (cnpg_backends_total)",
+        '> 0.8\n          or sum by (namespace, instance) (cnpg_backends_total{state="x"})',
+    ),
+    "memory alarm per namespace only": (
+        "max by (namespace, instance) (rabbitmq_alarms_memory_used_watermark)",
+        "max by (namespace) (rabbitmq_alarms_memory_used_watermark)",
     ),
     "down never fires": ('expr: up{job=~"mpp-.*"} == 0', 'expr: up{job=~"mpp-.*"} < 0'),
 }
