@@ -78,6 +78,22 @@ def test_a_hardened_deployment_per_service(rendered):
         assert pod["terminationGracePeriodSeconds"] >= 30
 
 
+def test_every_deployment_spreads_its_replicas_over_nodes_and_zones(rendered):
+    apps, _ = rendered
+    for name, deployment in by_kind(apps, "Deployment").items():
+        pod = deployment["spec"]["template"]
+        constraints = {c["topologyKey"]: c for c in pod["spec"]["topologySpreadConstraints"]}
+        assert set(constraints) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+        for constraint in constraints.values():
+            selector = constraint["labelSelector"]["matchLabels"]
+            assert selector == {"app.kubernetes.io/name": name}, name
+            assert selector.items() <= pod["metadata"]["labels"].items(), name
+            assert constraint["maxSkew"] == 1
+        # a node lost takes at most its share; a one-zone cluster still schedules everything
+        assert constraints["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+        assert constraints["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
 def test_gateway_service_autoscaler_and_disruption_budgets(rendered):
     apps, _ = rendered
     services = by_kind(apps, "Service")
@@ -113,6 +129,9 @@ def test_migration_jobs_run_the_same_image_once(rendered):
         app_image = deployments[name]["spec"]["template"]["spec"]["containers"][0]["image"]
         assert container["image"] == app_image
         assert pod["restartPolicy"] == "Never" and pod["securityContext"]["runAsNonRoot"]
+        # a failed migration fails fast: one retry, and over within `kubectl wait`'s 10 minutes
+        assert job["spec"]["backoffLimit"] <= 1
+        assert job["spec"]["activeDeadlineSeconds"] <= 600
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert job["metadata"]["namespace"] == deployments[name]["metadata"]["namespace"]
 
