@@ -264,3 +264,48 @@ def test_readme_install_commands_are_the_validated_overlays(readme):
     assert any(p.endswith("/migrate") for p in applied), "migrations run before the rollout"
     first_migrate = min(i for i, p in enumerate(applied) if p.endswith("/migrate"))
     assert first_migrate == 0, "apply the migration Jobs first"
+
+
+def routed(path: str, pattern: dict) -> bool:
+    """Whether an Ingress path of ``pattern`` (Prefix or Exact) sends ``path`` to its backend."""
+    prefix = pattern["path"]
+    if pattern["pathType"] == "Exact":
+        return path == prefix
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def gateway_routes() -> set[str]:
+    """The paths the gateway serves, as written in its source (``"/v1/…"``, ``"/kiosk"``…)."""
+    source = " ".join(
+        p.read_text() for p in (ROOT / "services" / "gateway" / "mpp_gateway").rglob("*.py")
+    )
+    return set(re.findall(r'"(/[a-z][^"\s]*)"', source))
+
+
+def test_production_exposes_only_the_gateways_public_paths_over_tls(rendered):
+    apps, _ = rendered
+    ingresses = list(by_kind(apps, "Ingress").values())
+    namespace = apps[0]["metadata"]["namespace"]
+    if namespace != "mpp":
+        assert ingresses == [], "staging is reached as each site chooses"
+        return
+    (ingress,) = ingresses
+    spec = ingress["spec"]
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+    (tls,) = spec["tls"]
+    assert tls["secretName"]
+    paths = []
+    for rule in spec["rules"]:
+        assert rule["host"] in tls["hosts"], "every host is served over TLS"
+        paths += rule["http"]["paths"]
+    routes = gateway_routes()
+    for pattern in paths:
+        assert pattern["backend"] == {"service": {"name": "gateway", "port": {"name": "http"}}}
+        assert any(routed(route, pattern) for route in routes), f"{pattern['path']}: no route"
+    for internal in ("/metrics", "/healthz", "/readyz"):
+        assert internal in routes
+        assert not any(routed(internal, p) for p in paths), f"{internal} must not be routed"
+    assert any(routed("/v1/display/stream", p) for p in paths)
+    assert routed("/metrics", {"path": "/", "pathType": "Prefix"})  # the check can fail
+    service = by_kind(apps, "Service")["gateway"]["spec"]
+    assert {"name": "http"}.items() <= service["ports"][0].items()
