@@ -61,7 +61,11 @@ def test_a_hardened_deployment_per_service(rendered):
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] == 10001  # the image's user
         (container,) = pod["containers"]
-        assert container["image"].rsplit("/", 1)[-1] == f"mpp-{name}:0.1.0"
+        image = container["image"].rsplit("/", 1)[-1]
+        if deployment["metadata"]["namespace"] == "mpp":  # production: by digest, never a tag
+            assert re.fullmatch(rf"mpp-{name}@sha256:[0-9a-f]{{64}}", image), image
+        else:
+            assert image == f"mpp-{name}:0.1.0", image
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
