@@ -61,12 +61,21 @@ def python312(tmp_path_factory) -> str:
         if os.environ.get("MPP_REQUIRE_PYTHON_NEXT") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    venv = tmp_path_factory.mktemp("py312") / "venv"
+    work = tmp_path_factory.mktemp("py312")
+    # a copy: building a package in place leaves build/ beside its sources in the checkout
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package,
+            work / package,
+            ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+        )
+    shutil.copy(ROOT / "constraints.txt", work)
+    venv = work / "venv"
     subprocess.run([found, "-m", "venv", str(venv)], check=True)
     python = str(venv / "bin" / "python")
     install = subprocess.run(
         [python, "-m", "pip", "install", "-q", "-c", "constraints.txt", *PACKAGES],
-        cwd=ROOT,
+        cwd=work,
         capture_output=True,
         text=True,
     )

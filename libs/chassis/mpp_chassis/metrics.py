@@ -23,6 +23,10 @@ OUTBOX_PUBLISHED = Counter("mpp_outbox_published_total", "Events confirmed by th
 OUTBOX_PARKED = Counter(
     "mpp_outbox_parked_total", "Events parked because no queue was bound to them"
 )
+OUTBOX_PARKED_NOW = Gauge(
+    "mpp_outbox_parked_events",
+    "Events parked now (no queue took them), waiting for `python -m mpp_chassis.outbox republish`",
+)
 EVENTS_HANDLED = Counter(
     "mpp_events_handled_total", "Events handled", ["service", "event_type", "outcome"]
 )
