@@ -26,6 +26,9 @@ UNIT_TESTED = {
     "MppBrokerBacklog",
     "MppPostgresConnectionsNearMax",
     "MppPostgresDown",
+    "MppPostgresReplicationLag",
+    "MppBrokerDown",
+    "MppRedisDown",
 }
 
 
