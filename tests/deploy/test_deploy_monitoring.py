@@ -24,8 +24,9 @@ ENVIRONMENTS = {"staging": "mpp-staging", "production": "mpp"}
 RULE = MONITORING / "prometheusrule.yaml"
 DASHBOARD = MONITORING / "mpp-kubernetes.json"
 COMPOSE_DASHBOARD = DEPLOY / "grafana" / "dashboards" / "mpp-overview.json"
-# a metric of the mall's, or `up`, with its label matchers if any
-SELECTOR = re.compile(r"\b(mpp_[a-z0-9_]+|up(?=\{))(?:\{([^}]*)\})?")
+# a metric of the mall's, the broker's, the database's or Redis's exporter, or `up`, with its
+# label matchers if any
+SELECTOR = re.compile(r"\b((?:mpp|rabbitmq|pg|cnpg|redis)_[a-z0-9_]+|up(?=\{))(?:\{([^}]*)\})?")
 NAMESPACE = 'namespace="$namespace"'
 RULE_HEADER = """\
 # GENERATED from deploy/prometheus/alerts.yml: edit that file, then run
