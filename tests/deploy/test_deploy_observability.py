@@ -200,3 +200,15 @@ def test_every_alert_aggregation_keeps_the_namespace():
         assert namespace_dropped(rule["expr"]) == [], rule["alert"]
     assert namespace_dropped("max by (job) (mpp_outbox_parked_events) > 0")  # it can fail
     assert namespace_dropped("sum(rate(mpp_http_requests_total[5m]))")
+
+
+def test_an_outage_of_the_broker_or_database_holds_back_its_symptoms():
+    config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    (rule,) = config["inhibit_rules"]
+    (source,) = rule["source_matchers"]
+    causes = set(re.fullmatch(r'alertname=~"([A-Za-z|]+)"', source).group(1).split("|"))
+    rules = {r["alert"]: r for r in alert_rules()}
+    assert causes == {"MppBrokerDown", "MppPostgresDown"} and causes <= set(rules)
+    assert all(rules[c]["labels"]["severity"] == "critical" for c in causes)
+    assert rule["target_matchers"] == ['severity="warning"']  # never another critical
+    assert rule["equal"] == ["namespace"], "one namespace's outage holds back its own alerts"
