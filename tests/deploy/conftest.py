@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -53,6 +54,48 @@ def kustomize(directory: Path) -> list[dict]:
     )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+CRDS = Path(__file__).resolve().parent / "crds"
+
+
+def closed(schema):
+    """A CRD's schema as the API server applies it with ``kubectl apply --validate=strict`` (the
+    default): a field the schema does not declare is an error, unless the schema keeps unknown
+    fields (``x-kubernetes-preserve-unknown-fields``) or declares ``additionalProperties``."""
+    if isinstance(schema, list):
+        return [closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {k: closed(v) for k, v in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        result["additionalProperties"] = False
+    return result
+
+
+@functools.cache
+def crd_validator(api_version: str, kind: str) -> jsonschema.Draft7Validator:
+    group, _, version = api_version.rpartition("/")
+    path = CRDS / f"{group}_{kind}_{version}.json".lower()
+    if not path.exists():
+        pytest.fail(f"no schema for {kind} {api_version}: vendor it (tests/deploy/crds/README.md)")
+    return jsonschema.Draft7Validator(closed(json.loads(path.read_text())))
+
+
+def validate_custom(obj: dict) -> None:
+    """Validate a custom resource against its operator's vendored CRD schema; raises
+    ``jsonschema.ValidationError``."""
+    crd_validator(obj["apiVersion"], obj["kind"]).validate(obj)
+
+
+def is_custom(obj: dict) -> bool:
+    """A resource of an operator's CRD, not of Kubernetes itself (no ``k8s.io`` group)."""
+    group = obj["apiVersion"].rpartition("/")[0]
+    return "." in group and not group.endswith("k8s.io")
 
 
 def startup_table(service: str) -> tuple:

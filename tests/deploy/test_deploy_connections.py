@@ -76,14 +76,18 @@ def max_workers(service: str, container: dict, config: dict[str, str]) -> int:
 
 
 def peak_pods(deployment: dict, autoscalers: list[dict]) -> int:
-    """Pods of a Deployment at once at worst: its autoscaler's maximum (else its replicas), plus
+    """Pods of a Deployment at once at worst: its replicas or its autoscaler's maximum (an HPA's
+    maxReplicas, a KEDA ScaledObject's maxReplicaCount, 100 when unset), whichever is more, plus
     the surge pod a rolling update starts before an old one has gone."""
     spec = deployment["spec"]
     replicas = spec.get("replicas", 1)
-    for hpa in autoscalers:
-        target = hpa["spec"]["scaleTargetRef"]
-        if target["kind"] == "Deployment" and target["name"] == deployment["metadata"]["name"]:
-            replicas = hpa["spec"]["maxReplicas"]
+    for scaler in autoscalers:
+        target = scaler["spec"]["scaleTargetRef"]
+        if target.get("kind", "Deployment") == "Deployment" and (
+            target["name"] == deployment["metadata"]["name"]
+        ):
+            most = scaler["spec"].get("maxReplicas") or scaler["spec"].get("maxReplicaCount", 100)
+            replicas = max(replicas, most)
     strategy = spec.get("strategy", {})
     if strategy.get("type") == "Recreate":
         return replicas
@@ -96,7 +100,7 @@ def peak_pods(deployment: dict, autoscalers: list[dict]) -> int:
 def connection_demand(apps: list[dict], jobs: list[dict]) -> dict[str, dict[str, int]]:
     """Per database cluster, the connections each workload can hold at the overlay's peak."""
     config = next(o for o in apps if o["kind"] == "ConfigMap")["data"]
-    autoscalers = [o for o in apps if o["kind"] == "HorizontalPodAutoscaler"]
+    autoscalers = [o for o in apps if o["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")]
     demand: dict[str, dict[str, int]] = {}
     for obj in [*apps, *jobs]:
         if obj["kind"] not in ("Deployment", "Job"):

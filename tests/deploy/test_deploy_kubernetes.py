@@ -16,9 +16,11 @@ from tests.deploy.conftest import (
     SECRET_NAMES,
     SERVICES,
     config_vars,
+    is_custom,
     kustomize,
     startup_refusals,
     startup_secrets,
+    validate_custom,
 )
 
 K8S = DEPLOY / "k8s"
@@ -45,7 +47,10 @@ def rendered(request) -> tuple[list[dict], list[dict]]:
 def test_manifests_validate_against_kubernetes_schemas(rendered, version):
     apps, jobs = rendered
     for obj in [*apps, *jobs, *example_secrets()]:
-        kubernetes_validate.validate(obj, version, strict=True)
+        if is_custom(obj):  # an operator's kind (KEDA): its vendored CRD schema
+            validate_custom(obj)
+        else:
+            kubernetes_validate.validate(obj, version, strict=True)
     broken = {**apps[0], "spec": {"replicas": "two"}}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, version, strict=True)
@@ -61,7 +66,11 @@ def test_a_hardened_deployment_per_service(rendered):
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] == 10001  # the image's user
         (container,) = pod["containers"]
-        assert container["image"].rsplit("/", 1)[-1] == f"mpp-{name}:0.1.0"
+        image = container["image"].rsplit("/", 1)[-1]
+        if deployment["metadata"]["namespace"] == "mpp":  # production: by digest, never a tag
+            assert re.fullmatch(rf"mpp-{name}@sha256:[0-9a-f]{{64}}", image), image
+        else:
+            assert image == f"mpp-{name}:0.1.0", image
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
@@ -76,6 +85,22 @@ def test_a_hardened_deployment_per_service(rendered):
         assert container["envFrom"] == [{"configMapRef": {"name": "mpp-config"}}]
         assert "command" not in container and "args" not in container
         assert pod["terminationGracePeriodSeconds"] >= 30
+
+
+def test_every_deployment_spreads_its_replicas_over_nodes_and_zones(rendered):
+    apps, _ = rendered
+    for name, deployment in by_kind(apps, "Deployment").items():
+        pod = deployment["spec"]["template"]
+        constraints = {c["topologyKey"]: c for c in pod["spec"]["topologySpreadConstraints"]}
+        assert set(constraints) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+        for constraint in constraints.values():
+            selector = constraint["labelSelector"]["matchLabels"]
+            assert selector == {"app.kubernetes.io/name": name}, name
+            assert selector.items() <= pod["metadata"]["labels"].items(), name
+            assert constraint["maxSkew"] == 1
+        # a node lost takes at most its share; a one-zone cluster still schedules everything
+        assert constraints["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+        assert constraints["topology.kubernetes.io/zone"]["whenUnsatisfiable"] == "ScheduleAnyway"
 
 
 def test_gateway_service_autoscaler_and_disruption_budgets(rendered):
@@ -113,6 +138,9 @@ def test_migration_jobs_run_the_same_image_once(rendered):
         app_image = deployments[name]["spec"]["template"]["spec"]["containers"][0]["image"]
         assert container["image"] == app_image
         assert pod["restartPolicy"] == "Never" and pod["securityContext"]["runAsNonRoot"]
+        # a failed migration fails fast: one retry, and over within `kubectl wait`'s 10 minutes
+        assert job["spec"]["backoffLimit"] <= 1
+        assert job["spec"]["activeDeadlineSeconds"] <= 600
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert job["metadata"]["namespace"] == deployments[name]["metadata"]["namespace"]
 
@@ -210,27 +238,29 @@ def test_the_gateway_counts_rate_limits_in_a_hardened_redis(rendered):
     )
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["automountServiceAccountToken"] is False
-    (redis,) = pod["containers"]
-    assert redis["securityContext"]["readOnlyRootFilesystem"] is True
-    assert redis["securityContext"]["allowPrivilegeEscalation"] is False
-    assert redis["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert (
-        set(redis["resources"]["requests"])
-        == set(redis["resources"]["limits"])
-        == {
-            "cpu",
-            "memory",
-        }
-    )
-    assert "livenessProbe" in redis and "readinessProbe" in redis
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert sorted(containers) == ["exporter", "redis"]  # redis_exporter for MppRedisDown
+    for container in containers.values():
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        resources = container["resources"]
+        assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}
+        assert "livenessProbe" in container and "readinessProbe" in container
+        assert not container["image"].endswith(":latest") and ":" in container["image"]
+    redis, exporter = containers["redis"], containers["exporter"]
+    assert exporter["ports"] == [{"name": "metrics", "containerPort": 9121}]
+    assert {"name": "REDIS_ADDR", "value": "redis://127.0.0.1:6379"} in exporter["env"]
     args = redis["args"]
     assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
     assert not redis["image"].endswith(":latest") and ":" in redis["image"]
     policy = by_kind(apps, "NetworkPolicy")["redis"]
     assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "redis"}
-    (rule,) = policy["spec"]["ingress"]
+    clients, scrape = policy["spec"]["ingress"]
     gateway = {"app.kubernetes.io/name": "gateway", "app.kubernetes.io/component": "service"}
-    assert rule["from"] == [{"podSelector": {"matchLabels": gateway}}]
+    assert clients["from"] == [{"podSelector": {"matchLabels": gateway}}]
+    assert clients["ports"] == [{"protocol": "TCP", "port": 6379}]
+    assert scrape["ports"] == [{"protocol": "TCP", "port": "metrics"}]  # Prometheus, exporter
 
 
 def test_readme_install_commands_are_the_validated_overlays(readme):
@@ -243,3 +273,75 @@ def test_readme_install_commands_are_the_validated_overlays(readme):
     assert any(p.endswith("/migrate") for p in applied), "migrations run before the rollout"
     first_migrate = min(i for i, p in enumerate(applied) if p.endswith("/migrate"))
     assert first_migrate == 0, "apply the migration Jobs first"
+
+
+def routed(path: str, pattern: dict) -> bool:
+    """Whether an Ingress path of ``pattern`` (Prefix or Exact) sends ``path`` to its backend."""
+    prefix = pattern["path"]
+    if pattern["pathType"] == "Exact":
+        return path == prefix
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def gateway_routes() -> set[str]:
+    """The paths the gateway serves, as written in its source (``"/v1/…"``, ``"/kiosk"``…)."""
+    source = " ".join(
+        p.read_text() for p in (ROOT / "services" / "gateway" / "mpp_gateway").rglob("*.py")
+    )
+    return set(re.findall(r'"(/[a-z][^"\s]*)"', source))
+
+
+def test_production_exposes_only_the_gateways_public_paths_over_tls(rendered):
+    apps, _ = rendered
+    ingresses = list(by_kind(apps, "Ingress").values())
+    namespace = apps[0]["metadata"]["namespace"]
+    if namespace != "mpp":
+        assert ingresses == [], "staging is reached as each site chooses"
+        return
+    (ingress,) = ingresses
+    spec = ingress["spec"]
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+    (tls,) = spec["tls"]
+    assert tls["secretName"]
+    paths = []
+    for rule in spec["rules"]:
+        assert rule["host"] in tls["hosts"], "every host is served over TLS"
+        paths += rule["http"]["paths"]
+    routes = gateway_routes()
+    for pattern in paths:
+        assert pattern["backend"] == {"service": {"name": "gateway", "port": {"name": "http"}}}
+        assert any(routed(route, pattern) for route in routes), f"{pattern['path']}: no route"
+    for internal in ("/metrics", "/healthz", "/readyz"):
+        assert internal in routes
+        assert not any(routed(internal, p) for p in paths), f"{internal} must not be routed"
+    assert any(routed("/v1/display/stream", p) for p in paths)
+    assert routed("/metrics", {"path": "/", "pathType": "Prefix"})  # the check can fail
+    service = by_kind(apps, "Service")["gateway"]["spec"]
+    assert {"name": "http"}.items() <= service["ports"][0].items()
+
+
+def test_production_scales_the_workers_on_their_rpc_queue_with_keda(rendered):
+    apps, _ = rendered
+    scaled = by_kind(apps, "ScaledObject")
+    deployments = by_kind(apps, "Deployment")
+    if apps[0]["metadata"]["namespace"] != "mpp":
+        assert scaled == {}, "staging runs fixed replicas (no KEDA needed there)"
+        return
+    from nameko.rpc import RPC_QUEUE_TEMPLATE
+
+    authentications = by_kind(apps, "TriggerAuthentication")
+    assert sorted(scaled) == ["payment", "queue", "rating"]
+    for name, obj in scaled.items():
+        spec = obj["spec"]
+        assert spec["scaleTargetRef"] == {"name": name}
+        assert "replicas" not in deployments[name]["spec"], f"{name}: KEDA owns replicas"
+        assert 2 <= spec["minReplicaCount"] < spec["maxReplicaCount"]  # PDB: one at a time
+        (trigger,) = spec["triggers"]
+        assert trigger["type"] == "rabbitmq" and trigger["metadata"]["mode"] == "QueueLength"
+        assert trigger["metadata"]["queueName"] == RPC_QUEUE_TEMPLATE.format(name)
+        assert int(trigger["metadata"]["value"]) > 0
+        auth = authentications[trigger["authenticationRef"]["name"]]["spec"]
+        # the service's own broker user, from its own Secret (the least-privilege rule)
+        assert auth["secretTargetRef"] == [
+            {"parameter": "host", "name": f"{name}-secrets", "key": "AMQP_URI"}
+        ]

@@ -159,8 +159,12 @@ def test_only_the_gateway_accepts_connections(rendered):
                 "app.kubernetes.io/name": "gateway",
                 "app.kubernetes.io/component": "service",
             }
-            assert [peer for rule in ingress for peer in rule["from"]] == [
-                {"podSelector": {"matchLabels": gateway}}
+            assert ingress == [
+                {
+                    "from": [{"podSelector": {"matchLabels": gateway}}],
+                    "ports": [{"protocol": "TCP", "port": 6379}],
+                },
+                {"from": [PROMETHEUS], "ports": [{"protocol": "TCP", "port": "metrics"}]},
             ]
         elif name.startswith("Job/"):
             assert ingress == [], name
@@ -174,9 +178,9 @@ def test_each_pod_reads_only_its_own_secrets(rendered):
     read = set()
     for name, pod in pods(rendered).items():
         service = service_of(pod)
-        (container,) = pod["spec"]["containers"]
         refs = [
             e["valueFrom"]["secretKeyRef"]
+            for container in pod["spec"]["containers"]  # Redis's exporter sidecar too
             for e in container.get("env", [])
             if "secretKeyRef" in e.get("valueFrom", {})
         ]
