@@ -18,17 +18,21 @@ from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
 from mpp_contracts.errors import EXPECTED_ERRORS
-from mpp_payment import usecases
+from mpp_payment import charging, usecases
 from mpp_payment.adapters.tables import metadata
 
 _log = logging.getLogger(__name__)
 
 
 class ConfiguredTimer(Timer):
-    """A nameko timer whose interval is read from config (``EXPIRY_SWEEP_SECONDS``) at setup."""
+    """A nameko timer whose interval is read from config (``setting``) at setup."""
+
+    def __init__(self, interval: float, setting: str = "EXPIRY_SWEEP_SECONDS", **kwargs) -> None:
+        super().__init__(interval, **kwargs)
+        self.setting = setting
 
     def setup(self) -> None:
-        self.interval = float(self.container.config.get("EXPIRY_SWEEP_SECONDS", self.interval))
+        self.interval = float(self.container.config.get(self.setting, self.interval))
         super().setup()
 
 
@@ -103,8 +107,9 @@ class PaymentService(OpsEndpoints):
         if amount <= 0:
             return  # a free service: nothing to store (a redelivery is the same no-op)
         if self.uow.claim_event(event["id"], "handle_ticket_completed"):
-            usecases.open_invoice(self.uow, self.settings, event["payload"], amount)
-            self.uow.commit()
+            attempt = charging.open_invoice(self.uow, self.settings, event["payload"], amount)
+            self.uow.commit()  # the invoice exists now, "preparing payment"
+            charging.charge_now(self.uow, self.settings, attempt)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_payment(self, payment_id: str) -> dict:
@@ -121,9 +126,12 @@ class PaymentService(OpsEndpoints):
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def choose_method(self, payment_id: str, data: dict) -> dict:
         data = contracts.load(contracts.PaymentMethodSchema, data)
-        result = usecases.choose_method(self.uow, self.settings, payment_id, data["method"])
+        view, attempt = charging.choose_method(self.uow, self.settings, payment_id, data["method"])
         self.uow.commit()
-        return result
+        if attempt is None:
+            return view
+        charging.charge_now(self.uow, self.settings, attempt)
+        return usecases.get_payment(self.uow, payment_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def handle_notification(self, provider: str, headers: dict, body: str) -> dict:
@@ -157,6 +165,13 @@ class PaymentService(OpsEndpoints):
         """Pending invoices past their deadline become expired (``payment_expired``)."""
         if usecases.expire_due(self.uow, self.settings):
             self.uow.commit()
+
+    @timer(interval=2, setting="CHARGE_SWEEP_SECONDS")
+    def create_charges(self) -> None:
+        """Charge attempts still waiting (a provider outage, a killed worker) are tried again,
+        each outside any database transaction, with its own idempotency key."""
+        for attempt in charging.due_charges(self.uow):
+            charging.run_charge(self.uow, self.settings, attempt)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def simulate_payment(self, actor: dict | None, payment_id: str) -> dict:

@@ -24,13 +24,15 @@ from mpp_payment.adapters import providers as adapters
 from mpp_payment.adapters.http import ProviderHttp
 from mpp_payment.adapters.tables import (
     catalogue,
+    charge_attempts,
     journal_lines,
     notifications,
     payments,
     receipt_sequences,
     refunds,
 )
-from mpp_payment.domain import ledger, numbers, qris, settlement, states
+from mpp_payment.domain import attempts, ledger, numbers, qris, settlement, states
+from mpp_payment.domain.attempts import AttemptStatus
 from mpp_payment.domain.errors import InvalidTransition, RefundExceedsPaid
 
 MAX_IDEMPOTENCY_KEY = 200  # as the gateway accepts and docs/api-guide.md promises
@@ -144,7 +146,7 @@ def upsert_service(uow, payload: dict) -> None:
 # -- invoices ----------------------------------------------------------------------------------
 
 
-def _event_payload(row) -> dict:
+def event_payload(row) -> dict:
     return {
         "payment_id": row["id"],
         "ticket_id": row["ticket_id"],
@@ -154,50 +156,6 @@ def _event_payload(row) -> dict:
         "status": row["status"],
         "method": row["method"],
         "provider": row["provider"],
-    }
-
-
-def order_id(row: dict) -> str:
-    """The id a provider knows a charge by: the payment id, plus the attempt for real providers
-    (they refuse a reused order id, so a change of method needs a new one)."""
-    if row["provider"] == "simulator":
-        return row["id"]
-    return f"{row['id']}-{row['method_attempt']}"
-
-
-def _payment_id_of(order: str) -> str:
-    return order[:36]
-
-
-def _charge(provider, settings: Settings, row: dict) -> adapters.Charge:
-    minutes = settings.expiry_minutes[row["method"]]
-    return provider.charge(
-        adapters.ChargeRequest(
-            payment_id=row["id"],
-            order_id=order_id(row),
-            amount_idr=row["amount_idr"],
-            method=row["method"],
-            expires_at=row["expires_at"],
-            minutes=minutes,
-            description=f"{row['service_code'] or 'layanan'} {row['ticket_number'] or ''}".strip(),
-            qris_fields={
-                "merchant_name": settings.merchant_name,
-                "merchant_city": settings.merchant_city,
-                "nmid": settings.nmid,
-                "merchant_pan": settings.merchant_pan,
-            },
-            bill_number=(row["ticket_number"] or "").replace("-", "") + row["id"][:8].upper(),
-        )
-    )
-
-
-def _charge_columns(charge: adapters.Charge) -> dict:
-    return {
-        "provider_ref": charge.provider_ref,
-        "qris_payload": charge.qris_payload,
-        "va_number": charge.va_number,
-        "ewallet_ref": charge.ewallet_ref,
-        "checkout_url": charge.checkout_url,
     }
 
 
@@ -211,83 +169,7 @@ def invoice_amount(uow, ticket: dict) -> int:
     return ticket["fee_idr"] if fee is None else fee
 
 
-def open_invoice(
-    uow, settings: Settings, ticket: dict, amount: int, *, provider=None
-) -> dict | None:
-    """Open the one invoice of a completed ticket whose service has a fee: ``amount``, from
-    :func:`invoice_amount` (the caller skips free services without touching the database).
-    A second invoice for the same ticket is refused by a unique key.
-    """
-    exists = uow.session.execute(
-        select(payments.c.id).where(payments.c.ticket_id == ticket["ticket_id"])
-    ).first()
-    if exists:
-        return None
-    created = now_utc()
-    method = settings.default_method
-    row = {
-        "id": str(uuid.uuid4()),
-        "ticket_id": ticket["ticket_id"],
-        "ticket_number": ticket["number"],
-        "agency_id": ticket["agency_id"],
-        "service_id": ticket["service_id"],
-        "service_code": ticket["service_code"],
-        "amount_idr": amount,
-        "status": states.PaymentStatus.PENDING.value,
-        "method": method,
-        "provider": settings.provider,
-        "method_attempt": 1,
-        "expires_at": numbers.expires_at(created, method, settings.expiry_minutes),
-        "refunded_idr": 0,
-        "created_at": created,
-        "updated_at": created,
-    }
-    provider = provider or make_provider(settings.provider, settings, uow.session)
-    row.update(_charge_columns(_charge(provider, settings, row)))
-    try:
-        with uow.session.begin_nested():
-            uow.session.execute(insert(payments).values(**row))
-    except IntegrityError:
-        return None  # a concurrent delivery opened it first
-    uow.add_event("payment_requested", _event_payload(row))
-    return row
-
-
-def choose_method(uow, settings: Settings, payment_id: str, method: str, *, provider=None) -> dict:
-    """The citizen switches a pending invoice to another method: a new charge attempt with a new
-    order id and a new deadline. Choosing the current method again changes nothing."""
-    if method not in adapters.METHODS:
-        raise ValidationFailed(
-            "VALIDATION_FAILED", "invalid fields", {"method": [f"one of {adapters.METHODS}"]}
-        )
-    row = _load(uow.session, payment_id, lock=True)
-    if row["method"] == method:
-        return payment_view(row)
-    if row["status"] != states.PaymentStatus.PENDING.value:
-        raise Conflict("INVALID_TRANSITION", f"a {row['status']} payment cannot change method")
-    now = now_utc()
-    row.update(
-        method=method,
-        method_attempt=row["method_attempt"] + 1,
-        expires_at=numbers.expires_at(now, method, settings.expiry_minutes),
-    )
-    provider = provider or make_provider(row["provider"], settings, uow.session)
-    columns = _charge_columns(_charge(provider, settings, row))
-    uow.session.execute(
-        update(payments)
-        .where(payments.c.id == payment_id)
-        .values(
-            method=method,
-            method_attempt=row["method_attempt"],
-            expires_at=row["expires_at"],
-            updated_at=now,
-            **columns,
-        )
-    )
-    return payment_view({**row, **columns})
-
-
-def _load(session, payment_id: str, *, lock: bool = False) -> dict:
+def load_payment(session, payment_id: str, *, lock: bool = False) -> dict:
     query = select(payments).where(payments.c.id == payment_id)
     if lock:
         query = query.with_for_update()
@@ -297,7 +179,24 @@ def _load(session, payment_id: str, *, lock: bool = False) -> dict:
     return dict(row)
 
 
-def payment_view(row: dict) -> dict:
+def attempt_summary(session, row: dict) -> tuple[str, int]:
+    """``(charge_status, overpaid_idr)``: "preparing" while the current attempt's charge is not
+    made yet, else "ready"; and the money paid twice on this invoice and not yet refunded."""
+    found = session.execute(
+        select(
+            charge_attempts.c.attempt,
+            charge_attempts.c.status,
+            charge_attempts.c.overpaid_idr - charge_attempts.c.overpaid_refunded_idr,
+        ).where(charge_attempts.c.payment_id == row["id"])
+    ).all()
+    preparing = any(
+        number == row["method_attempt"] and status == AttemptStatus.CREATING.value
+        for number, status, _ in found
+    )
+    return ("preparing" if preparing else "ready"), sum(int(o) for _, _, o in found)
+
+
+def payment_view(row: dict, charge_status: str = "ready", overpaid_idr: int = 0) -> dict:
     return {
         "id": row["id"],
         "ticket_id": row["ticket_id"],
@@ -308,6 +207,8 @@ def payment_view(row: dict) -> dict:
         "status": row["status"],
         "method": row["method"],
         "provider": row["provider"],
+        "attempt": row["method_attempt"],
+        "charge_status": charge_status,
         "qris": (
             {
                 "payload": row["qris_payload"],
@@ -323,21 +224,26 @@ def payment_view(row: dict) -> dict:
         "expires_at": _iso(row["expires_at"]),
         "paid_at": _iso(row["paid_at"]),
         "refunded_idr": row["refunded_idr"],
-        "flag": row["flag"],
+        "overpaid_idr": overpaid_idr,
+        "flag": row.get("flag"),
         "receipt": (
             {
                 "number": row["receipt_number"],
                 "paid_at": _iso(row["paid_at"]),
                 "amount_idr": row["paid_amount_idr"],
             }
-            if row["receipt_number"]
+            if row.get("receipt_number")
             else None
         ),
     }
 
 
+def _view(session, row: dict) -> dict:
+    return payment_view(row, *attempt_summary(session, row))
+
+
 def get_payment(uow, payment_id: str) -> dict:
-    return payment_view(_load(uow.session, payment_id))
+    return _view(uow.session, load_payment(uow.session, payment_id))
 
 
 def get_ticket_payment(uow, ticket_id: str) -> dict:
@@ -348,14 +254,14 @@ def get_ticket_payment(uow, ticket_id: str) -> dict:
     )
     if row is None:
         raise NotFound("PAYMENT_NOT_FOUND", "this ticket has no invoice (yet)")
-    return payment_view(dict(row))
+    return _view(uow.session, dict(row))
 
 
 def qris_image(uow, payment_id: str, fmt: str) -> dict:
     """The QR image of a QRIS invoice: SVG as text, PNG as base64 (RPC carries JSON only)."""
     import base64
 
-    row = _load(uow.session, payment_id)
+    row = load_payment(uow.session, payment_id)
     if not row["qris_payload"]:
         raise NotFound("NO_QRIS", "this payment has no QRIS payload")
     if fmt == "svg":
@@ -382,13 +288,14 @@ def simulator_notification(
     returns the signed notification it will send to the mall's webhook. Only an agency_admin of
     the invoice's agency (or the mall admin) may press the button: a citizen never can."""
     _simulator_enabled(settings)
-    row = _load(uow.session, payment_id)
+    row = load_payment(uow.session, payment_id)
     _check_agency(actor, row["agency_id"], "the simulator pays for an agency administrator only")
     if row["provider"] != "simulator":
         raise Conflict("NOT_SIMULATED", "this payment is not handled by the simulator")
     provider = make_provider("simulator", settings, uow.session)
-    amount = provider.record_paid(payment_id, now_utc())
-    return provider.notification(payment_id, "paid", amount, "SIM-" + uuid.uuid4().hex[:12].upper())
+    order = attempts.order_id(payment_id, row["method_attempt"])  # the QR / VA shown now
+    amount = provider.record_paid(order, now_utc())
+    return provider.notification(order, "paid", amount, "SIM-" + uuid.uuid4().hex[:12].upper())
 
 
 def _seen(uow, provider: str, key: str, now) -> bool:
@@ -425,17 +332,30 @@ def _record(
         _seen(uow, provider, key, now)
 
 
+def _attempt(session, payment_id: str, number: int) -> dict | None:
+    found = (
+        session.execute(
+            select(charge_attempts).where(
+                charge_attempts.c.payment_id == payment_id, charge_attempts.c.attempt == number
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(found) if found else None
+
+
 def handle_notification(
     uow, settings: Settings, provider_name: str, headers: dict, body: str, *, provider=None
 ) -> dict:
-    """Apply one provider notification: authenticated first, then decided by the domain rules.
+    """Apply one provider notification to its own charge attempt: authenticated first, then
+    decided by the domain rules (``states`` for the invoice, ``attempts`` for the attempt).
 
-    Duplicates change nothing; an out-of-order notice (``expire`` after ``settlement``) leaves the
-    newer fact standing and is flagged when money is involved; a "paid" after expiry is accepted
-    and flagged; an amount that differs from the invoice is refused (nothing applied) and flagged.
-    Every verified notice is kept once in ``provider_notifications`` with its outcome; a replay
-    of the same fact (same provider, order, verified status and amount) answers ``duplicate`` and
-    only counts on that row, so replays cannot grow the table.
+    Duplicates change nothing; a stale closing notice of a superseded attempt closes that attempt
+    only; money on an attempt settles a pending (or closed: flagged) invoice, and money on an
+    invoice already paid is an overpayment (flagged, held in suspense); an amount that differs
+    from the invoice is refused and flagged. Every verified notice is kept once in
+    ``provider_notifications`` with its outcome; a replay only counts on that row.
     """
     if provider_name not in adapters.PROVIDERS:
         raise NotFound("PROVIDER_NOT_FOUND", f"unknown payment provider {provider_name}")
@@ -443,88 +363,167 @@ def handle_notification(
         _simulator_enabled(settings)
     provider = provider or make_provider(provider_name, settings, uow.session)
     note = provider.read_notification(headers, body.encode())  # may ask the provider's API
-    payment_id = _payment_id_of(note.order_id)
-    row = _load(uow.session, payment_id, lock=True)
+    try:
+        payment_id, number = attempts.parse_order_id(note.order_id)
+    except ValueError:
+        raise BadRequest("UNKNOWN_ORDER", "the notice names no charge attempt of ours") from None
+    row = load_payment(uow.session, payment_id, lock=True)
     if row["provider"] != provider_name:
         raise Conflict("PROVIDER_MISMATCH", "this payment is not handled by that provider")
+    attempt = _attempt(uow.session, payment_id, number or row["method_attempt"])
+    if attempt is None:
+        raise BadRequest("UNKNOWN_ORDER", "this payment has no such charge attempt")
     now = now_utc()
     key = note.key(provider_name)
     if _seen(uow, provider_name, key, now):
         return {"payment_id": payment_id, "result": "duplicate", "status": row["status"]}
-    kind = note.kind
-    if kind == "paid":
-        amount = note.amount_idr if note.amount_idr is not None else -1
-        outcome = states.apply_paid_notification(
-            row["status"], invoice_amount=row["amount_idr"], paid_amount=max(amount, 0)
-        )
-    elif kind in ("expired", "cancelled", "failed"):
-        outcome = states.apply_closing_notification(row["status"], kind)
-    else:  # pending, or a refund we asked for ourselves: informative only
-        _record(uow, provider_name, payment_id, key, body, f"noted_{kind}", now)
-        return {"payment_id": payment_id, "result": "noted", "status": row["status"]}
+    notice = _Notice(uow, settings, provider_name, row, attempt, note, key, body, now)
+    if note.kind == "paid":
+        return _apply_paid(notice)
+    if note.kind in ("expired", "cancelled", "failed"):
+        return _apply_closing(notice)
+    # pending, or a refund we asked for ourselves: informative only
+    return notice.answer("noted", f"noted_{note.kind}")
 
-    if outcome.changed:
-        values = {"status": outcome.new_status.value, "updated_at": now}
-        if kind == "paid":
-            values.update(
-                paid_at=now,
-                paid_amount_idr=note.amount_idr,
-                receipt_number=_receipt_number(uow.session, settings, now),
-                provider_ref=note.provider_ref or row["provider_ref"],
-            )
-            if outcome.flag:
-                values["flag"] = outcome.flag
-        else:
-            values["closed_at"] = now
-        # conditional on the status we read: even without a row lock exactly one writer wins
-        won = uow.session.execute(
-            update(payments)
-            .where(payments.c.id == payment_id, payments.c.status == row["status"])
-            .values(**values)
-        ).rowcount
-        if won:
-            row.update(values)
-            _record(uow, provider_name, payment_id, key, body, outcome.flag or "applied", now)
-            if kind == "paid":
-                _journal(
-                    uow,
-                    ledger.entries_for_payment(
-                        payment_id, row["agency_id"], row["provider"], note.amount_idr, now
-                    ),
-                    row["agency_id"],
-                )
-                uow.add_event("payment_succeeded", _event_payload(row))
-            else:
-                uow.add_event(
-                    "payment_expired" if kind == "expired" else "payment_failed",
-                    _event_payload(row),
-                )
-            if outcome.flag:
-                uow.add_event("payment_flagged", {**_event_payload(row), "flag": outcome.flag})
-            return {
-                "payment_id": payment_id,
-                "result": "applied",
-                "status": row["status"],
-                "flag": outcome.flag,
-            }
-    elif outcome.flag:
-        _record(uow, provider_name, payment_id, key, body, outcome.flag, now)
-        if row["flag"] != outcome.flag:  # a repeated wrong notice is not a new alert
-            uow.session.execute(
+
+@dataclass
+class _Notice:
+    """One verified notice being applied: what the two ``_apply_*`` steps share."""
+
+    uow: object
+    settings: Settings
+    provider: str
+    row: dict
+    attempt: dict
+    note: adapters.Notification
+    key: str
+    body: str
+    now: datetime
+
+    def answer(self, result: str, outcome: str, flag: str | None = None) -> dict:
+        _record(self.uow, self.provider, self.row["id"], self.key, self.body, outcome, self.now)
+        answer = {"payment_id": self.row["id"], "result": result, "status": self.row["status"]}
+        return {**answer, "flag": flag} if flag else answer
+
+    def flagged(self, flag: str, result: str = "flagged") -> dict:
+        """Raise ``flag`` on the invoice once (a repeated wrong notice is not a new alert)."""
+        if self.row["flag"] != flag:
+            self.uow.session.execute(
                 update(payments)
-                .where(payments.c.id == payment_id)
-                .values(flag=outcome.flag, updated_at=now)
+                .where(payments.c.id == self.row["id"])
+                .values(flag=flag, updated_at=self.now)
             )
-            uow.add_event("payment_flagged", {**_event_payload(row), "flag": outcome.flag})
-        result = "refused" if outcome.flag == states.FLAG_AMOUNT_MISMATCH else "flagged"
-        return {
-            "payment_id": payment_id,
-            "result": result,
-            "status": row["status"],
-            "flag": outcome.flag,
-        }
-    _record(uow, provider_name, payment_id, key, body, "duplicate", now)
-    return {"payment_id": payment_id, "result": "duplicate", "status": row["status"]}
+            self.uow.add_event("payment_flagged", {**event_payload(self.row), "flag": flag})
+            self.row["flag"] = flag
+        return self.answer(result, flag, flag)
+
+
+def _apply_paid(n: _Notice) -> dict:
+    row, attempt, note, now = n.row, n.attempt, n.note, n.now
+    amount = note.amount_idr if note.amount_idr is not None else -1
+    decision = attempts.decide_paid(
+        row["status"],
+        attempt["status"],
+        invoice_amount=row["amount_idr"],
+        paid_amount=max(amount, 0),
+    )
+    if decision.kind == "mismatch":
+        return n.flagged(decision.flag, "refused")
+    if decision.kind == "duplicate":
+        return n.answer("duplicate", "duplicate")
+    money = {
+        "status": AttemptStatus.PAID.value,
+        "paid_at": now,
+        "paid_amount_idr": note.amount_idr,
+        "provider_ref": note.provider_ref or attempt["provider_ref"],
+        "updated_at": now,
+    }
+    unpaid = charge_attempts.c.status != AttemptStatus.PAID.value
+    this_attempt = update(charge_attempts).where(charge_attempts.c.id == attempt["id"], unpaid)
+    if decision.kind == "overpayment":
+        if n.uow.session.execute(this_attempt.values(overpaid_idr=amount, **money)).rowcount:
+            _journal(
+                n.uow,
+                ledger.entries_for_overpayment(
+                    attempt["order_id"], row["id"], row["agency_id"], row["provider"], amount, now
+                ),
+                row["agency_id"],
+            )
+            return n.flagged(decision.flag)
+        return n.answer("duplicate", "duplicate")
+    values = {
+        "status": states.PaymentStatus.PAID.value,
+        "updated_at": now,
+        "paid_at": now,
+        "paid_amount_idr": note.amount_idr,
+        "paid_attempt": attempt["attempt"],
+        "receipt_number": _receipt_number(n.uow.session, n.settings, now),
+        "provider_ref": money["provider_ref"],
+        "method": attempt["method"] or row["method"],
+    }
+    if decision.flag:
+        values["flag"] = decision.flag
+    # conditional on the status we read: even without a row lock exactly one writer wins
+    won = n.uow.session.execute(
+        update(payments)
+        .where(payments.c.id == row["id"], payments.c.status == row["status"])
+        .values(**values)
+    ).rowcount
+    if not won:
+        return n.answer("duplicate", "duplicate")
+    n.uow.session.execute(this_attempt.values(**money))
+    n.uow.session.execute(  # the other charges stay payable at the provider: money on them
+        update(charge_attempts)  # is an overpayment
+        .where(
+            charge_attempts.c.payment_id == row["id"],
+            charge_attempts.c.id != attempt["id"],
+            charge_attempts.c.status.in_([s.value for s in attempts.OPEN]),
+        )
+        .values(status=AttemptStatus.SUPERSEDED.value, updated_at=now)
+    )
+    row.update(values)
+    _journal(
+        n.uow,
+        ledger.entries_for_payment(row["id"], row["agency_id"], row["provider"], amount, now),
+        row["agency_id"],
+    )
+    n.uow.add_event("payment_succeeded", event_payload(row))
+    if decision.flag:
+        n.uow.add_event("payment_flagged", {**event_payload(row), "flag": decision.flag})
+    return n.answer("applied", decision.flag or "applied", decision.flag)
+
+
+def _apply_closing(n: _Notice) -> dict:
+    row, attempt, kind, now = n.row, n.attempt, n.note.kind, n.now
+    current = attempt["attempt"] == row["method_attempt"]
+    decision = attempts.decide_closing(row["status"], attempt["status"], current=current)
+    if decision.flag:
+        return n.flagged(decision.flag)
+    if decision.close_attempt:
+        n.uow.session.execute(
+            update(charge_attempts)
+            .where(
+                charge_attempts.c.id == attempt["id"],
+                charge_attempts.c.status.in_([s.value for s in attempts.OPEN]),
+            )
+            .values(status=kind, updated_at=now)
+        )
+    if not decision.close_invoice:  # a stale notice of an old attempt, or a repeat
+        return n.answer("noted" if decision.close_attempt else "duplicate", f"attempt_{kind}")
+    target = states.apply_closing_notification(row["status"], kind).new_status
+    values = {"status": target.value, "closed_at": now, "updated_at": now}
+    won = n.uow.session.execute(
+        update(payments)
+        .where(payments.c.id == row["id"], payments.c.status == row["status"])
+        .values(**values)
+    ).rowcount
+    if not won:
+        return n.answer("duplicate", "duplicate")
+    row.update(values)
+    n.uow.add_event(
+        "payment_expired" if kind == "expired" else "payment_failed", event_payload(row)
+    )
+    return n.answer("applied", "applied")
 
 
 def _receipt_number(session, settings: Settings, now: datetime) -> str:
@@ -558,12 +557,23 @@ def _journal(uow, entries, agency_id: str) -> None:
 
 def expire_due(uow, settings: Settings, now: datetime | None = None, limit: int = 200) -> int:
     """Expire pending invoices past their deadline (run by a timer on every replica: the
-    conditional update lets exactly one replica expire each invoice and emit its event)."""
+    conditional update lets exactly one replica expire each invoice and emit its event). An
+    invoice whose charge is still being prepared (a provider outage) is not expired: its
+    deadline starts when the charge is made."""
     now = now or now_utc()
+    live = (
+        select(charge_attempts.c.id)
+        .where(
+            charge_attempts.c.payment_id == payments.c.id,
+            charge_attempts.c.attempt == payments.c.method_attempt,
+            charge_attempts.c.status == AttemptStatus.LIVE.value,
+        )
+        .exists()
+    )
     due = (
         uow.session.execute(
             select(payments)
-            .where(payments.c.status == "pending", payments.c.expires_at <= now)
+            .where(payments.c.status == "pending", payments.c.expires_at <= now, live)
             .order_by(payments.c.expires_at)
             .limit(limit)
         )
@@ -580,7 +590,16 @@ def expire_due(uow, settings: Settings, now: datetime | None = None, limit: int 
         ).rowcount
         if won:
             expired += 1
-            uow.add_event("payment_expired", _event_payload({**row, "status": target.value}))
+            uow.session.execute(
+                update(charge_attempts)
+                .where(
+                    charge_attempts.c.payment_id == row["id"],
+                    charge_attempts.c.attempt == row["method_attempt"],
+                    charge_attempts.c.status == AttemptStatus.LIVE.value,
+                )
+                .values(status=AttemptStatus.EXPIRED.value, updated_at=now)
+            )
+            uow.add_event("payment_expired", event_payload({**row, "status": target.value}))
     return expired
 
 
@@ -617,6 +636,7 @@ def _refund_view(refund: dict, payment: dict) -> dict:
         "created_at": _iso(refund["created_at"]),
         "payment_status": payment["status"],
         "refunded_total_idr": payment["refunded_idr"],
+        "overpayment": refund.get("overpayment_attempt") is not None,
     }
 
 
@@ -643,7 +663,7 @@ def refund(
             f"a refund needs an Idempotency-Key (≤{MAX_IDEMPOTENCY_KEY})",
         )
     scope = str((actor or {}).get("key_id") or "")[:64]
-    row = _load(uow.session, payment_id, lock=True)
+    row = load_payment(uow.session, payment_id, lock=True)
     _check_agency(actor, row["agency_id"])
     digest = _request_hash(payment_id, data)
     earlier = (
@@ -661,6 +681,23 @@ def refund(
                 "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with another request"
             )
         return _refund_view(dict(earlier), row)
+    provider = provider or make_provider(row["provider"], settings, uow.session)
+    provider_key = hashlib.sha256(f"{scope}\n{idempotency_key}".encode()).hexdigest()[:40]
+    record = {
+        "id": str(uuid.uuid4()),
+        "payment_id": payment_id,
+        "agency_id": row["agency_id"],
+        "amount_idr": data["amount_idr"],
+        "reason": data.get("reason"),
+        "key_scope": scope,
+        "idempotency_key": idempotency_key,
+        "request_hash": digest,
+        "actor_key_id": (actor or {}).get("key_id"),
+        "overpayment_attempt": None,
+    }
+    over = _open_overpayment(uow.session, payment_id)
+    if over is not None:
+        return _refund_overpayment(uow, provider, provider_key, row, over, record)
     amount = data["amount_idr"]
     paid = row["paid_amount_idr"] or 0
     try:
@@ -674,24 +711,11 @@ def refund(
         raise Conflict(
             "REFUND_EXCEEDS_PAID", str(exc), {"refundable_idr": paid - row["refunded_idr"]}
         ) from None
-    provider = provider or make_provider(row["provider"], settings, uow.session)
-    provider_key = hashlib.sha256(f"{scope}\n{idempotency_key}".encode()).hexdigest()[:40]
-    done = provider.refund(order_id(row), row["provider_ref"], amount, provider_key)
+    paid_with = _attempt(uow.session, payment_id, row["paid_attempt"] or row["method_attempt"])
+    order = paid_with["order_id"] if paid_with else attempts.order_id(payment_id, 1)
+    done = provider.refund(order, row["provider_ref"], amount, provider_key)
     now = now_utc()
-    record = {
-        "id": str(uuid.uuid4()),
-        "payment_id": payment_id,
-        "agency_id": row["agency_id"],
-        "amount_idr": amount,
-        "reason": data.get("reason"),
-        "key_scope": scope,
-        "idempotency_key": idempotency_key,
-        "request_hash": digest,
-        "status": done.status,
-        "provider_ref": done.provider_ref,
-        "actor_key_id": (actor or {}).get("key_id"),
-        "created_at": now,
-    }
+    record.update(status=done.status, provider_ref=done.provider_ref, created_at=now)
     uow.session.execute(insert(refunds).values(**record))
     total = row["refunded_idr"] + amount
     uow.session.execute(
@@ -710,10 +734,73 @@ def refund(
     uow.add_event(
         "payment_refunded",
         {
-            **_event_payload(row),
+            **event_payload(row),
             "refund_id": record["id"],
             "refund_amount_idr": amount,
             "refunded_total_idr": total,
+        },
+    )
+    return _refund_view(record, row)
+
+
+def _open_overpayment(session, payment_id: str) -> dict | None:
+    """The oldest attempt of the invoice holding an overpayment not yet fully refunded."""
+    found = (
+        session.execute(
+            select(charge_attempts)
+            .where(
+                charge_attempts.c.payment_id == payment_id,
+                charge_attempts.c.overpaid_idr > charge_attempts.c.overpaid_refunded_idr,
+            )
+            .order_by(charge_attempts.c.attempt)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(found) if found else None
+
+
+def _refund_overpayment(uow, provider, provider_key: str, row: dict, over: dict, record) -> dict:
+    """An invoice paid twice is refunded from the overpayment first: the citizen gets back the
+    money the agency was never owed, through the attempt that received it, and the agency's
+    payable (and its settlement) is untouched. Only then is the payment itself refundable."""
+    amount = record["amount_idr"]
+    left = over["overpaid_idr"] - over["overpaid_refunded_idr"]
+    if amount > left:
+        raise Conflict(
+            "REFUND_EXCEEDS_PAID",
+            f"this invoice holds an overpayment of {left}: refund it first",
+            {"refundable_idr": left, "overpayment": True},
+        )
+    done = provider.refund(over["order_id"], over["provider_ref"], amount, provider_key)
+    now = now_utc()
+    record.update(
+        status=done.status,
+        provider_ref=done.provider_ref,
+        created_at=now,
+        overpayment_attempt=over["attempt"],
+    )
+    uow.session.execute(insert(refunds).values(**record))
+    total = over["overpaid_refunded_idr"] + amount
+    uow.session.execute(
+        update(charge_attempts)
+        .where(charge_attempts.c.id == over["id"])
+        .values(overpaid_refunded_idr=total, updated_at=now)
+    )
+    _journal(
+        uow,
+        ledger.entries_for_overpayment_refund(
+            record["id"], row["id"], row["agency_id"], row["provider"], amount, now
+        ),
+        row["agency_id"],
+    )
+    uow.add_event(
+        "payment_refunded",
+        {
+            **event_payload(row),
+            "refund_id": record["id"],
+            "refund_amount_idr": amount,
+            "refunded_total_idr": total,  # of this overpayment: the payment's is unchanged
         },
     )
     return _refund_view(record, row)
@@ -752,6 +839,7 @@ def settlement_report(
                 refunds.c.agency_id == agency_id,
                 refunds.c.created_at >= start,
                 refunds.c.created_at < end,
+                refunds.c.overpayment_attempt.is_(None),  # an overpayment's: its own section
             )
         )
         .mappings()
@@ -798,15 +886,19 @@ def settlement_report(
     if fmt == "csv":
         return {"content_type": "text/csv", "csv": settlement.report_csv(report)}
     account = ledger.agency_payable(agency_id)
-    movement = uow.session.execute(
-        select(
-            func.coalesce(func.sum(journal_lines.c.credit_idr - journal_lines.c.debit_idr), 0)
-        ).where(
-            journal_lines.c.account == account,
-            journal_lines.c.occurred_at >= start,
-            journal_lines.c.occurred_at < end,
+    movement = _movement(uow.session, account, start, end)
+    over = _overpayments(uow.session, agency_id, start, end)
+    over_in = sum(o["amount_idr"] for o in over if start <= o["paid_at"] < end)
+    over_out = uow.session.execute(
+        select(func.coalesce(func.sum(refunds.c.amount_idr), 0)).where(
+            refunds.c.agency_id == agency_id,
+            refunds.c.created_at >= start,
+            refunds.c.created_at < end,
+            refunds.c.overpayment_attempt.is_not(None),
         )
     ).scalar_one()
+    suspense = ledger.overpayment_suspense(agency_id)
+    suspense_movement = _movement(uow.session, suspense, start, end)
     return {
         "agency_id": agency_id,
         "date": day.isoformat(),
@@ -820,6 +912,15 @@ def settlement_report(
             "net_idr": int(movement),
             "balanced": movement == report.net,
         },
+        # money paid twice: owed back to citizens, never part of the agency's net
+        "overpayments_idr": over_in,
+        "overpayment_refunds_idr": int(over_out),
+        "suspense": {
+            "account": suspense,
+            "net_idr": int(suspense_movement),
+            "balanced": suspense_movement == over_in - over_out,
+        },
+        "overpayments": [{**o, "paid_at": _iso(o["paid_at"])} for o in over],
         "lines": [
             {
                 "payment_id": line.payment_id,
@@ -835,6 +936,78 @@ def settlement_report(
             for line in report.lines
         ],
     }
+
+
+def _movement(session, account: str, start: datetime, end: datetime) -> int:
+    """Credits minus debits on ``account`` in ``[start, end)``."""
+    return int(
+        session.execute(
+            select(
+                func.coalesce(func.sum(journal_lines.c.credit_idr - journal_lines.c.debit_idr), 0)
+            ).where(
+                journal_lines.c.account == account,
+                journal_lines.c.occurred_at >= start,
+                journal_lines.c.occurred_at < end,
+            )
+        ).scalar_one()
+    )
+
+
+def _overpayments(session, agency_id: str, start: datetime, end: datetime, *, ids=None) -> list:
+    """The agency's overpayments received in ``[start, end)`` or refunded then (or, with
+    ``ids``, those of these payments), each with what is still owed back."""
+    refunded_then = select(refunds.c.payment_id).where(
+        refunds.c.agency_id == agency_id,
+        refunds.c.created_at >= start,
+        refunds.c.created_at < end,
+        refunds.c.overpayment_attempt.is_not(None),
+    )
+    which = (
+        charge_attempts.c.payment_id.in_(ids)
+        if ids is not None
+        else or_(
+            and_(charge_attempts.c.paid_at >= start, charge_attempts.c.paid_at < end),
+            charge_attempts.c.payment_id.in_(refunded_then),
+        )
+    )
+    found = session.execute(
+        select(charge_attempts, payments.c.ticket_number)
+        .join(payments, payments.c.id == charge_attempts.c.payment_id)
+        .where(payments.c.agency_id == agency_id, charge_attempts.c.overpaid_idr > 0, which)
+        .order_by(charge_attempts.c.paid_at)
+    ).mappings()
+    return [
+        {
+            "payment_id": o["payment_id"],
+            "order_id": o["order_id"],
+            "attempt": o["attempt"],
+            "ticket_number": o["ticket_number"],
+            "method": o["method"],
+            "amount_idr": o["overpaid_idr"],
+            "refunded_idr": o["overpaid_refunded_idr"],
+            "outstanding_idr": o["overpaid_idr"] - o["overpaid_refunded_idr"],
+            "paid_at": o["paid_at"],
+        }
+        for o in found
+    ]
+
+
+def _money_status(payment: dict, attempt: dict, tracks_refunds: bool) -> str:
+    """The status of the money an attempt received, as its provider would show it."""
+    if attempt["attempt"] == payment["paid_attempt"]:
+        status = payment["status"]
+    else:
+        back = attempt["overpaid_refunded_idr"]
+        status = (
+            "paid"
+            if back == 0
+            else "refunded"
+            if back >= attempt["overpaid_idr"]
+            else "partially_refunded"
+        )
+    if not tracks_refunds and status in ("partially_refunded", "refunded"):
+        return "paid"
+    return status
 
 
 def reconciliation(
@@ -863,26 +1036,49 @@ def reconciliation(
     )
     now = now_utc()
     factory = provider_factory or (lambda name: make_provider(name, settings, uow.session, now=now))
+    by_id = {r["id"]: dict(r) for r in rows}
+    tried = (
+        uow.session.execute(
+            select(charge_attempts)
+            .where(charge_attempts.c.payment_id.in_(list(by_id)))
+            .order_by(charge_attempts.c.payment_id, charge_attempts.c.attempt)
+        )
+        .mappings()
+        .all()
+        if by_id
+        else []
+    )
     cache: dict[str, adapters.PaymentProvider] = {}
-    ours, theirs = {}, {}
-    for r in rows:
-        provider = cache.setdefault(r["provider"], factory(r["provider"]))
-        status = r["status"]
-        if not provider.tracks_refunds and status in ("partially_refunded", "refunded"):
-            status = "paid"
-        amount = r["paid_amount_idr"] if r["paid_amount_idr"] is not None else r["amount_idr"]
-        ours[r["id"]] = (status, amount)
-        view = provider.view(order_id(dict(r)), r["provider_ref"])
+    ours, theirs, attempt_of = {}, {}, {}
+    for a in tried:  # every charge attempt, not only the current one
+        if a["provider_ref"] is None:
+            continue  # no charge made (yet): nothing to compare
+        payment = by_id[a["payment_id"]]
+        provider = cache.setdefault(a["provider"], factory(a["provider"]))
+        status = attempts.reconciled_status(
+            a["status"],
+            expired=a["expires_at"] is not None and a["expires_at"] <= now,
+            money_status=_money_status(payment, dict(a), provider.tracks_refunds),
+        )
+        if status is None:
+            continue
+        amount = a["paid_amount_idr"] if a["paid_amount_idr"] is not None else a["amount_idr"]
+        ours[a["order_id"]] = (status, amount)
+        attempt_of[a["order_id"]] = (a["payment_id"], a["attempt"])
+        view = provider.view(a["order_id"], a["provider_ref"])
         if view is not None:
-            theirs[r["id"]] = view
+            theirs[a["order_id"]] = view
     mismatches = settlement.reconcile(ours, theirs)
+    over = _overpayments(uow.session, agency_id, start, end, ids=list(by_id))
     return {
         "agency_id": agency_id,
         "date": day.isoformat(),
-        "checked": len(rows),
+        "checked": len(ours),
         "mismatches": [
             {
-                "payment_id": m.key,
+                "payment_id": attempt_of.get(m.key, (m.key[:36], None))[0],
+                "order_id": m.key,
+                "attempt": attempt_of.get(m.key, (None, None))[1],
                 "kind": m.kind,
                 "ours": {"status": m.ours[0], "amount_idr": m.ours[1]} if m.ours else None,
                 "provider": (
@@ -891,4 +1087,5 @@ def reconciliation(
             }
             for m in mismatches
         ],
+        "overpayments": [{**o, "paid_at": _iso(o["paid_at"])} for o in over],
     }
