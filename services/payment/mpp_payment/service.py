@@ -18,7 +18,7 @@ from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
 from mpp_contracts.errors import EXPECTED_ERRORS
-from mpp_payment import charging, usecases
+from mpp_payment import charging, notices, reports, usecases
 from mpp_payment.adapters.tables import metadata
 
 _log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class PaymentService(OpsEndpoints):
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def handle_notification(self, provider: str, headers: dict, body: str) -> dict:
-        result = usecases.handle_notification(self.uow, self.settings, provider, headers, body)
+        result = notices.handle_notification(self.uow, self.settings, provider, headers, body)
         self.uow.commit()
         return result
 
@@ -153,12 +153,12 @@ class PaymentService(OpsEndpoints):
         self, actor: dict | None, agency_id: str, day: str | None, fmt: str = "json"
     ) -> dict:
         contracts.load(contracts.SettlementQuerySchema, {"date": day} if day else {})
-        return usecases.settlement_report(self.uow, self.settings, actor, agency_id, day, fmt)
+        return reports.settlement_report(self.uow, self.settings, actor, agency_id, day, fmt)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def reconciliation(self, actor: dict | None, agency_id: str, day: str | None) -> dict:
         contracts.load(contracts.SettlementQuerySchema, {"date": day} if day else {})
-        return usecases.reconciliation(self.uow, self.settings, actor, agency_id, day)
+        return reports.reconciliation(self.uow, self.settings, actor, agency_id, day)
 
     @timer(interval=30)
     def expire_overdue(self) -> None:
@@ -179,9 +179,7 @@ class PaymentService(OpsEndpoints):
         the mall through a signed webhook to the gateway, sent after this call returns. Refused
         unless the simulator is the configured provider and ``actor`` administers the invoice's
         agency (or the mall)."""
-        body, signature = usecases.simulator_notification(
-            self.uow, self.settings, actor, payment_id
-        )
+        body, signature = notices.simulator_notification(self.uow, self.settings, actor, payment_id)
         self.uow.commit()  # the simulated provider's own book now says "paid"
         url = self.config.get(
             "SIMULATOR_WEBHOOK_URL", "http://127.0.0.1:8000/v1/webhooks/payments/simulator"
