@@ -26,6 +26,7 @@ from mpp_payment.domain.attempts import AttemptStatus
 from mpp_payment.usecases import (
     Settings,
     event_payload,
+    get_payment,
     load_payment,
     make_provider,
     now_utc,
@@ -112,7 +113,7 @@ def choose_method(uow, settings: Settings, payment_id: str, method: str) -> tupl
         )
     row = load_payment(uow.session, payment_id, lock=True)
     if row["method"] == method:
-        return payment_view(row, _charge_status(uow.session, row)), None
+        return get_payment(uow, payment_id), None
     if row["status"] != states.PaymentStatus.PENDING.value:
         raise Conflict("INVALID_TRANSITION", f"a {row['status']} payment cannot change method")
     now = now_utc()
@@ -139,16 +140,6 @@ def choose_method(uow, settings: Settings, payment_id: str, method: str) -> tupl
         .values(dict.fromkeys(METHOD_COLUMNS))
     )
     return payment_view(row, "preparing"), attempt_id
-
-
-def _charge_status(session, row: dict) -> str:
-    current = session.execute(
-        select(charge_attempts.c.status).where(
-            charge_attempts.c.payment_id == row["id"],
-            charge_attempts.c.attempt == row["method_attempt"],
-        )
-    ).scalar_one_or_none()
-    return "preparing" if current == AttemptStatus.CREATING.value else "ready"
 
 
 def due_charges(uow, limit: int = 20) -> list[str]:

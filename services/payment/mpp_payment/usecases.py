@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mpp_contracts.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -178,21 +178,33 @@ def load_payment(session, payment_id: str, *, lock: bool = False) -> dict:
     return dict(row)
 
 
-def attempt_summary(session, row: dict) -> tuple[str, int]:
-    """``(charge_status, overpaid_idr)``: "preparing" while the current attempt's charge is not
-    made yet, else "ready"; and the money paid twice on this invoice and not yet refunded."""
-    found = session.execute(
-        select(
-            charge_attempts.c.attempt,
-            charge_attempts.c.status,
-            charge_attempts.c.overpaid_idr - charge_attempts.c.overpaid_refunded_idr,
-        ).where(charge_attempts.c.payment_id == row["id"])
-    ).all()
-    preparing = any(
-        number == row["method_attempt"] and status == AttemptStatus.CREATING.value
-        for number, status, _ in found
+def _with_attempts():
+    """The invoice with what its attempts say, read in **one** statement: on PostgreSQL each
+    statement has its own snapshot, so reading the attempt apart could see the charge stored
+    ("ready") and the invoice from before it (no QR)."""
+    attempt = charge_attempts.alias("attempt")
+    current = (
+        select(attempt.c.status)
+        .where(
+            attempt.c.payment_id == payments.c.id, attempt.c.attempt == payments.c.method_attempt
+        )
+        .scalar_subquery()
     )
-    return ("preparing" if preparing else "ready"), sum(int(o) for _, _, o in found)
+    overpaid = (
+        select(func.coalesce(func.sum(attempt.c.overpaid_idr - attempt.c.overpaid_refunded_idr), 0))
+        .where(attempt.c.payment_id == payments.c.id)
+        .scalar_subquery()
+    )
+    return select(payments, current.label("current_status"), overpaid.label("overpaid_open"))
+
+
+def _viewed(row) -> dict:
+    """The view of a row read with :func:`_with_attempts`: "preparing" while the current
+    attempt's charge is not made yet, else "ready"; the overpayment not yet refunded."""
+    row = dict(row)
+    preparing = row.pop("current_status") == AttemptStatus.CREATING.value
+    overpaid = int(row.pop("overpaid_open") or 0)
+    return payment_view(row, "preparing" if preparing else "ready", overpaid)
 
 
 def payment_view(row: dict, charge_status: str = "ready", overpaid_idr: int = 0) -> dict:
@@ -237,23 +249,20 @@ def payment_view(row: dict, charge_status: str = "ready", overpaid_idr: int = 0)
     }
 
 
-def view(session, row: dict) -> dict:
-    return payment_view(row, *attempt_summary(session, row))
-
-
 def get_payment(uow, payment_id: str) -> dict:
-    return view(uow.session, load_payment(uow.session, payment_id))
+    row = uow.session.execute(_with_attempts().where(payments.c.id == payment_id)).mappings()
+    found = row.first()
+    if found is None:
+        raise NotFound("PAYMENT_NOT_FOUND", "no such payment")
+    return _viewed(found)
 
 
 def get_ticket_payment(uow, ticket_id: str) -> dict:
-    row = (
-        uow.session.execute(select(payments).where(payments.c.ticket_id == ticket_id))
-        .mappings()
-        .first()
-    )
-    if row is None:
+    row = uow.session.execute(_with_attempts().where(payments.c.ticket_id == ticket_id))
+    found = row.mappings().first()
+    if found is None:
         raise NotFound("PAYMENT_NOT_FOUND", "this ticket has no invoice (yet)")
-    return view(uow.session, dict(row))
+    return _viewed(found)
 
 
 def qris_image(uow, payment_id: str, fmt: str) -> dict:
