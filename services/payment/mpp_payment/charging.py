@@ -15,7 +15,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mpp_contracts.errors import Conflict, ValidationFailed
@@ -140,6 +140,16 @@ def choose_method(uow, settings: Settings, payment_id: str, method: str) -> tupl
         .values(dict.fromkeys(METHOD_COLUMNS))
     )
     return payment_view(row, "preparing"), attempt_id
+
+
+def waiting(uow) -> int:
+    """How many attempts wait for their provider charge (the ``mpp_payment_charges_waiting``
+    gauge: above 0 for minutes, the provider is failing)."""
+    count = uow.session.execute(
+        select(func.count()).where(charge_attempts.c.status == AttemptStatus.CREATING.value)
+    ).scalar_one()
+    uow.rollback()
+    return int(count)
 
 
 def due_charges(uow, limit: int = 20) -> list[str]:

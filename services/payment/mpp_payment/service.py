@@ -9,6 +9,7 @@ import eventlet
 import requests
 from nameko.dependency_providers import Config
 from nameko.timer import Timer
+from prometheus_client import Gauge
 
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
@@ -22,6 +23,11 @@ from mpp_payment import charging, notices, reports, usecases
 from mpp_payment.adapters.tables import metadata
 
 _log = logging.getLogger(__name__)
+
+CHARGES_WAITING = Gauge(
+    "mpp_payment_charges_waiting",
+    "Charge attempts stored whose provider charge is not made yet (a provider outage shows here)",
+)
 
 
 class ConfiguredTimer(Timer):
@@ -170,6 +176,7 @@ class PaymentService(OpsEndpoints):
     def create_charges(self) -> None:
         """Charge attempts still waiting (a provider outage, a killed worker) are tried again,
         each outside any database transaction, with its own idempotency key."""
+        CHARGES_WAITING.set(charging.waiting(self.uow))
         for attempt in charging.due_charges(self.uow):
             charging.run_charge(self.uow, self.settings, attempt)
 

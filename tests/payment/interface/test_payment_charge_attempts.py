@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
+from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, func, insert, select, update
 
 from mpp_chassis.migrate import alembic_config, upgrade
@@ -123,6 +124,7 @@ def test_a_provider_outage_keeps_the_invoice_and_only_delays_its_charge(
     payment.call("create_charges")
     payment.call("expire_overdue")
     assert payment.call("get_payment", view["id"])["status"] == "pending"
+    assert REGISTRY.get_sample_value("mpp_payment_charges_waiting") == 1  # what ops sees
 
     fake.down = False
     make_due(payment)
@@ -137,6 +139,7 @@ def test_a_provider_outage_keeps_the_invoice_and_only_delays_its_charge(
     make_due(payment)
     payment.call("create_charges")  # nothing left to do
     assert fake.charges == 1
+    assert REGISTRY.get_sample_value("mpp_payment_charges_waiting") == 0
 
 
 @pytest.mark.parametrize("provider", ["midtrans", "xendit", "simulator"])
@@ -231,6 +234,22 @@ def test_money_paid_twice_is_an_overpayment_shown_and_refundable(on_provider):
     assert report["overpayments"][0]["outstanding_idr"] == 0
     full = payment.call("refund", ADMIN, invoice["id"], {"amount_idr": 50000}, "pay-1")
     assert full["overpayment"] is False and full["payment_status"] == "refunded"
+
+
+def test_money_on_a_superseded_attempt_settles_an_unpaid_invoice_once(on_provider):
+    """The citizen paid the old QR after switching to a VA: that money is the invoice's (asking
+    again would make the double payment); the VA, paid as well, is then the overpayment."""
+    payment = on_provider("simulator")
+    invoice = payment.call("get_ticket_payment", complete(payment))
+    payment.call("choose_method", invoice["id"], {"method": "virtual_account"})
+    first = pay(payment, f"{invoice['id']}-1")
+    assert first["result"] == "applied" and first["status"] == "paid"
+    view = payment.call("get_payment", invoice["id"])
+    assert view["method"] == "qris" and view["receipt"]["amount_idr"] == 50000
+    assert [a["status"] for a in attempts_of(payment, invoice["id"])] == ["paid", "superseded"]
+    assert pay(payment, f"{invoice['id']}-2")["flag"] == "overpayment"
+    assert len(payment.events("payment_succeeded", invoice["id"])) == 1
+    assert payment.call("get_payment", invoice["id"])["overpaid_idr"] == 50000
 
 
 def test_reconciliation_checks_every_attempt(on_provider):
