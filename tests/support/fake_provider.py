@@ -46,6 +46,7 @@ class FakeProvider:
         self.calls: list[tuple[str, str]] = []  # (method, path) of every authenticated request
         self.down = False  # an outage: every charge answers 503
         self.charges = 0  # charges (Midtrans transactions, Xendit invoices) actually created
+        self.on_charge = None  # called when a charge request arrives (what a test looks at then)
         self._answers: dict[str, dict] = {}  # Idempotency-Key -> the answer it first got
         self.listener = eventlet.listen(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
@@ -113,6 +114,8 @@ class FakeProvider:
         self.calls.append((request.method, path))
         body = request.get_json(silent=True) or {}
         parts = [unquote(p) for p in path.strip("/").split("/")]
+        if request.method == "POST" and path in ("/v2/charge", "/v2/invoices") and self.on_charge:
+            self.on_charge()
         if request.method == "POST" and path in ("/v2/charge", "/v2/invoices") and self.down:
             return _json({"status_code": "503", "status_message": "down for maintenance"}, 503)
         key = request.headers.get("Idempotency-Key")

@@ -155,9 +155,10 @@ class _Notice:
         answer = {"payment_id": self.row["id"], "result": result, "status": self.row["status"]}
         return {**answer, "flag": flag} if flag else answer
 
-    def flagged(self, flag: str, result: str = "flagged") -> dict:
-        """Raise ``flag`` on the invoice once (a repeated wrong notice is not a new alert)."""
-        if self.row["flag"] != flag:
+    def flagged(self, flag: str, result: str = "flagged", *, new_fact: bool = False) -> dict:
+        """Raise ``flag`` on the invoice once (a repeated wrong notice is not a new alert); a
+        ``new_fact`` (money paid twice more) is alerted every time."""
+        if new_fact or self.row["flag"] != flag:
             self.uow.session.execute(
                 update(payments)
                 .where(payments.c.id == self.row["id"])
@@ -199,7 +200,7 @@ def _apply_paid(n: _Notice) -> dict:
                 ),
                 row["agency_id"],
             )
-            return n.flagged(decision.flag)
+            return n.flagged(decision.flag, new_fact=True)
         return n.answer("duplicate", "duplicate")
     values = {
         "status": states.PaymentStatus.PAID.value,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from alembic import command
 from prometheus_client import REGISTRY
-from sqlalchemy import create_engine, func, insert, select, update
+from sqlalchemy import create_engine, func, insert, select, text, update
 
 from mpp_chassis.migrate import alembic_config, upgrade
 from mpp_payment import charging
@@ -140,6 +140,32 @@ def test_a_provider_outage_keeps_the_invoice_and_only_delays_its_charge(
     payment.call("create_charges")  # nothing left to do
     assert fake.charges == 1
     assert REGISTRY.get_sample_value("mpp_payment_charges_waiting") == 0
+
+
+def test_the_provider_is_called_with_no_transaction_open(on_provider, fake, db_url_factory):
+    """While the provider answers, nobody holds a lock on the invoice or its attempt: the claim
+    committed before the call, the answer is stored after it (PostgreSQL's pg_locks)."""
+    if db_url_factory.backend != "postgres":
+        pytest.skip("pg_locks is PostgreSQL's")
+    payment = on_provider("midtrans")
+    held: list[list] = []
+
+    def look() -> None:
+        with payment.db.connect() as conn:
+            held.append(
+                conn.execute(
+                    text(
+                        "SELECT c.relname, l.mode FROM pg_locks l "
+                        "JOIN pg_class c ON c.oid = l.relation "
+                        "WHERE c.relname IN ('payments', 'charge_attempts') "
+                        "AND l.pid <> pg_backend_pid()"
+                    )
+                ).all()
+            )
+
+    fake.on_charge = look
+    invoice = payment.call("get_ticket_payment", complete(payment))
+    assert held == [[]] and invoice["charge_status"] == "ready"
 
 
 @pytest.mark.parametrize("provider", ["midtrans", "xendit", "simulator"])
