@@ -364,7 +364,6 @@ def test_migration_0008_gives_existing_invoices_their_attempts(db_url_factory):
         paid_attempt = conn.execute(
             select(payments.c.paid_attempt).where(payments.c.id == pid)
         ).scalar_one()
-    engine.dispose()
     expected = {
         (pid, 1, "superseded", None, f"{pid}-1"),
         (pid, 2, "paid", "virtual_account", f"{pid}-2"),
@@ -372,3 +371,10 @@ def test_migration_0008_gives_existing_invoices_their_attempts(db_url_factory):
     }
     assert set(map(tuple, rows)) == expected
     assert sorted(book) == sorted([f"{pid}-2", f"{legacy}-1"]) and paid_attempt == 2
+
+    command.downgrade(config, "0007")  # and back: the simulator's book by payment id again
+    with engine.connect() as conn:
+        book = conn.execute(text("SELECT order_id FROM simulator_transactions")).scalars().all()
+    assert sorted(book) == sorted([pid, legacy])
+    upgrade("payment", url)
+    engine.dispose()
