@@ -55,9 +55,12 @@ def simulator_notification(
     check_agency(actor, row["agency_id"], "the simulator pays for an agency administrator only")
     if row["provider"] != "simulator":
         raise Conflict("NOT_SIMULATED", "this payment is not handled by the simulator")
+    current = load_attempt(uow.session, payment_id, row["method_attempt"])
+    if current is None or current["status"] == AttemptStatus.CREATING.value:
+        raise Conflict("CHARGE_NOT_READY", "the payment's charge is still being prepared")
     provider = make_provider("simulator", settings, uow.session)
-    order = attempts.order_id(payment_id, row["method_attempt"])  # the QR / VA shown now
-    amount = provider.record_paid(order, now_utc())
+    amount = provider.record_paid(current["order_id"], now_utc())  # the QR / VA shown now
+    order = current["order_id"]
     return provider.notification(order, "paid", amount, "SIM-" + uuid.uuid4().hex[:12].upper())
 
 

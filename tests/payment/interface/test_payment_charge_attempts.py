@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, func, insert, select, text, update
 
 from mpp_chassis.migrate import alembic_config, upgrade
+from mpp_contracts.errors import Conflict
 from mpp_payment import charging
 from mpp_payment.adapters.tables import charge_attempts, journal_lines, payments, simulator_book
 from mpp_payment.domain import ledger, qris, signatures
@@ -182,6 +183,10 @@ def test_a_worker_killed_after_the_provider_answered_makes_no_second_charge(
         ticket_id = complete(payment)
     invoice = payment.call("get_ticket_payment", ticket_id)
     assert invoice["charge_status"] == "preparing"
+    if provider == "simulator":  # nothing to pay yet: a clear 409, not a 500 or a 400
+        with pytest.raises(Conflict) as early:
+            payment.call("simulate_payment", ADMIN, invoice["id"])
+        assert early.value.code == "CHARGE_NOT_READY"
     make_due(payment)
     payment.call("create_charges")  # the retry, with the attempt's idempotency key
     [attempt] = attempts_of(payment, invoice["id"])
