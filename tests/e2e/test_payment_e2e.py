@@ -70,6 +70,13 @@ def test_pay_partially_refund_and_settle(mall_factory):
         message="invoice opened",
     )
     assert invoice["amount_idr"] == 125000 and invoice["status"] == "pending"
+    assert invoice["charge_status"] in ("preparing", "ready") and invoice["attempt"] == 1
+    # the provider charge is made after the invoice is stored (issue 16): wait for its QR
+    invoice = wait_until(
+        lambda: (r := read(url, ticket, "/payment").json())["charge_status"] == "ready" and r,
+        message="QRIS ready",
+    )
+    assert invoice["qris"]["payload"] and invoice["overpaid_idr"] == 0
     png = requests.get(f"{url}/v1/payments/{invoice['id']}/qris.png")
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
 
@@ -129,3 +136,4 @@ def test_pay_partially_refund_and_settle(mall_factory):
         f"{url}/v1/agencies/{agency['id']}/reconciliation", headers=admin
     ).json()
     assert reconciliation["checked"] == 1 and reconciliation["mismatches"] == []
+    assert reconciliation["overpayments"] == [] and report["overpayments_idr"] == 0

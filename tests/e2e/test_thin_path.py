@@ -77,9 +77,13 @@ def test_ticket_to_payment_to_rating(mall_factory, backend):
     again = requests.post(f"{url}/v1/tickets/{ticket['id']}/complete", headers=officer_h)
     assert again.status_code == 409 and again.json()["error"]["code"] == "INVALID_TRANSITION"
 
-    payment = wait_until(
-        lambda: (r := read(url, ticket, "/payment")).ok and r.json(),
-        message="invoice opened",
+    payment = wait_until(  # the provider charge follows the invoice: wait for its QR
+        lambda: (
+            (r := read(url, ticket, "/payment")).ok
+            and r.json()["charge_status"] == "ready"
+            and r.json()
+        ),
+        message="invoice opened and charged",
     )
     assert payment["amount_idr"] == 350000 and payment["status"] == "pending"
     assert payment["qris"]["payload"].startswith("000201010212")

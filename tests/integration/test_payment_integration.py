@@ -1,6 +1,8 @@
 """The payment service over real RabbitMQ: a ticket_completed delivered twice opens one invoice
 (amount from the catalogue copy, not from the event); 20 duplicate webhooks at once, on
-PostgreSQL, produce exactly one state change, one receipt, one event and one journal entry."""
+PostgreSQL, produce exactly one state change, one receipt, one event and one journal entry; a
+provider outage, with two replicas sweeping, delays the charge but never the invoice, and the
+provider charges once."""
 
 from __future__ import annotations
 
@@ -16,8 +18,16 @@ from sqlalchemy import create_engine, func, select
 from mpp_chassis.migrate import upgrade
 from mpp_chassis.outbox import event_exchange
 from mpp_contracts.envelope import make_envelope
-from mpp_payment.adapters.tables import journal_lines, metadata, notifications, payments
+from mpp_payment.adapters.tables import (
+    charge_attempts,
+    journal_lines,
+    metadata,
+    notifications,
+    payments,
+)
 from mpp_payment.domain import signatures
+from tests.support import fake_provider
+from tests.support.fake_provider import FakeProvider
 from tests.support.infra import queue_info, wait_until
 from tests.support.mall import free_port
 
@@ -27,7 +37,7 @@ SECRET = "integration-simulator-secret"
 HANDLER_QUEUE = "evt-queue-ticket_completed--payment.handle_ticket_completed"
 
 
-def start_payment(container_factory, amqp_uri: str, url: str):
+def start_payment(container_factory, amqp_uri: str, url: str, **changes):
     from mpp_payment.service import PaymentService
 
     upgrade("payment", url)
@@ -42,6 +52,7 @@ def start_payment(container_factory, amqp_uri: str, url: str):
             "OUTBOX_POLL_SECONDS": 0.2,
             "EXPIRY_SWEEP_SECONDS": 3600,
             "max_workers": 25,
+            **changes,
         },
     )
     container.start()
@@ -199,4 +210,72 @@ def test_twenty_concurrent_duplicate_webhooks_change_state_once(
     assert sorted(lines) == [(0, 75000), (75000, 0)]
     # one notice, stored once: its nineteen concurrent twins only count on its row
     assert [tuple(r) for r in recorded] == [("applied", 19)]
+    engine.dispose()
+
+
+@pytest.fixture
+def fake():
+    provider = FakeProvider()
+    yield provider
+    provider.stop()
+
+
+@pytest.mark.postgres
+def test_a_provider_outage_delays_the_charge_never_the_invoice(
+    container_factory, amqp_uri, vhost, pg_url_factory, monkeypatch, fake
+):
+    """Issue 16, item 2, over the broker: while Midtrans is down the ticket_completed is handled
+    once (not retried), the invoice shows "preparing"; the replicas' own timers retry the charge,
+    and when the provider is back it is charged once, for both replicas."""
+    fake.down = True
+    monkeypatch.setenv("MIDTRANS_SERVER_KEY", fake_provider.MIDTRANS_KEY)
+    url = pg_url_factory("mpp_payment")
+    replicas = [
+        start_payment(
+            container_factory,
+            amqp_uri,
+            url,
+            PAYMENT_PROVIDER="midtrans",
+            MIDTRANS_BASE_URL=fake.url,
+            PROVIDER_HTTP_RETRIES=0,
+            CHARGE_SWEEP_SECONDS=0.2,
+        )
+        for _ in range(2)
+    ]
+    engine = create_engine(url)
+    ticket_id = str(uuid.uuid4())
+    publish(amqp_uri, ticket_completed(ticket_id, "svc-unknown", fee=75000))
+
+    def attempt():
+        with engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(charge_attempts)
+                    .join(payments, payments.c.id == charge_attempts.c.payment_id)
+                    .where(payments.c.ticket_id == ticket_id)
+                )
+                .mappings()
+                .first()
+            )
+
+    wait_until(lambda: (a := attempt()) and a["tries"] >= 2, message="charge retried")
+    wait_until(
+        lambda: queue_info(vhost, HANDLER_QUEUE).get("messages") == 0,
+        timeout=30,
+        interval=0.5,
+        message="ticket_completed handled, not waiting for a retry",
+    )
+    with ClusterRpcProxy(replicas[0].config) as cluster:
+        view = cluster.payment.get_ticket_payment(ticket_id)
+        assert view["status"] == "pending" and view["charge_status"] == "preparing"
+        fake.down = False
+        ready = wait_until(
+            lambda: (
+                (v := cluster.payment.get_ticket_payment(ticket_id))["charge_status"] == "ready"
+                and v
+            ),
+            message="charged once the provider is back",
+        )
+    assert ready["qris"]["payload"] and attempt()["status"] == "live"
+    assert fake.charges == 1 and len(fake.midtrans) == 1
     engine.dispose()

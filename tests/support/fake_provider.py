@@ -44,6 +44,10 @@ class FakeProvider:
         self.midtrans: dict[str, dict] = {}  # order_id -> transaction
         self.xendit: dict[str, dict] = {}  # invoice id -> invoice
         self.calls: list[tuple[str, str]] = []  # (method, path) of every authenticated request
+        self.down = False  # an outage: every charge answers 503
+        self.charges = 0  # charges (Midtrans transactions, Xendit invoices) actually created
+        self.on_charge = None  # called when a charge request arrives (what a test looks at then)
+        self._answers: dict[str, dict] = {}  # Idempotency-Key -> the answer it first got
         self.listener = eventlet.listen(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self._server = eventlet.spawn(
@@ -110,8 +114,18 @@ class FakeProvider:
         self.calls.append((request.method, path))
         body = request.get_json(silent=True) or {}
         parts = [unquote(p) for p in path.strip("/").split("/")]
+        if request.method == "POST" and path in ("/v2/charge", "/v2/invoices") and self.on_charge:
+            self.on_charge()
+        if request.method == "POST" and path in ("/v2/charge", "/v2/invoices") and self.down:
+            return _json({"status_code": "503", "status_message": "down for maintenance"}, 503)
+        key = request.headers.get("Idempotency-Key")
+        if request.method == "POST" and key in self._answers:
+            return _json(self._answers[key])  # a retry with its key: the first answer again
         if request.method == "POST" and path == "/v2/charge":
-            return _json(self._charge(body))
+            order = body["transaction_details"]["order_id"]
+            if order in self.midtrans:  # as Midtrans: a reused order id is refused
+                return _json({"status_code": "406", "status_message": "duplicate order_id"})
+            return _json(self._remember(key, self._charge(body)))
         if request.method == "GET" and len(parts) == 3 and parts[2] == "status":
             order = self.midtrans.get(parts[1])
             if order is None:
@@ -119,13 +133,19 @@ class FakeProvider:
             code = MIDTRANS_CODES[order["transaction_status"]]
             return _json({**order, "order_id": parts[1], "status_code": code})
         if request.method == "POST" and path == "/v2/invoices":
-            return _json(self._invoice(body))
+            return _json(self._remember(key, self._invoice(body)))
         if request.method == "GET" and parts[:2] == ["v2", "invoices"] and len(parts) == 3:
             invoice = self.xendit.get(parts[2])
             if invoice is None:
                 return _json({"error_code": "INVOICE_NOT_FOUND_ERROR"}, 404)
             return _json(invoice)
         return _json({"status_code": "404", "status_message": "no such path"}, 404)
+
+    def _remember(self, key: str | None, answer: dict) -> dict:
+        self.charges += 1
+        if key:
+            self._answers[key] = answer
+        return answer
 
     def _charge(self, body: dict) -> dict:
         details = body["transaction_details"]

@@ -9,6 +9,7 @@ import eventlet
 import requests
 from nameko.dependency_providers import Config
 from nameko.timer import Timer
+from prometheus_client import Gauge
 
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
@@ -18,17 +19,26 @@ from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
 from mpp_contracts.errors import EXPECTED_ERRORS
-from mpp_payment import usecases
+from mpp_payment import charging, notices, reports, usecases
 from mpp_payment.adapters.tables import metadata
 
 _log = logging.getLogger(__name__)
 
+CHARGES_WAITING = Gauge(
+    "mpp_payment_charges_waiting",
+    "Charge attempts stored whose provider charge is not made yet (a provider outage shows here)",
+)
+
 
 class ConfiguredTimer(Timer):
-    """A nameko timer whose interval is read from config (``EXPIRY_SWEEP_SECONDS``) at setup."""
+    """A nameko timer whose interval is read from config (``setting``) at setup."""
+
+    def __init__(self, interval: float, setting: str = "EXPIRY_SWEEP_SECONDS", **kwargs) -> None:
+        super().__init__(interval, **kwargs)
+        self.setting = setting
 
     def setup(self) -> None:
-        self.interval = float(self.container.config.get("EXPIRY_SWEEP_SECONDS", self.interval))
+        self.interval = float(self.container.config.get(self.setting, self.interval))
         super().setup()
 
 
@@ -103,11 +113,13 @@ class PaymentService(OpsEndpoints):
         none is required; the rating service invites from these facts only."""
         if self.uow.claim_event(event["id"], "handle_ticket_completed"):
             amount = usecases.invoice_amount(self.uow, event["payload"])
-            if amount > 0:
-                usecases.open_invoice(self.uow, self.settings, event["payload"], amount)
-            else:
+            if amount <= 0:
                 usecases.payment_not_required(self.uow, event["payload"])
-            self.uow.commit()
+                self.uow.commit()
+                return
+            attempt = charging.open_invoice(self.uow, self.settings, event["payload"], amount)
+            self.uow.commit()  # the invoice exists now, "preparing payment"
+            charging.charge_now(self.uow, self.settings, attempt)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_payment(self, payment_id: str) -> dict:
@@ -124,13 +136,16 @@ class PaymentService(OpsEndpoints):
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def choose_method(self, payment_id: str, data: dict) -> dict:
         data = contracts.load(contracts.PaymentMethodSchema, data)
-        result = usecases.choose_method(self.uow, self.settings, payment_id, data["method"])
+        view, attempt = charging.choose_method(self.uow, self.settings, payment_id, data["method"])
         self.uow.commit()
-        return result
+        if attempt is None:
+            return view
+        charging.charge_now(self.uow, self.settings, attempt)
+        return usecases.get_payment(self.uow, payment_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def handle_notification(self, provider: str, headers: dict, body: str) -> dict:
-        result = usecases.handle_notification(self.uow, self.settings, provider, headers, body)
+        result = notices.handle_notification(self.uow, self.settings, provider, headers, body)
         self.uow.commit()
         return result
 
@@ -148,12 +163,12 @@ class PaymentService(OpsEndpoints):
         self, actor: dict | None, agency_id: str, day: str | None, fmt: str = "json"
     ) -> dict:
         contracts.load(contracts.SettlementQuerySchema, {"date": day} if day else {})
-        return usecases.settlement_report(self.uow, self.settings, actor, agency_id, day, fmt)
+        return reports.settlement_report(self.uow, self.settings, actor, agency_id, day, fmt)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def reconciliation(self, actor: dict | None, agency_id: str, day: str | None) -> dict:
         contracts.load(contracts.SettlementQuerySchema, {"date": day} if day else {})
-        return usecases.reconciliation(self.uow, self.settings, actor, agency_id, day)
+        return reports.reconciliation(self.uow, self.settings, actor, agency_id, day)
 
     @timer(interval=30)
     def expire_overdue(self) -> None:
@@ -161,15 +176,21 @@ class PaymentService(OpsEndpoints):
         if usecases.expire_due(self.uow, self.settings):
             self.uow.commit()
 
+    @timer(interval=2, setting="CHARGE_SWEEP_SECONDS")
+    def create_charges(self) -> None:
+        """Charge attempts still waiting (a provider outage, a killed worker) are tried again,
+        each outside any database transaction, with its own idempotency key."""
+        CHARGES_WAITING.set(charging.waiting(self.uow))
+        for attempt in charging.due_charges(self.uow):
+            charging.run_charge(self.uow, self.settings, attempt)
+
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def simulate_payment(self, actor: dict | None, payment_id: str) -> dict:
         """The simulated provider "receives" the citizen's money and, like a real provider, tells
         the mall through a signed webhook to the gateway, sent after this call returns. Refused
         unless the simulator is the configured provider and ``actor`` administers the invoice's
         agency (or the mall)."""
-        body, signature = usecases.simulator_notification(
-            self.uow, self.settings, actor, payment_id
-        )
+        body, signature = notices.simulator_notification(self.uow, self.settings, actor, payment_id)
         self.uow.commit()  # the simulated provider's own book now says "paid"
         url = self.config.get(
             "SIMULATOR_WEBHOOK_URL", "http://127.0.0.1:8000/v1/webhooks/payments/simulator"

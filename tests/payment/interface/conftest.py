@@ -67,12 +67,15 @@ class Payment:
         if status == "paid" and amount == 50000:
             from sqlalchemy import update
 
-            from mpp_payment.adapters.tables import simulator_book
+            from mpp_payment.adapters.tables import payments, simulator_book
 
             with self.db.begin() as conn:
+                attempt = conn.execute(
+                    select(payments.c.method_attempt).where(payments.c.id == payment_id)
+                ).scalar_one()
                 conn.execute(
                     update(simulator_book)
-                    .where(simulator_book.c.order_id == payment_id)
+                    .where(simulator_book.c.order_id == f"{payment_id}-{attempt}")
                     .values(status="paid")
                 )
         body = json.dumps(

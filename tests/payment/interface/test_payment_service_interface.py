@@ -197,6 +197,8 @@ def test_settlement_report_balances_and_reconciliation_finds_lost_webhook(paymen
     assert mismatches == [
         {
             "payment_id": lost["id"],
+            "order_id": f"{lost['id']}-1",  # each charge attempt is checked on its own
+            "attempt": 1,
             "kind": "status_differs",
             "ours": {"status": "pending", "amount_idr": 50000},
             "provider": {"status": "paid", "amount_idr": 50000},
@@ -215,7 +217,7 @@ def test_choose_method_virtual_account(payment):
     same = payment.call("choose_method", invoice["id"], {"method": "virtual_account"})
     assert same["va_number"] == number
     wallet = payment.call("choose_method", invoice["id"], {"method": "ewallet"})
-    assert wallet["ewallet_ref"] == invoice["id"]
+    assert wallet["ewallet_ref"] == f"{invoice['id']}-3"  # the order id of attempt 3
 
 
 def _service_event(event_type: str, fee: int, version: int | None) -> dict:

@@ -18,6 +18,7 @@ from mpp_payment.domain import qris, signatures
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 ORDER = "11111111-2222-3333-4444-555555555555-1"
+ATTEMPT_KEY = "9f0c2b1e-6a4d-4c7e-8b3a-1d2e3f4a5b6c"  # the charge attempt's id
 
 
 def fixture(name: str) -> dict:
@@ -70,6 +71,7 @@ def charge_request(method: str, order: str = ORDER, minutes: int = 30) -> Charge
         description="PASPOR P-001",
         qris_fields={},
         bill_number="P001",
+        idempotency_key=ATTEMPT_KEY,
     )
 
 

@@ -33,6 +33,17 @@ class PaymentSchema(Schema):
     status = fields.String(required=True, metadata={"enum": list(PAYMENT_STATUSES)})
     method = fields.String(required=True, metadata={"enum": list(PAYMENT_METHODS)})
     provider = fields.String(required=True)
+    attempt = fields.Integer(
+        required=True, metadata={"description": "the current charge attempt (1, 2, … per method)"}
+    )
+    charge_status = fields.String(
+        required=True,
+        metadata={
+            "enum": ["preparing", "ready"],
+            "description": "preparing: the invoice exists, its provider charge (QRIS, VA, "
+            "e-wallet) is still being made; no method details and no deadline yet",
+        },
+    )
     qris = fields.Nested(QrisSchema, allow_none=True)
     va_number = fields.String(allow_none=True)
     ewallet_ref = fields.String(allow_none=True)
@@ -40,8 +51,13 @@ class PaymentSchema(Schema):
     expires_at = fields.String(required=True)
     paid_at = fields.String(allow_none=True)
     refunded_idr = Money(required=True)
+    overpaid_idr = Money(
+        required=True,
+        metadata={"description": "paid twice (an old attempt, a second payment), not refunded"},
+    )
     flag = fields.String(
-        allow_none=True, metadata={"description": "amount_mismatch, paid_after_expiry, late_notice"}
+        allow_none=True,
+        metadata={"description": "amount_mismatch, paid_after_expiry, late_notice, overpayment"},
     )
     receipt = fields.Nested(ReceiptSchema, allow_none=True)
 
@@ -56,6 +72,10 @@ class RefundSchema(Schema):
     created_at = fields.String(required=True)
     payment_status = fields.String(required=True)
     refunded_total_idr = Money(required=True)
+    overpayment = fields.Boolean(
+        required=True,
+        metadata={"description": "true: it returned an overpayment (refunded before the payment)"},
+    )
 
 
 class NotificationResultSchema(Schema):
@@ -91,6 +111,24 @@ class SettlementLineSchema(Schema):
     receipt_number = fields.String(allow_none=True)
 
 
+class OverpaymentSchema(Schema):
+    payment_id = fields.String(required=True)
+    order_id = fields.String(required=True)
+    attempt = fields.Integer(required=True)
+    ticket_number = fields.String(allow_none=True)
+    method = fields.String(allow_none=True)
+    amount_idr = Money(required=True)
+    refunded_idr = Money(required=True)
+    outstanding_idr = Money(required=True)
+    paid_at = fields.String(allow_none=True)
+
+
+class SuspenseCheckSchema(Schema):
+    account = fields.String(required=True)
+    net_idr = Money(required=True)
+    balanced = fields.Boolean(required=True)
+
+
 class SettlementSchema(Schema):
     agency_id = fields.String(required=True)
     date = fields.String(required=True)
@@ -101,6 +139,10 @@ class SettlementSchema(Schema):
     net_idr = Money(required=True, metadata={"description": "gross - refunds, to the rupiah"})
     ledger = fields.Nested(LedgerCheckSchema, required=True)
     lines = fields.List(fields.Nested(SettlementLineSchema), required=True)
+    overpayments_idr = Money(required=True, metadata={"description": "owed to citizens"})
+    overpayment_refunds_idr = Money(required=True)
+    suspense = fields.Nested(SuspenseCheckSchema, required=True)
+    overpayments = fields.List(fields.Nested(OverpaymentSchema), required=True)
 
 
 class ViewSchema(Schema):
@@ -110,6 +152,8 @@ class ViewSchema(Schema):
 
 class MismatchSchema(Schema):
     payment_id = fields.String(required=True)
+    order_id = fields.String(required=True, metadata={"description": "the charge attempt's"})
+    attempt = fields.Integer(allow_none=True)
     kind = fields.String(
         required=True,
         metadata={
@@ -125,3 +169,4 @@ class ReconciliationSchema(Schema):
     date = fields.String(required=True)
     checked = fields.Integer(required=True)
     mismatches = fields.List(fields.Nested(MismatchSchema), required=True)
+    overpayments = fields.List(fields.Nested(OverpaymentSchema), required=True)

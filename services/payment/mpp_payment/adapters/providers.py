@@ -39,6 +39,9 @@ class ChargeRequest:
     description: str
     qris_fields: dict[str, str]  # merchant name/city/NMID/PAN for a locally built QRIS
     bill_number: str
+    # the charge attempt's id: a retried charge with the same key is answered with the first
+    # charge, so a worker killed between the provider's answer and our commit charges once
+    idempotency_key: str
 
 
 @dataclass(frozen=True)
@@ -154,10 +157,13 @@ class SimulatorProvider:
         self._now = now
 
     def charge(self, request: ChargeRequest) -> Charge:
-        charge = Charge(provider_ref="SIM-" + request.order_id[:8].upper())
+        """Open the order of one charge attempt in the simulator's book. Like a real provider's,
+        the charge honours its idempotency key: a retry answers the same charge and leaves the
+        book as it is (a paid order stays paid)."""
+        ref = "SIM-" + hashlib.sha256(request.order_id.encode()).hexdigest()[:12].upper()
         if request.method == "qris":
             charge = Charge(
-                provider_ref=charge.provider_ref,
+                provider_ref=ref,
                 qris_payload=qris.build_dynamic_qris(
                     amount_idr=request.amount_idr,
                     bill_number=request.bill_number,
@@ -166,26 +172,28 @@ class SimulatorProvider:
             )
         elif request.method == "virtual_account":
             charge = Charge(
-                provider_ref=charge.provider_ref,
+                provider_ref=ref,
                 va_number=numbers.virtual_account_number(self._va_prefix, request.order_id),
             )
         else:
-            charge = Charge(provider_ref=charge.provider_ref, ewallet_ref=request.order_id)
-        values = {
-            "status": "pending",
-            "amount_idr": request.amount_idr,
-            "refunded_idr": 0,
-            "expires_at": request.expires_at,
-            "updated_at": request.expires_at,
-        }
-        book = self._session.execute(
-            update(simulator_book)
-            .where(simulator_book.c.order_id == request.payment_id)
-            .values(**values)
-        ).rowcount
-        if not book:
+            charge = Charge(provider_ref=ref, ewallet_ref=request.order_id)
+        known = self._session.execute(
+            select(simulator_book.c.order_id).where(
+                (simulator_book.c.idempotency_key == request.idempotency_key)
+                | (simulator_book.c.order_id == request.order_id)
+            )
+        ).first()
+        if known is None:
             self._session.execute(
-                insert(simulator_book).values(order_id=request.payment_id, **values)
+                insert(simulator_book).values(
+                    order_id=request.order_id,
+                    idempotency_key=request.idempotency_key,
+                    status="pending",
+                    amount_idr=request.amount_idr,
+                    refunded_idr=0,
+                    expires_at=request.expires_at,
+                    updated_at=request.expires_at,
+                )
             )
         return charge
 
@@ -294,8 +302,15 @@ class MidtransProvider:
         else:
             body.update(payment_type="gopay", gopay={"enable_callback": False})
         try:
-            # a repeated order_id is refused by Midtrans, so a retried charge cannot charge twice
-            answer = self._http.request("POST", "/v2/charge", body, idempotent=True)
+            # Midtrans answers a repeated Idempotency-Key with the first charge (and refuses a
+            # reused order id): a retried charge cannot charge twice
+            answer = self._http.request(
+                "POST",
+                "/v2/charge",
+                body,
+                headers={"Idempotency-Key": request.idempotency_key},
+                idempotent=True,
+            )
         except ProviderUnavailable as exc:
             raise _unavailable(exc) from None
         data = answer.body
@@ -434,7 +449,7 @@ class XenditProvider:
                 "POST",
                 "/v2/invoices",
                 body,
-                headers={"Idempotency-key": request.order_id},
+                headers={"Idempotency-key": request.idempotency_key},
                 idempotent=True,
             )
         except ProviderUnavailable as exc:

@@ -1,5 +1,5 @@
-"""The payment service's database: its copy of the catalogue, invoices, notifications, refunds,
-the double-entry journal and the offline simulator's own book."""
+"""The payment service's database: its copy of the catalogue, invoices and their charge attempts,
+notifications, refunds, the double-entry journal and the offline simulator's own book."""
 
 from __future__ import annotations
 
@@ -51,7 +51,9 @@ payments = Table(
     Column("va_number", String(32), nullable=True),
     Column("ewallet_ref", String(64), nullable=True),
     Column("checkout_url", String(255), nullable=True),
+    # the current attempt's number; the method columns above copy that attempt's charge
     Column("method_attempt", Integer, nullable=False, default=1, server_default="1"),
+    Column("paid_attempt", Integer, nullable=True),  # the attempt whose money paid the invoice
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("paid_at", UtcDateTime(), nullable=True),
     Column("paid_amount_idr", Integer, nullable=True),
@@ -61,6 +63,39 @@ payments = Table(
     Column("receipt_number", String(32), nullable=True, unique=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+charge_attempts = Table(
+    "charge_attempts",
+    metadata,
+    # the attempt's id is also the provider's idempotency key for its charge
+    Column("id", String(36), primary_key=True),
+    Column("payment_id", String(36), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("order_id", String(64), nullable=False, unique=True),
+    Column("provider", String(16), nullable=False),
+    Column("method", String(16), nullable=True),  # NULL: an attempt made before migration 0008
+    Column("status", String(16), nullable=False),
+    Column("amount_idr", Integer, nullable=False),
+    Column("provider_ref", String(64), nullable=True),
+    Column("qris_payload", Text, nullable=True),
+    Column("va_number", String(32), nullable=True),
+    Column("ewallet_ref", String(64), nullable=True),
+    Column("checkout_url", String(255), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("paid_at", UtcDateTime(), nullable=True),
+    Column("paid_amount_idr", Integer, nullable=True),
+    # money on this attempt that is not the invoice's payment (held in overpayment suspense)
+    Column("overpaid_idr", Integer, nullable=False, default=0, server_default="0"),
+    Column("overpaid_refunded_idr", Integer, nullable=False, default=0, server_default="0"),
+    # the charge as a durable work item: tries so far, when the next may run, why the last failed
+    Column("tries", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_try_at", UtcDateTime(), nullable=True),
+    Column("last_error", String(200), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("payment_id", "attempt", name="uq_charge_attempts_payment_attempt"),
+    Index("ix_charge_attempts_due", "status", "next_try_at"),
 )
 
 notifications = Table(
@@ -103,6 +138,8 @@ refunds = Table(
     Column("status", String(16), nullable=False),
     Column("provider_ref", String(64), nullable=True),
     Column("actor_key_id", String(64), nullable=True),
+    # set when the refund returned an overpayment (money on that attempt), not the payment
+    Column("overpayment_attempt", Integer, nullable=True),
     Column("created_at", UtcDateTime(), nullable=False, index=True),
     UniqueConstraint("key_scope", "idempotency_key", name="uq_refunds_scope_key"),
 )
@@ -125,7 +162,9 @@ journal_lines = Table(
 simulator_book = Table(
     "simulator_transactions",
     metadata,
-    Column("order_id", String(64), primary_key=True),
+    Column("order_id", String(64), primary_key=True),  # one per charge attempt
+    # the charge's idempotency key: a retried charge with it answers the same order
+    Column("idempotency_key", String(64), nullable=True, unique=True),
     Column("status", String(24), nullable=False),
     Column("amount_idr", Integer, nullable=False),
     Column("refunded_idr", Integer, nullable=False),

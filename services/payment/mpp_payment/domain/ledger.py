@@ -7,7 +7,11 @@ balance answers one question (how much does the provider hold for us? what do we
 Accounts (balance = debit - credit):
 - ``provider_clearing:<provider>``: asset, money collected by a provider and not yet passed on.
 - ``agency_payable:<agency_id>``: liability, what the mall owes the agency (owed = negative).
-A payment debits clearing and credits the agency; a refund reverses both sides.
+- ``overpayment_suspense:<agency_id>``: liability, money a citizen paid twice on one of the
+  agency's invoices (a superseded charge attempt, or a second payment): owed back to the citizen,
+  never to the agency, until it is refunded.
+A payment debits clearing and credits the agency; a refund reverses both sides. An overpayment
+credits suspense instead of the agency; its refund debits suspense.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .errors import InvalidAmount, Unbalanced
 
 PROVIDER_CLEARING = "provider_clearing"
 AGENCY_PAYABLE = "agency_payable"
+OVERPAYMENT_SUSPENSE = "overpayment_suspense"
 
 
 def provider_clearing(provider: str) -> str:
@@ -29,6 +34,10 @@ def provider_clearing(provider: str) -> str:
 
 def agency_payable(agency_id: str) -> str:
     return f"{AGENCY_PAYABLE}:{_account_key(agency_id)}"
+
+
+def overpayment_suspense(agency_id: str) -> str:
+    return f"{OVERPAYMENT_SUSPENSE}:{_account_key(agency_id)}"
 
 
 def _account_key(key: str) -> str:
@@ -124,6 +133,43 @@ def entries_for_refund(
             "agency_id": agency_id,
             "provider": provider,
         },
+    )
+    return (entry,)
+
+
+def entries_for_overpayment(
+    order_id: str, payment_id: str, agency_id: str, provider: str, amount: int, at: datetime
+) -> tuple[JournalEntry, ...]:
+    """Money received twice for one invoice: the provider holds it (debit clearing), but it is
+    owed back to the citizen (credit suspense), not to the agency."""
+    _check_amount(amount)
+    entry = JournalEntry(
+        lines=(
+            Line(provider_clearing(provider), debit=amount),
+            Line(overpayment_suspense(agency_id), credit=amount),
+        ),
+        memo=f"overpayment {order_id} of payment {payment_id}",
+        occurred_at=at,
+        reference=payment_id,
+        metadata={"kind": "overpayment", "agency_id": agency_id, "provider": provider},
+    )
+    return (entry,)
+
+
+def entries_for_overpayment_refund(
+    refund_id: str, payment_id: str, agency_id: str, provider: str, amount: int, at: datetime
+) -> tuple[JournalEntry, ...]:
+    """An overpayment returned to the citizen: the reverse of :func:`entries_for_overpayment`."""
+    _check_amount(amount)
+    entry = JournalEntry(
+        lines=(
+            Line(overpayment_suspense(agency_id), debit=amount),
+            Line(provider_clearing(provider), credit=amount),
+        ),
+        memo=f"refund {refund_id} of an overpayment on payment {payment_id}",
+        occurred_at=at,
+        reference=refund_id,
+        metadata={"kind": "overpay_refund", "agency_id": agency_id, "provider": provider},
     )
     return (entry,)
 

@@ -1,0 +1,287 @@
+"""Provider notifications: each verified notice applied once to its own charge attempt (rules in
+``domain.states`` for the invoice and ``domain.attempts`` for the attempt), and the simulator's
+"pay" button, a test double."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, update
+from sqlalchemy.exc import IntegrityError
+
+from mpp_chassis.db import next_in_sequence
+from mpp_contracts.errors import BadRequest, Conflict, NotFound
+from mpp_contracts.mallday import mall_day
+from mpp_payment.adapters import providers as adapters
+from mpp_payment.adapters.tables import (
+    charge_attempts,
+    notifications,
+    payments,
+    receipt_sequences,
+)
+from mpp_payment.domain import attempts, ledger, numbers, states
+from mpp_payment.domain.attempts import AttemptStatus
+from mpp_payment.usecases import (
+    Settings,
+    check_agency,
+    event_payload,
+    journal,
+    load_attempt,
+    load_payment,
+    make_provider,
+    now_utc,
+)
+
+
+def _simulator_enabled(settings: Settings) -> None:
+    """The simulator is a test double: it exists only where it is the configured provider, so a
+    mall configured for a real provider has no free "pay" button and no webhook signed with the
+    simulator's (local, well-known) secret."""
+    if settings.provider != "simulator":
+        raise NotFound("SIMULATOR_DISABLED", "the payment simulator is not the configured provider")
+
+
+def simulator_notification(
+    uow, settings: Settings, actor: dict | None, payment_id: str
+) -> tuple[bytes, str]:
+    """The citizen pays at the simulated provider: its own book records the money, and it
+    returns the signed notification it will send to the mall's webhook. Only an agency_admin of
+    the invoice's agency (or the mall admin) may press the button: a citizen never can."""
+    _simulator_enabled(settings)
+    row = load_payment(uow.session, payment_id)
+    check_agency(actor, row["agency_id"], "the simulator pays for an agency administrator only")
+    if row["provider"] != "simulator":
+        raise Conflict("NOT_SIMULATED", "this payment is not handled by the simulator")
+    current = load_attempt(uow.session, payment_id, row["method_attempt"])
+    if current is None or current["status"] == AttemptStatus.CREATING.value:
+        raise Conflict("CHARGE_NOT_READY", "the payment's charge is still being prepared")
+    provider = make_provider("simulator", settings, uow.session)
+    amount = provider.record_paid(current["order_id"], now_utc())  # the QR / VA shown now
+    order = current["order_id"]
+    return provider.notification(order, "paid", amount, "SIM-" + uuid.uuid4().hex[:12].upper())
+
+
+def _seen(uow, provider: str, key: str, now) -> bool:
+    """True if this verified notice was stored before; its replay is counted on that one row."""
+    replayed = uow.session.execute(
+        update(notifications)
+        .where(notifications.c.provider == provider, notifications.c.notice_key == key)
+        .values(replays=notifications.c.replays + 1, last_received_at=now)
+    ).rowcount
+    return bool(replayed)
+
+
+def _record(
+    uow, provider: str, payment_id: str | None, key: str, body: str, outcome: str, now
+) -> None:
+    """Store a verified notice once (unique on provider + key). The payment row is locked, so
+    a concurrent twin of this notice usually waits and then finds it in :func:`_seen`; where
+    the lock is not taken (SQLite), the unique index turns the twin's insert into a no-op."""
+    try:
+        with uow.session.begin_nested():
+            uow.session.execute(
+                insert(notifications).values(
+                    provider=provider,
+                    payment_id=payment_id,
+                    notice_key=key,
+                    body=body,
+                    outcome=outcome,
+                    received_at=now,
+                    replays=0,
+                    last_received_at=now,
+                )
+            )
+    except IntegrityError:
+        _seen(uow, provider, key, now)
+
+
+def handle_notification(
+    uow, settings: Settings, provider_name: str, headers: dict, body: str, *, provider=None
+) -> dict:
+    """Apply one provider notification to its own charge attempt: authenticated first, then
+    decided by the domain rules (``states`` for the invoice, ``attempts`` for the attempt).
+
+    Duplicates change nothing; a stale closing notice of a superseded attempt closes that attempt
+    only; money on an attempt settles a pending (or closed: flagged) invoice, and money on an
+    invoice already paid is an overpayment (flagged, held in suspense); an amount that differs
+    from the invoice is refused and flagged. Every verified notice is kept once in
+    ``provider_notifications`` with its outcome; a replay only counts on that row.
+    """
+    if provider_name not in adapters.PROVIDERS:
+        raise NotFound("PROVIDER_NOT_FOUND", f"unknown payment provider {provider_name}")
+    if provider_name == "simulator":
+        _simulator_enabled(settings)
+    provider = provider or make_provider(provider_name, settings, uow.session)
+    note = provider.read_notification(headers, body.encode())  # may ask the provider's API
+    try:
+        payment_id, number = attempts.parse_order_id(note.order_id)
+    except ValueError:
+        raise BadRequest("UNKNOWN_ORDER", "the notice names no charge attempt of ours") from None
+    row = load_payment(uow.session, payment_id, lock=True)
+    if row["provider"] != provider_name:
+        raise Conflict("PROVIDER_MISMATCH", "this payment is not handled by that provider")
+    attempt = load_attempt(uow.session, payment_id, number or row["method_attempt"])
+    if attempt is None:
+        raise BadRequest("UNKNOWN_ORDER", "this payment has no such charge attempt")
+    now = now_utc()
+    key = note.key(provider_name)
+    if _seen(uow, provider_name, key, now):
+        return {"payment_id": payment_id, "result": "duplicate", "status": row["status"]}
+    notice = _Notice(uow, settings, provider_name, row, attempt, note, key, body, now)
+    if note.kind == "paid":
+        return _apply_paid(notice)
+    if note.kind in ("expired", "cancelled", "failed"):
+        return _apply_closing(notice)
+    # pending, or a refund we asked for ourselves: informative only
+    return notice.answer("noted", f"noted_{note.kind}")
+
+
+@dataclass
+class _Notice:
+    """One verified notice being applied: what the two ``_apply_*`` steps share."""
+
+    uow: object
+    settings: Settings
+    provider: str
+    row: dict
+    attempt: dict
+    note: adapters.Notification
+    key: str
+    body: str
+    now: datetime
+
+    def answer(self, result: str, outcome: str, flag: str | None = None) -> dict:
+        _record(self.uow, self.provider, self.row["id"], self.key, self.body, outcome, self.now)
+        answer = {"payment_id": self.row["id"], "result": result, "status": self.row["status"]}
+        return {**answer, "flag": flag} if flag else answer
+
+    def flagged(self, flag: str, result: str = "flagged", *, new_fact: bool = False) -> dict:
+        """Raise ``flag`` on the invoice once (a repeated wrong notice is not a new alert); a
+        ``new_fact`` (money paid twice more) is alerted every time."""
+        if new_fact or self.row["flag"] != flag:
+            self.uow.session.execute(
+                update(payments)
+                .where(payments.c.id == self.row["id"])
+                .values(flag=flag, updated_at=self.now)
+            )
+            self.uow.add_event("payment_flagged", {**event_payload(self.row), "flag": flag})
+            self.row["flag"] = flag
+        return self.answer(result, flag, flag)
+
+
+def _apply_paid(n: _Notice) -> dict:
+    row, attempt, note, now = n.row, n.attempt, n.note, n.now
+    amount = note.amount_idr if note.amount_idr is not None else -1
+    decision = attempts.decide_paid(
+        row["status"],
+        attempt["status"],
+        invoice_amount=row["amount_idr"],
+        paid_amount=max(amount, 0),
+    )
+    if decision.kind == "mismatch":
+        return n.flagged(decision.flag, "refused")
+    if decision.kind == "duplicate":
+        return n.answer("duplicate", "duplicate")
+    money = {
+        "status": AttemptStatus.PAID.value,
+        "paid_at": now,
+        "paid_amount_idr": note.amount_idr,
+        "provider_ref": note.provider_ref or attempt["provider_ref"],
+        "updated_at": now,
+    }
+    unpaid = charge_attempts.c.status != AttemptStatus.PAID.value
+    this_attempt = update(charge_attempts).where(charge_attempts.c.id == attempt["id"], unpaid)
+    if decision.kind == "overpayment":
+        if n.uow.session.execute(this_attempt.values(overpaid_idr=amount, **money)).rowcount:
+            journal(
+                n.uow,
+                ledger.entries_for_overpayment(
+                    attempt["order_id"], row["id"], row["agency_id"], row["provider"], amount, now
+                ),
+                row["agency_id"],
+            )
+            return n.flagged(decision.flag, new_fact=True)
+        return n.answer("duplicate", "duplicate")
+    values = {
+        "status": states.PaymentStatus.PAID.value,
+        "updated_at": now,
+        "paid_at": now,
+        "paid_amount_idr": note.amount_idr,
+        "paid_attempt": attempt["attempt"],
+        "receipt_number": _receipt_number(n.uow.session, n.settings, now),
+        "provider_ref": money["provider_ref"],
+        "method": attempt["method"] or row["method"],
+    }
+    if decision.flag:
+        values["flag"] = decision.flag
+    # conditional on the status we read: even without a row lock exactly one writer wins
+    won = n.uow.session.execute(
+        update(payments)
+        .where(payments.c.id == row["id"], payments.c.status == row["status"])
+        .values(**values)
+    ).rowcount
+    if not won:
+        return n.answer("duplicate", "duplicate")
+    n.uow.session.execute(this_attempt.values(**money))
+    n.uow.session.execute(  # the other charges stay payable at the provider: money on them
+        update(charge_attempts)  # is an overpayment
+        .where(
+            charge_attempts.c.payment_id == row["id"],
+            charge_attempts.c.id != attempt["id"],
+            charge_attempts.c.status.in_([s.value for s in attempts.OPEN]),
+        )
+        .values(status=AttemptStatus.SUPERSEDED.value, updated_at=now)
+    )
+    row.update(values)
+    journal(
+        n.uow,
+        ledger.entries_for_payment(row["id"], row["agency_id"], row["provider"], amount, now),
+        row["agency_id"],
+    )
+    n.uow.add_event("payment_succeeded", event_payload(row))
+    if decision.flag:
+        n.uow.add_event("payment_flagged", {**event_payload(row), "flag": decision.flag})
+    return n.answer("applied", decision.flag or "applied", decision.flag)
+
+
+def _apply_closing(n: _Notice) -> dict:
+    row, attempt, kind, now = n.row, n.attempt, n.note.kind, n.now
+    current = attempt["attempt"] == row["method_attempt"]
+    decision = attempts.decide_closing(row["status"], attempt["status"], current=current)
+    if decision.flag:
+        return n.flagged(decision.flag)
+    if decision.close_attempt:
+        n.uow.session.execute(
+            update(charge_attempts)
+            .where(
+                charge_attempts.c.id == attempt["id"],
+                charge_attempts.c.status.in_([s.value for s in attempts.OPEN]),
+            )
+            .values(status=kind, updated_at=now)
+        )
+    if not decision.close_invoice:  # a stale notice of an old attempt, or a repeat
+        return n.answer("noted" if decision.close_attempt else "duplicate", f"attempt_{kind}")
+    target = states.apply_closing_notification(row["status"], kind).new_status
+    values = {"status": target.value, "closed_at": now, "updated_at": now}
+    won = n.uow.session.execute(
+        update(payments)
+        .where(payments.c.id == row["id"], payments.c.status == row["status"])
+        .values(**values)
+    ).rowcount
+    if not won:
+        return n.answer("duplicate", "duplicate")
+    row.update(values)
+    n.uow.add_event(
+        "payment_expired" if kind == "expired" else "payment_failed", event_payload(row)
+    )
+    return n.answer("applied", "applied")
+
+
+def _receipt_number(session, settings: Settings, now: datetime) -> str:
+    """Receipt numbers restart every mall-local day, drawn from an atomic per-day sequence."""
+    day = mall_day(now, ZoneInfo(settings.mall_timezone))
+    seq = next_in_sequence(session, receipt_sequences, {"day": day})
+    return numbers.receipt_number(settings.mall_code, day, seq)
