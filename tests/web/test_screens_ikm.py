@@ -101,6 +101,7 @@ def test_the_ikm_page_ranks_representative_agencies_and_keeps_the_others_apart(
     expect(page.locator("#mall-value")).to_have_text("91,67")
     expect(page.locator("#updated")).to_contain_text("WIB")
     expect(page.locator("main")).not_to_contain_text("null")
+    page.evaluate("window.scrollTo(0, 0)")
     check(page, "ikm-phone")
 
     page.click("#lang")
