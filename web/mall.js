@@ -98,7 +98,9 @@ async function refreshOverview() {
         h("td", {}, count(s?.served ?? 0)),
         h("td", {}, minutes(s?.waiting.median_seconds)),
         h("td", {}, count(s?.sla_breaches ?? 0)),
-        h("td", { class: "ikm" }, i?.converted_ikm ? `${decimal(i.converted_ikm)} (${i.grade})` : "—"));
+        h("td", { class: "ikm" },
+          i?.converted_ikm ? `${decimal(i.converted_ikm)} (${i.grade})` : "—",
+          i?.converted_ikm && !i.representative ? h("span", { class: "warn" }, ` · ${t("mall.unrepresentative")}`) : null));
     }),
   );
 }
