@@ -73,6 +73,11 @@ def test_the_ikm_page_ranks_representative_agencies_and_keeps_the_others_apart(
     mall = mall_factory("sqlite")
     best, fair, few = rated_mall(mall.url)
 
+    served = requests.get(f"{mall.url}/ikm", timeout=10)  # as the other screens are served
+    assert "script-src 'self'" in served.headers["Content-Security-Policy"], served.headers
+    assert served.headers["Cache-Control"] == "no-cache"
+    assert served.headers["Referrer-Policy"] == "no-referrer"
+
     page = new_page(PHONE)
     page.goto(f"{mall.url}/ikm")
     ranked = page.locator("#ranked > li")

@@ -29,6 +29,10 @@ def test_the_mall_admin_registers_an_agency_and_manages_keys(mall_factory, new_p
     samsat = Agency(mall.url)
     samsat.take()
 
+    served = requests.get(f"{mall.url}/mall", timeout=10)  # as the other screens are served
+    assert "script-src 'self'" in served.headers["Content-Security-Policy"], served.headers
+    assert served.headers["Cache-Control"] == "no-cache"
+
     page = new_page(DESK)
     page.goto(f"{mall.url}/mall")
     page.fill("#mall-key", "not-a-key")
