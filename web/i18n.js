@@ -425,6 +425,7 @@ export function dayLabel(isoDate) {
 const MALL_WORDS = {
   id: {
     "ikm.title": "Indeks Kepuasan Masyarakat",
+    "ikm.scan": "Pindai untuk melihat Indeks Kepuasan Masyarakat tiap instansi",
     "ikm.intro": "Hasil Survei Kepuasan Masyarakat (PermenPANRB 14/2017) tiap instansi di mal ini, dari penilaian warga setelah dilayani.",
     "ikm.period": "Periode",
     "ikm.mall": "Seluruh mal",
@@ -516,6 +517,7 @@ const MALL_WORDS = {
   },
   en: {
     "ikm.title": "Public Satisfaction Index",
+    "ikm.scan": "Scan to see each agency's Public Satisfaction Index",
     "ikm.intro": "Results of the Public Satisfaction Survey (PermenPANRB 14/2017) for each agency in this mall, from citizens' ratings after their service.",
     "ikm.period": "Period",
     "ikm.mall": "Whole mall",

@@ -10,7 +10,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.support.infra import wait_until
-from tests.web.conftest import PHONE, Agency
+from tests.web.conftest import PHONE, TV, Agency
 from tests.web.test_screens_accessibility import check
 
 pytestmark = pytest.mark.e2e
@@ -129,3 +129,9 @@ def test_the_ikm_page_ranks_representative_agencies_and_keeps_the_others_apart(
     expect(desk.locator("#ranked > li").first).to_have_attribute("data-agency", best.id)
     expect(desk.locator("#unranked > li")).to_have_count(1)
     check(desk, "ikm-desktop")
+
+    # the board, which citizens cannot tap, shows the page's QR and address
+    board = new_page(TV)
+    board.goto(f"{mall.url}/board")
+    expect(board.locator("#ikm-qr .link")).to_have_text(f"{mall.url}/ikm")
+    expect(board.locator("#ikm-qr [role=img] svg")).to_be_visible()
