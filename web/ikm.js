@@ -1,7 +1,8 @@
 // The public satisfaction page (/ikm, no key): the mall's published IKM per agency for a month,
 // ranked only where the sample is representative (PermenPANRB 14/2017; Krejcie & Morgan), the
 // others listed apart; each agency's nine SKM elements; the grade table. Published aggregates
-// only (GET /v1/leaderboard, GET /v1/ratings/summary): never a citizen or a ticket.
+// only (GET /v1/leaderboard with each agency's elements, GET /v1/ratings/summary for the whole
+// mall): never a citizen or a ticket.
 
 import { ApiError, all, api, fill, element as h } from "/web/api.js";
 import {
@@ -53,8 +54,8 @@ function grade(letter) {
   return letter ? h("span", { class: `grade grade-${letter}` }, letter, " · ", t(`grade.${letter}`)) : null;
 }
 
-function elements(summary) {
-  if (!summary || summary.count === 0) return null;
+function elements(list, respondents) {
+  if (!list || !respondents) return null;
   return h("details", { class: "elements" },
     h("summary", {}, t("ikm.elements")),
     h("table", {},
@@ -62,14 +63,14 @@ function elements(summary) {
         h("th", { scope: "col" }, t("ikm.element")),
         h("th", { scope: "col" }, t("ikm.value")),
         h("th", { scope: "col" }, t("ikm.grade")))),
-      h("tbody", {}, summary.ikm.elements.map((e) =>
+      h("tbody", {}, list.map((e) =>
         h("tr", { "data-element": e.code },
           h("th", { scope: "row" }, `${e.code} ${t(`ikm.${e.code}`)}`),
           h("td", {}, decimal(e.converted)),
           h("td", {}, e.grade || "—"))))));
 }
 
-function entry(item, summary) {
+function entry(item) {
   const rated = item.converted_ikm !== null;
   return h("li", { class: "ikm-entry", "data-agency": item.agency_id },
     h("div", { class: "ikm-head" },
@@ -86,11 +87,11 @@ function entry(item, summary) {
         item.representative
           ? t("ikm.respondents", { n: count(item.respondents) })
           : t("ikm.needed", { n: count(item.respondents), m: count(item.sample_needed) }))),
-    elements(summary));
+    elements(item.elements, item.respondents));
 }
 
 function render() {
-  const { board, mall, summaries, agencies } = last;
+  const { board, mall, agencies } = last;
   const ikm = mall.ikm;
   fill(
     document.getElementById("mall-ikm"),
@@ -98,7 +99,7 @@ function render() {
       ikm.converted ? decimal(ikm.converted) : t("ikm.unrated")),
     grade(ikm.grade),
     h("p", {}, t("ikm.respondents", { n: count(mall.count) })),
-    elements(mall),
+    elements(mall.ikm.elements, mall.count),
   );
   const ranked = board.items.filter((i) => i.rank !== null);
   const listed = new Set(board.items.map((i) => i.agency_id));
@@ -107,14 +108,14 @@ function render() {
     // agencies nobody rated and nobody was served by in the period: listed, never ranked
     ...agencies.filter((a) => !listed.has(a.id)).map((a) => ({
       agency_id: a.id, agency_name: a.name, rank: null, converted_ikm: null, grade: null,
-      respondents: 0, sample_needed: 0, representative: false,
+      respondents: 0, sample_needed: 0, representative: false, elements: [],
     })),
   ];
   fill(
     document.getElementById("ranked"),
-    ranked.length ? ranked.map((i) => entry(i, summaries.get(i.agency_id))) : h("li", { class: "empty" }, t("ikm.ranked_none")),
+    ranked.length ? ranked.map(entry) : h("li", { class: "empty" }, t("ikm.ranked_none")),
   );
-  fill(document.getElementById("unranked"), unranked.map((i) => entry(i, summaries.get(i.agency_id))));
+  fill(document.getElementById("unranked"), unranked.map(entry));
   fill(
     document.getElementById("legend"),
     GRADES.flatMap(([letter, range]) => [h("dt", {}, grade(letter)), h("dd", {}, range)]),
@@ -134,13 +135,8 @@ async function refresh() {
       api(`/v1/ratings/summary?period=month&date=${first}`),
       all("/v1/agencies"),
     ]);
-    // each rated agency's nine elements: its own published summary for the same month
-    const rated = board.items.filter((i) => i.respondents > 0);
-    const answers = await Promise.all(
-      rated.map((i) => api(`/v1/ratings/summary?agency=${encodeURIComponent(i.agency_id)}&period=month&date=${first}`)),
-    );
     if (month !== period.value) return; // another month was chosen meanwhile
-    last = { board, mall, agencies, summaries: new Map(rated.map((i, n) => [i.agency_id, answers[n]])) };
+    last = { board, mall, agencies };
     render();
     say("");
   } catch (error) {
