@@ -98,7 +98,10 @@ function render() {
     h("p", { class: "ikm-value", id: "mall-value" },
       ikm.converted ? decimal(ikm.converted) : t("ikm.unrated")),
     grade(ikm.grade),
-    h("p", {}, t("ikm.respondents", { n: count(mall.count) })),
+    h("p", { class: mall.representative ? null : "warn", id: "mall-respondents" },
+      mall.representative
+        ? t("ikm.respondents", { n: count(mall.count) })
+        : t("ikm.needed", { n: count(mall.count), m: count(mall.sample_needed) })),
     elements(mall.ikm.elements, mall.count),
   );
   const ranked = board.items.filter((i) => i.rank !== null);

@@ -156,6 +156,7 @@ async function pick(agency) {
   renderAgencies();
   $("keys-title").textContent = t("mall.keys_of", { name: agency.name });
   $("agency-keys-panel").hidden = false;
+  $("keys-hint").hidden = true;
   await loadAgencyKeys();
 }
 
@@ -281,6 +282,9 @@ function signOut(message) {
   key = null;
   me = null;
   picked = null;
+  $("agency-keys-panel").hidden = true;
+  $("keys-hint").hidden = false;
+  $("keys-title").textContent = t("mall.agency_keys");
   $("admin").hidden = true;
   $("logout").hidden = true;
   for (const id of ["agency-secret", "key-secret", "pair-code", "admin-secret"]) fill($(id));
@@ -346,7 +350,6 @@ $("lang").addEventListener("click", () => {
   if (!key) showLogin();
   else {
     if (picked) pick(picked);
-    else $("keys-title").textContent = t("mall.pick_agency");
     renderAgencies();
     loadAdminKeys().catch(failed);
     refresh();

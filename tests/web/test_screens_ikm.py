@@ -102,8 +102,10 @@ def test_the_ikm_page_ranks_representative_agencies_and_keeps_the_others_apart(
     expect(ranked.nth(1).locator("[data-element]")).to_have_count(9)
     expect(ranked.nth(1).locator("[data-element='U3']")).to_contain_text("Waktu penyelesaian")
     expect(ranked.nth(1).locator("[data-element='U3'] td").first).to_have_text("75,00")
-    # the whole mall: three respondents, (100 + 75 + 100) / 3 = 91,67
+    # the whole mall: three respondents, (100 + 75 + 100) / 3 = 91,67 ...
     expect(page.locator("#mall-value")).to_have_text("91,67")
+    # ... on 3 of the 4 citizens served: Krejcie & Morgan wants all 4
+    expect(page.locator("#mall-respondents")).to_have_text("3 dari 4 responden yang dibutuhkan")
     expect(page.locator("#updated")).to_contain_text("WIB")
     expect(page.locator("main")).not_to_contain_text("null")
     page.evaluate("window.scrollTo(0, 0)")
