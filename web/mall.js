@@ -21,18 +21,16 @@ function say(text) {
   notice.hidden = !text;
 }
 
-// Every call with the key; a 401 means it was revoked (perhaps from this page): forget it.
-async function call(path, options = {}) {
-  try {
-    return await api(path, { key, ...options });
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 401) signOut(t("mall.wrong_key"));
-    throw error;
-  }
+function call(path, options = {}) {
+  return api(path, { key, ...options });
 }
 
+// A 401 means the key was revoked (perhaps from this page): forget it and ask for another.
 function failed(error) {
-  if (error instanceof ApiError && error.status === 401) return;
+  if (error instanceof ApiError && error.status === 401) {
+    if (key) signOut(t("mall.wrong_key"));
+    return;
+  }
   const fields = Object.entries(error.details || {}).map(([f, m]) => `${f}: ${[m].flat().join(", ")}`);
   say(error instanceof ApiError ? [error.message, ...fields].join(" · ") : t("ticket.offline"));
 }
@@ -48,7 +46,16 @@ function showSecret(container, secret, heading) {
   );
 }
 
-// Revoking asks first; revoking the key in use says this page will lock.
+// A row's revoke button: it asks first (revoking the key in use says this page will lock).
+function revokeButton(container, question, revoke) {
+  return h("button", {
+    type: "button",
+    class: "danger revoke",
+    onclick: () => confirmRevoke(container, question, () => revoke().catch(failed)),
+  }, t("mall.revoke"));
+}
+
+
 function confirmRevoke(container, text, revoke) {
   const no = h("button", { type: "button", onclick: () => fill(container) }, t("mall.cancel"));
   const yes = h("button", {
@@ -64,7 +71,14 @@ function confirmRevoke(container, text, revoke) {
 }
 
 function keyState(k) {
-  return k.revoked_at ? h("span", { class: "revoked" }, t("mall.revoked", { time: dateTime(k.revoked_at) })) : t("mall.active");
+  if (!k.revoked_at) return t("mall.active");
+  return h("span", { class: "revoked" }, t("mall.revoked", { time: dateTime(k.revoked_at) }));
+}
+
+// A key's role in words; a board for the whole mall says so.
+function roleWords(role, scope) {
+  const words = t(`mall.role.${role}`);
+  return role === "display" && scope === "mall" ? `${words} · ${t("mall.scope.mall")}` : words;
 }
 
 // -- overview: the day's queue figures per agency, this month's IKM
@@ -118,7 +132,7 @@ function renderAgencies() {
           class: picked?.id === a.id ? "picked" : null,
           "aria-pressed": String(picked?.id === a.id),
           "data-manage": a.code,
-          onclick: () => pick(a),
+          onclick: () => pick(a).catch(failed),
         }, t("mall.manage")))),
   );
 }
@@ -169,21 +183,18 @@ async function loadAgencyKeys() {
     keys.map((k) =>
       h("tr", { "data-key": k.id, class: k.revoked_at ? "revoked" : null },
         h("td", {}, k.label || t("mall.none")),
-        h("td", {}, t(`mall.role.${k.role}`), k.scope === "mall" && k.role === "display" ? ` · ${t("mall.scope.mall")}` : ""),
+        h("td", {}, roleWords(k.role, k.scope)),
         h("td", {}, dateTime(k.created_at)),
         h("td", {}, keyState(k)),
-        h("td", {}, k.revoked_at ? null : h("button", {
-          type: "button",
-          class: "danger revoke",
-          onclick: () => confirmRevoke($("agency-confirm"), t("mall.revoke_sure", { label: k.label || t(`mall.role.${k.role}`) }), async () => {
-            try {
-              await call(`/v1/agencies/${encodeURIComponent(agency.id)}/api-keys/${encodeURIComponent(k.id)}`, { method: "DELETE" });
-              await loadAgencyKeys();
-            } catch (error) {
-              failed(error);
-            }
-          }),
-        }, t("mall.revoke"))))),
+        h("td", {}, k.revoked_at ? null : revokeButton(
+          $("agency-confirm"),
+          t("mall.revoke_sure", { label: k.label || t(`mall.role.${k.role}`) }),
+          async () => {
+            const path = `/v1/agencies/${encodeURIComponent(agency.id)}/api-keys/${encodeURIComponent(k.id)}`;
+            await call(path, { method: "DELETE" });
+            await loadAgencyKeys();
+          },
+        )))),
   );
 }
 
@@ -195,7 +206,11 @@ $("issue").addEventListener("submit", async (event) => {
   event.preventDefault();
   say("");
   const role = $("issue-role").value;
-  const body = { role, scope: scopeFor(role, $("issue-scope").value), label: $("issue-label").value.trim() || undefined };
+  const body = {
+    role,
+    scope: scopeFor(role, $("issue-scope").value),
+    label: $("issue-label").value.trim() || undefined,
+  };
   try {
     const issued = await call(`/v1/agencies/${encodeURIComponent(picked.id)}/api-keys`, {
       method: "POST", body, idempotencyKey: randomKey(),
@@ -212,14 +227,18 @@ $("pair").addEventListener("submit", async (event) => {
   event.preventDefault();
   say("");
   const role = $("pair-role").value;
-  const body = { role, scope: scopeFor(role, $("pair-scope").value), label: $("pair-label").value.trim() || undefined };
+  const body = {
+    role,
+    scope: scopeFor(role, $("pair-scope").value),
+    label: $("pair-label").value.trim() || undefined,
+  };
   try {
     const made = await call(`/v1/agencies/${encodeURIComponent(picked.id)}/pairing-codes`, { method: "POST", body });
     event.target.reset();
     fill(
       $("pair-code"),
       h("div", { class: "secret" },
-        h("p", {}, `${t("mall.pair_code")} (${t(`mall.role.${made.role}`)}${made.scope === "mall" ? ` · ${t("mall.scope.mall")}` : ""}): `,
+        h("p", {}, `${t("mall.pair_code")} (${roleWords(made.role, made.scope)}): `,
           h("strong", { class: "pairing-code", id: "pairing-code-value" }, made.code)),
         h("p", {}, t("mall.pair_until", { time: clock(made.expires_at) }))),
     );
@@ -240,23 +259,15 @@ async function loadAdminKeys() {
         h("td", {}, k.label || t("mall.none"), own ? h("span", { class: "own" }, ` (${t("mall.this_key")})`) : null),
         h("td", {}, dateTime(k.created_at)),
         h("td", {}, keyState(k)),
-        h("td", {}, k.revoked_at ? null : h("button", {
-          type: "button",
-          class: "danger revoke",
-          onclick: () => confirmRevoke(
-            $("admin-confirm"),
-            own ? t("mall.revoke_own") : t("mall.revoke_sure", { label: k.label || k.id }),
-            async () => {
-              try {
-                await call(`/v1/api-keys/${encodeURIComponent(k.id)}`, { method: "DELETE" });
-                if (own) signOut(t("mall.wrong_key"));
-                else await loadAdminKeys();
-              } catch (error) {
-                failed(error);
-              }
-            },
-          ),
-        }, t("mall.revoke"))));
+        h("td", {}, k.revoked_at ? null : revokeButton(
+          $("admin-confirm"),
+          own ? t("mall.revoke_own") : t("mall.revoke_sure", { label: k.label || k.id }),
+          async () => {
+            await call(`/v1/api-keys/${encodeURIComponent(k.id)}`, { method: "DELETE" });
+            if (own) signOut(t("mall.wrong_key"));
+            else await loadAdminKeys();
+          },
+        )));
     }),
   );
 }
@@ -308,7 +319,8 @@ function showLogin(message = "") {
       me = await api("/v1/api-keys/current", { key: input.value.trim() });
     } catch (failure) {
       const status = failure instanceof ApiError ? failure.status : 0;
-      error.textContent = status === 401 ? t("mall.wrong_key") : status === 403 ? t("mall.not_admin") : t("ticket.offline");
+      const words = { 401: "mall.wrong_key", 403: "mall.not_admin" }[status] || "ticket.offline";
+      error.textContent = t(words);
       return;
     }
     key = input.value.trim();
@@ -349,7 +361,7 @@ $("lang").addEventListener("click", () => {
   translatePage();
   if (!key) showLogin();
   else {
-    if (picked) pick(picked);
+    if (picked) pick(picked).catch(failed);
     renderAgencies();
     loadAdminKeys().catch(failed);
     refresh();
