@@ -104,10 +104,13 @@ function render() {
         : t("ikm.needed", { n: count(mall.count), m: count(mall.sample_needed) })),
     elements(mall.ikm.elements, mall.count),
   );
-  const ranked = board.items.filter((i) => i.rank !== null);
-  const listed = new Set(board.items.map((i) => i.agency_id));
+  // names as the catalogue has them (the leaderboard's copy may lag an agency's registration)
+  const names = new Map(agencies.map((a) => [a.id, a.name]));
+  const items = board.items.map((i) => ({ ...i, agency_name: names.get(i.agency_id) || i.agency_name }));
+  const ranked = items.filter((i) => i.rank !== null);
+  const listed = new Set(items.map((i) => i.agency_id));
   const unranked = [
-    ...board.items.filter((i) => i.rank === null),
+    ...items.filter((i) => i.rank === null),
     // agencies nobody rated and nobody was served by in the period: listed, never ranked
     ...agencies.filter((a) => !listed.has(a.id)).map((a) => ({
       agency_id: a.id, agency_name: a.name, rank: null, converted_ikm: null, grade: null,
