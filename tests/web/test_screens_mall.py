@@ -35,6 +35,8 @@ def test_the_mall_admin_registers_an_agency_and_manages_keys(mall_factory, new_p
 
     page = new_page(DESK)
     page.goto(f"{mall.url}/mall")
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#admin")).to_be_hidden()  # nothing of the mall before a key
     page.fill("#mall-key", "not-a-key")
     page.click("#login-form button[type=submit]")
     expect(page.locator("#login-form [role=alert]")).to_contain_text("Kunci salah")
@@ -145,3 +147,21 @@ def test_the_mall_admin_registers_an_agency_and_manages_keys(mall_factory, new_p
     assert page.evaluate("localStorage.getItem('mpp.mall.key')") is None
     assert status(mall.url, "/v1/api-keys", budi) == 401
     assert status(mall.url, "/v1/api-keys", MALL_ADMIN_KEY) == 200
+
+    # a key revoked elsewhere: the page's next call answers 401, and it asks for a key again
+    joko = requests.post(
+        f"{mall.url}/v1/api-keys",
+        headers=bearer(MALL_ADMIN_KEY),
+        json={"label": "Joko"},
+        timeout=10,
+    ).json()
+    page.fill("#mall-key", joko["key"])
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#admin")).to_be_visible()
+    gone = requests.delete(
+        f"{mall.url}/v1/api-keys/{joko['id']}", headers=bearer(MALL_ADMIN_KEY), timeout=10
+    )
+    assert gone.status_code == 204
+    page.locator("#agency-list [data-manage='PAJAK']").click()
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#admin")).to_be_hidden()
