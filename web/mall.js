@@ -342,9 +342,8 @@ async function refresh() {
   }
 }
 
+// The panels show once filled for this key (never a previous key's lists, never half-loaded).
 async function signedIn() {
-  $("admin").hidden = false;
-  $("logout").hidden = false;
   try {
     me = me || (await call("/v1/api-keys/current"));
     await loadAgencies();
@@ -352,6 +351,10 @@ async function signedIn() {
     say("");
   } catch (error) {
     failed(error);
+  }
+  if (key) {
+    $("admin").hidden = false;
+    $("logout").hidden = false;
   }
 }
 

@@ -157,7 +157,8 @@ def test_the_mall_admin_registers_an_agency_and_manages_keys(mall_factory, new_p
     ).json()
     page.fill("#mall-key", joko["key"])
     page.click("#login-form button[type=submit]")
-    expect(page.locator("#admin")).to_be_visible()
+    expect(page.locator("#admin")).to_be_visible()  # shown once its lists are loaded
+    expect(page.locator("#admin-keys tr", has_text="Joko").locator(".own")).to_be_visible()
     gone = requests.delete(
         f"{mall.url}/v1/api-keys/{joko['id']}", headers=bearer(MALL_ADMIN_KEY), timeout=10
     )
