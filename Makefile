@@ -50,7 +50,8 @@ fuzz: $(BIN)/.installed  ## the long schemathesis run (MPP_FUZZ_EXAMPLES=40) and
 
 screenshots: $(BIN)/.installed  ## every screen at its device size, checked by axe, into docs/screenshots
 	MPP_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q $(PYTEST_ARGS) \
-		tests/web/test_screens_accessibility.py tests/web/test_screens_agency.py
+		tests/web/test_screens_accessibility.py tests/web/test_screens_agency.py \
+		tests/web/test_screens_agency_manage.py
 
 # --all: setuptools is a runtime dependency (pkg_resources for nameko's CLI), pip is not
 lock: $(BIN)/.installed  ## re-pin constraints.txt from the virtualenv

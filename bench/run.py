@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 from tqdm import tqdm
 
-from bench import history, loadgen, web_page
+from bench import history, journey_cost, loadgen, web_page
 from bench.floor import Floor, open_floor
 from tests.support import infra
 from tests.support.mall import SERVICES, Mall, ServiceProcess, free_port
@@ -64,7 +64,8 @@ def start_bench_service(proc: ServiceProcess, service_class: str) -> None:
     )
 
 
-def measure_ceiling(amqp_uri: str, log_dir: Path, seconds: float, connections: int) -> dict:
+def start_ceiling(amqp_uri: str, log_dir: Path) -> tuple[list[ServiceProcess], str]:
+    """The ceiling's two services, started and answering: their processes and the front's URL."""
     port = free_port()
     env = {
         **os.environ,
@@ -79,10 +80,15 @@ def measure_ceiling(amqp_uri: str, log_dir: Path, seconds: float, connections: i
     ]
     for proc in procs:
         start_bench_service(proc, f"bench.ceiling:Ceiling{proc.name.capitalize()}")
+    procs[1].wait_healthy()
+    url = f"http://127.0.0.1:{port}"
+    infra_wait(lambda: requests.post(f"{url}/ping", json={"x": 1}, timeout=2).ok, "ceiling RPC")
+    return procs, url
+
+
+def measure_ceiling(amqp_uri: str, log_dir: Path, seconds: float, connections: int) -> dict:
+    procs, url = start_ceiling(amqp_uri, log_dir)
     try:
-        procs[1].wait_healthy()
-        url = f"http://127.0.0.1:{port}"
-        infra_wait(lambda: requests.post(f"{url}/ping", json={"x": 1}, timeout=2).ok, "ceiling RPC")
         body = json.dumps({"service_id": "00000000-0000-0000-0000-000000000000"})
         result = loadgen.closed_loop(
             url,
@@ -97,6 +103,30 @@ def measure_ceiling(amqp_uri: str, log_dir: Path, seconds: float, connections: i
     finally:
         for proc in reversed(procs):
             proc.stop()
+
+
+def measure_cost(mall: Mall, floor: Floor, amqp_uri: str, log_dir: Path, journeys: int) -> dict:
+    """CPU per citizen journey (and per take, per completion) over every process, beside the
+    CPU of one ceiling hop measured the same way in the same run (bench/journey_cost.py)."""
+
+    def mall_pids() -> dict[str, list[int]]:
+        pids: dict[str, list[int]] = {}
+        for proc in mall.processes:
+            pids.setdefault(proc.name, []).append(proc.process.pid)
+        return pids
+
+    cost = journey_cost.measure_journeys(floor, mall.db_urls, mall_pids, journeys)
+    procs, url = start_ceiling(amqp_uri, log_dir)
+    try:
+        hops = {f"ceiling_{p.name}": [p.process.pid] for p in procs}
+        cost["ceiling_hop"] = journey_cost.measure_hops(url, lambda: hops, journeys * 8)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+    hop = cost["ceiling_hop"]["cpu_ms"]
+    for part in ("journey", "take", "complete"):
+        cost[part]["hops"] = round(cost[part]["cpu_ms"] / hop, 1) if hop else None
+    return cost
 
 
 def infra_wait(predicate, what: str, timeout: float = 30) -> None:
@@ -412,6 +442,13 @@ def verdicts(results: dict) -> dict:
     growth = results.get("growth", {})
     if "take_ratio" in growth:
         figures["growth_ratio"] = max(growth["take_ratio"], growth["call_ratio"])
+    cost = results.get("cost", {})
+    if cost:
+        figures["journey_cpu_ms"] = cost["journey"]["cpu_ms"]
+        figures["journey_hops"] = cost["journey"]["hops"]
+        figures["take_cpu_ms"] = cost["take"]["cpu_ms"]
+        figures["complete_cpu_ms"] = cost["complete"]["cpu_ms"]
+        figures["ceiling_hop_cpu_ms"] = cost["ceiling_hop"]["cpu_ms"]
     web = results.get("web", {})
     if "bytes_median" in web:
         figures["ticket_page_kb"] = round(web["bytes_median"] / 1000, 1)
@@ -485,6 +522,16 @@ def table(results: dict) -> str:
     if "noop_ratio" in verdict["figures"]:
         label, value = "no-op queue / ceiling", verdict["figures"]["noop_ratio"]
         lines.append(f"{label:<28} {value!s:>8}  (no target: the gateway's own share)")
+    cost = results.get("cost")
+    if cost:
+        hop = cost["ceiling_hop"]["cpu_ms"]
+        lines.append(f"CPU of one ceiling hop (http→1 rpc): {hop} ms, all processes")
+        for part in ("journey", "take", "complete"):
+            label = {"journey": "a whole journey", "take": "take-ticket", "complete": "completion"}
+            lines.append(
+                f"CPU of {label[part]:<16} {cost[part]['cpu_ms']:>8} ms = {cost[part]['hops']} hops"
+                f"  ({', '.join(f'{k} {v}' for k, v in cost[part]['by_process'].items())})"
+            )
     for key in ("display", "growth", "web"):
         if "skipped" in results.get(key, {}):
             lines.append(f"{key}: skipped: {results[key]['skipped']}")
@@ -540,6 +587,7 @@ PROFILES = {
         streams=5000,
         calls=20,
         web_runs=7,
+        journeys=200,
     ),
     "quick": dict(
         seconds=3,
@@ -555,6 +603,7 @@ PROFILES = {
         streams=50,
         calls=6,
         web_runs=2,
+        journeys=12,
     ),
 }
 
@@ -567,13 +616,14 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         nargs="*",
         default=None,
-        help="parts: ceiling paths open token growth display web noop",
+        help="parts: ceiling paths open token growth display web cost noop",
     )
     parser.add_argument("--python-generator", action="store_true", help="do not use wrk")
     args = parser.parse_args(argv)
     profile = PROFILES["quick" if args.quick else "full"]
     parts = set(
-        args.only or ["ceiling", "paths", "open", "token", "growth", "display", "web", "noop"]
+        args.only
+        or ["ceiling", "paths", "open", "token", "growth", "display", "web", "cost", "noop"]
     )
     if args.python_generator:
         loadgen.have_wrk = lambda: False
@@ -618,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
             ("DISP", "D", 2),
         ):
             floor.add_service(code, prefix, counters=counters)
+        # a paid service: a journey goes through all four services
+        floor.add_service("COST", "C", fee_idr=10000, counters=journey_cost.WORKERS)
         if "paths" in parts:
             log("take-ticket and call-next, closed loop")
             results["closed_loop"] = measure_paths(
@@ -653,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
             results["web"] = web_page.measure_ticket_page(
                 mall.url, floor.services["WEB"], runs=profile["web_runs"]
             )
+        if "cost" in parts:
+            log(f"CPU of {profile['journeys']} whole journeys, beside the ceiling hop's")
+            results["cost"] = measure_cost(mall, floor, amqp_uri, log_dir, profile["journeys"])
         if "noop" in parts:  # last: it replaces the queue
             log("take-ticket through the gateway with a no-op queue")
             results["noop"] = measure_noop(

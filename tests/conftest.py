@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests.support import infra
@@ -59,12 +61,14 @@ def mall_factory(amqp_uri, tmp_path, pg_url_factory):
 
     malls = []
 
-    def make(backend: str = "sqlite", extra_env: dict | None = None) -> Mall:
+    def make(
+        backend: str = "sqlite", extra_env: dict | None = None, python: str | None = None
+    ) -> Mall:
         if backend == "sqlite":
             urls = {name: f"sqlite:///{tmp_path}/{name}.db" for name in SERVICES}
         else:
             urls = {name: pg_url_factory(f"mpp_{name}") for name in SERVICES}
-        mall = Mall(amqp_uri, urls, tmp_path, extra_env or {})
+        mall = Mall(amqp_uri, urls, tmp_path, extra_env or {}, python=python or sys.executable)
         malls.append(mall)
         return mall.start()
 

@@ -5,7 +5,6 @@
 import { ApiError, all, api, deviceKey, fill, element as h, pair, randomKey } from "/web/api.js";
 import { clock, setZone, t, toggleLanguage, translatePage } from "/web/i18n.js";
 
-const MIN_CALLS_BEFORE_NO_SHOW = 2; // the citizen is called, then recalled, before a no-show
 const POLL_MS = 3000;
 
 let key = deviceKey("counter");
@@ -20,6 +19,7 @@ const buttons = {
   start: document.getElementById("start"),
   complete: document.getElementById("complete"),
   noShow: document.getElementById("no-show"),
+  openClose: document.getElementById("open-close"),
 };
 let state = null;
 let busy = false;
@@ -65,8 +65,14 @@ function render() {
   buttons.recall.disabled = busy || !called;
   buttons.start.disabled = busy || !called;
   buttons.complete.disabled = busy || ticket?.status !== "serving";
-  buttons.noShow.disabled = busy || !called || ticket.call_count < MIN_CALLS_BEFORE_NO_SHOW;
-  buttons.noShow.title = t("counter.min_recalls", { n: MIN_CALLS_BEFORE_NO_SHOW });
+  // the queue's own minimum (NO_SHOW_AFTER_CALLS): the console never offers what it refuses
+  const minimum = state.no_show_after_calls;
+  buttons.noShow.disabled = busy || !called || ticket.call_count < minimum;
+  buttons.noShow.title = t("counter.min_recalls", { n: minimum });
+  const open = state.counter.is_open;
+  document.getElementById("counter-state").textContent = t(open ? "counter.is_open" : "counter.is_closed");
+  buttons.openClose.textContent = t(open ? "counter.close" : "counter.open");
+  buttons.openClose.disabled = busy;
   document.getElementById("transfer").hidden = !ticket;
   document.getElementById("line-title").textContent = t("counter.waiting", { n: state.waiting_count });
   const line = document.getElementById("line");
@@ -90,7 +96,18 @@ function render() {
       ),
     );
   }
-  if (!state.counter.is_open) say(t("counter.closed"));
+  if (!state.counter.is_open && !notice.textContent) say(t("counter.closed"));
+  if (state.counter.is_open && notice.textContent === t("counter.closed")) say("");
+}
+
+// An error the officer can act on, in their words; anything else as the API said it.
+function problem(error) {
+  const reason = error.details?.reason;
+  if (error.code === "INVALID_TRANSITION" && reason === "too_few_calls") {
+    return t("counter.too_few_calls", { n: state?.no_show_after_calls ?? "" });
+  }
+  const known = t(`counter.error.${error.code}`);
+  return known === `counter.error.${error.code}` ? error.message : known;
 }
 
 async function refresh() {
@@ -121,7 +138,7 @@ async function press(path, body = {}) {
       break;
     } catch (error) {
       if (error instanceof ApiError && error.status < 500) {
-        say(error.message);
+        say(problem(error));
         break;
       }
       if (attempt === 2) say(t("ticket.offline"));
@@ -141,6 +158,9 @@ buttons.recall.addEventListener("click", () => act("recall"));
 buttons.start.addEventListener("click", () => act("start"));
 buttons.complete.addEventListener("click", () => act("complete"));
 buttons.noShow.addEventListener("click", () => act("no-show"));
+buttons.openClose.addEventListener("click", () =>
+  press(`/v1/counters/${counterId}/${state?.counter.is_open ? "close" : "open"}`),
+);
 document.getElementById("transfer").addEventListener("submit", (event) => {
   event.preventDefault();
   const to = document.getElementById("transfer-to").value;

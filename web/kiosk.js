@@ -39,12 +39,19 @@ async function load() {
   services = serviceList.filter((s) => s.active);
 }
 
+function checkInEntry() {
+  return h("button", { type: "button", class: "check-in-entry", id: "check-in", onclick: () => checkInScreen() },
+    t("checkin.entry"));
+}
+
 function agencyScreen() {
   const open = agencies.filter((a) => services.some((s) => s.agency_id === a.id && isOpen(s)));
   if (open.length === 0) {
-    return [h("p", { class: "closed-screen" }, t("kiosk.all_closed"))];
+    // a booked citizen may still check in (a slot promised stays promised)
+    return [h("p", { class: "closed-screen" }, t("kiosk.all_closed")), checkInEntry()];
   }
   return [
+    checkInEntry(),
     h("h2", {}, t("kiosk.pick_agency")),
     h(
       "div",
@@ -147,7 +154,7 @@ function ticketLink(ticket) {
   return `${location.origin}/t/${ticket.id}?code=${encodeURIComponent(ticket.access_code)}`;
 }
 
-function slipScreen(agency, service, ticket) {
+function slipScreen(agency, service, ticket, note = null) {
   resetSoon();
   const link = ticketLink(ticket);
   show(() => [
@@ -157,6 +164,7 @@ function slipScreen(agency, service, ticket) {
       h("p", { class: "number", id: "number" }, ticket.number),
       h("p", { class: "service" }, service.name),
       h("p", { class: "agency" }, agency.name),
+      note ? h("p", { class: "checkin-note", id: "checkin-note" }, note()) : null,
       ticket.ahead != null ? h("p", {}, t("kiosk.ahead", { n: ticket.ahead })) : null,
       h("p", { class: "issued" }, clock(ticket.issued_at)),
       qrImage(link, t("kiosk.scan")),
@@ -168,6 +176,165 @@ function slipScreen(agency, service, ticket) {
       h("button", { type: "button", class: "back", onclick: () => start() }, t("kiosk.done")),
     ),
   ]);
+}
+
+// -- booking check-in: the booking's code typed (or typed by a USB scanner), or its QR read by
+// the camera where the browser has BarcodeDetector; the booking page's QR is a link
+// /book?booking=<reference>, so either form is accepted.
+
+const REFERENCE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+let stopCamera = () => {};
+
+export function bookingReference(text) {
+  const raw = (text || "").trim();
+  let reference = raw;
+  try {
+    const url = new URL(raw);
+    reference = url.searchParams.get("booking") || "";
+  } catch {
+    // not a link: the code itself
+  }
+  return REFERENCE.test(reference) ? reference.toLowerCase() : null;
+}
+
+async function cameraScanAvailable() {
+  if (!("BarcodeDetector" in window) || !navigator.mediaDevices?.getUserMedia) return false;
+  try {
+    return (await window.BarcodeDetector.getSupportedFormats()).includes("qr_code");
+  } catch {
+    return false;
+  }
+}
+
+async function scanWithCamera(video, onCode) {
+  stopCamera();
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+  } catch {
+    say(t("checkin.no_camera"));
+    return;
+  }
+  const detector = new window.BarcodeDetector({ formats: ["qr_code"] });
+  let running = true;
+  let timer = null;
+  stopCamera = () => {
+    running = false;
+    clearTimeout(timer);
+    for (const track of stream.getTracks()) track.stop();
+    video.srcObject = null;
+    video.hidden = true;
+    stopCamera = () => {};
+  };
+  video.hidden = false;
+  video.srcObject = stream;
+  await video.play().catch(() => {});
+  const look = async () => {
+    if (!running) return;
+    try {
+      const codes = await detector.detect(video);
+      if (codes.length && running) {
+        const value = codes[0].rawValue;
+        stopCamera();
+        onCode(value);
+        return;
+      }
+    } catch {
+      // a frame not ready yet: look again
+    }
+    timer = setTimeout(look, 250);
+  };
+  look();
+}
+
+function checkInProblem(error) {
+  if (!(error instanceof ApiError)) return t("ticket.offline");
+  if (error.status === 404) return t("checkin.unknown");
+  if (error.code === "TOO_EARLY") {
+    return t("checkin.too_early", { time: clock(error.details.check_in_opens_at) });
+  }
+  if (error.code === "INVALID_BOOKING_STATE") {
+    const known = t(`checkin.state.${error.details.status}`);
+    return known.startsWith("checkin.") ? t("checkin.not_booked") : known;
+  }
+  return error.status < 500 ? error.message : t("ticket.offline");
+}
+
+// One check-in, one Idempotency-Key (per code, for this screen): an answer lost on the way is
+// asked again and replayed by the gateway, never refused as "already checked in".
+async function checkInOnce(reference, idempotencyKey) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await api(`/v1/bookings/${reference}/check-in`, { method: "POST", idempotencyKey });
+    } catch (error) {
+      if (error instanceof ApiError || attempt === 2) throw error;
+    }
+  }
+}
+
+function checkInScreen() {
+  resetSoon();
+  const request = { busy: false, keys: new Map() };
+  const checkIn = async (text) => {
+    if (request.busy) return;
+    say("");
+    const reference = bookingReference(text);
+    if (!reference) {
+      say(t("checkin.unknown"));
+      return;
+    }
+    request.busy = true;
+    try {
+      if (!request.keys.has(reference)) request.keys.set(reference, randomKey());
+      const { booking, ticket } = await checkInOnce(reference, request.keys.get(reference));
+      const service = services.find((s) => s.id === ticket.service_id) || { name: ticket.service_name || "" };
+      const agency = agencies.find((a) => a.id === ticket.agency_id) || { name: "" };
+      const note =
+        booking.status === "late"
+          ? () => t("checkin.late")
+          : () => t("checkin.on_time", { time: clock(booking.slot_start) });
+      slipScreen(agency, service, ticket, note);
+    } catch (error) {
+      // answered (too early, used…): trying later is a new check-in, not a replay of this answer
+      if (error instanceof ApiError) request.keys.delete(reference);
+      say(checkInProblem(error));
+      resetSoon();
+    } finally {
+      request.busy = false;
+    }
+  };
+  show(() => {
+    const input = h("input", {
+      id: "booking-code",
+      name: "booking",
+      autocomplete: "off",
+      autocapitalize: "off",
+      spellcheck: "false",
+      required: true,
+      "aria-describedby": "booking-code-hint",
+    });
+    const video = h("video", { id: "scanner", class: "scanner", muted: true, playsinline: true, hidden: true,
+      "aria-label": t("checkin.camera") });
+    const scan = h("button", { type: "button", id: "scan", hidden: true,
+      onclick: () => scanWithCamera(video, (value) => { input.value = value; checkIn(value); }) },
+      t("checkin.scan"));
+    cameraScanAvailable().then((yes) => { scan.hidden = !yes; });
+    const form = h("form", { class: "check-in", id: "check-in-form",
+      onsubmit: (event) => { event.preventDefault(); stopCamera(); checkIn(input.value); } },
+      h("label", { for: "booking-code" }, t("checkin.code")),
+      h("p", { class: "hint", id: "booking-code-hint" }, t("checkin.hint")),
+      input,
+      h("button", { type: "submit", class: "primary" }, t("checkin.submit")),
+    );
+    setTimeout(() => input.focus(), 0);
+    return [
+      h("h2", {}, t("checkin.title")),
+      form,
+      scan,
+      video,
+      h("button", { type: "button", class: "back", onclick: () => start() }, t("kiosk.back")),
+    ];
+  });
 }
 
 async function start() {
@@ -183,6 +350,7 @@ async function start() {
 }
 
 show = (render) => {
+  stopCamera(); // leaving the check-in screen turns the camera off
   show.current = render;
   screen.replaceChildren(...render().filter(Boolean));
   translatePage();

@@ -8,6 +8,7 @@ import time
 
 import eventlet
 import pytest
+import sqlalchemy as sa
 from kombu import Connection
 from nameko.amqp.publish import Publisher
 from nameko.dependency_providers import Config
@@ -15,15 +16,19 @@ from nameko.rpc import rpc
 from nameko.testing.services import dummy, entrypoint_hook
 
 from mpp_chassis import messaging
+from mpp_chassis.db import Database
 from mpp_chassis.messaging import (
     DEAD_LETTER_QUEUE,
     BoundedRpcProxy,
     dead_letter_declarations,
     event_handler,
 )
+from mpp_chassis.migrate import upgrade
 from mpp_chassis.outbox import event_exchange
 from mpp_contracts.envelope import make_envelope
 from mpp_contracts.errors import ServiceUnavailable
+from mpp_queue.adapters.tables import metadata as queue_metadata
+from tests.support import infra
 from tests.support.infra import wait_until
 
 pytestmark = pytest.mark.integration
@@ -240,3 +245,86 @@ def test_a_database_that_is_down_answers_service_unavailable_not_an_internal_err
     with entrypoint_hook(caller, "crash") as crash, pytest.raises(RemoteError) as crashed:
         crash()
     assert crashed.value.exc_type == "RuntimeError"
+
+
+class RecordingService:
+    """Records each event in its own PostgreSQL database (its handled-event ids)."""
+
+    name = "recorder"
+    uow = Database(queue_metadata)
+
+    @event_handler("queue", "agency_registered")
+    def handle_agency_registered(self, event: dict) -> None:
+        CALLS.append(event["id"])
+        if self.uow.claim_event(event["id"], "handle_agency_registered"):
+            self.uow.commit()
+
+
+def _connections(url: str, *, allowed: bool) -> None:
+    """Let the database take connections again, or refuse every new one and end the open ones
+    (the database alone goes away: the shared server keeps serving every other test)."""
+    name = url.rsplit("/", 1)[1]
+    admin = sa.create_engine(infra.require_postgres(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+        if not allowed:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
+    admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_service_whose_database_is_away_holds_its_events_instead_of_spending_them(
+    container_factory, amqp_uri, pg_url_factory
+):
+    """Issue 16: a service that is not ready stops consuming until it is. The first handler that
+    finds the database away shuts the gate; the events that arrive meanwhile are held, not run,
+    so they spend no retries (two short steps here: without the gate every one of them burnt
+    both within a second and was dead-lettered). Once the database answers, every event is
+    applied once and nothing is dead-lettered."""
+    CALLS.clear()
+    url = pg_url_factory("mpp_gate")
+    upgrade("queue", url)
+    config = {
+        "AMQP_URI": amqp_uri,
+        "DB_URL": url,
+        "EVENT_RETRY_DELAYS": "0.2,0.2",
+        "READINESS_PROBE_SECONDS": 0.2,
+    }
+    container = container_factory(RecordingService, config)
+    container.start()
+    shut = messaging.metrics.CONSUMING_SHUT.labels("recorder")
+    first = publish_agency_registered(amqp_uri)
+    wait_until(lambda: first["id"] in CALLS, message="handled while the database answers")
+
+    _connections(url, allowed=False)
+    try:
+        during = [publish_agency_registered(amqp_uri)["id"] for _ in range(6)]
+        wait_until(lambda: shut._value.get() == 1, timeout=30, message="the gate shut")
+        held = container.entrypoints.pop().gate
+        wait_until(lambda: held.held >= 3, timeout=30, message="events held")
+        eventlet.sleep(1.5)  # several probe rounds and retry steps while the database is away
+        assert shut._value.get() == 1 and dead_letter_messages(amqp_uri) == []
+        attempts_while_away = len(CALLS) - 1
+    finally:
+        _connections(url, allowed=True)
+
+    def applied() -> set[str]:
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return set(conn.execute(sa.text("SELECT event_id FROM processed_events")).scalars())
+        finally:
+            engine.dispose()
+
+    wait_until(lambda: applied() == {first["id"], *during}, timeout=30, message="all applied")
+    assert shut._value.get() == 0
+    assert dead_letter_messages(amqp_uri) == []
+    # held events were not run while the database was away: only those already running when
+    # it went (at most one per worker) and their retries tried it
+    assert attempts_while_away < len(during) * 3, CALLS

@@ -3,7 +3,10 @@ consumer exists; events that are routable meanwhile are not held up by it."""
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from nameko.testing.services import dummy, entrypoint_hook
@@ -12,7 +15,7 @@ from sqlalchemy import create_engine, func, select
 from mpp_chassis.db import Database
 from mpp_chassis.messaging import event_handler
 from mpp_chassis.migrate import upgrade
-from mpp_chassis.outbox import UNROUTABLE, republish
+from mpp_chassis.outbox import RETENTION, UNROUTABLE, OutboxRelay, parked, republish
 from mpp_queue.adapters.tables import metadata as queue_metadata
 from tests.support.infra import wait_until
 
@@ -131,3 +134,52 @@ def test_a_type_without_a_queue_for_long_is_parked_at_once_and_a_new_consumer_en
         wait_until(lambda: "HEARD" in SEEN, timeout=10, message="delivered once a queue exists")
     heard = attempts_of("HEARD")
     assert (heard.attempts, heard.last_error) == (1, None)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_parked_event_is_kept_past_the_retention_until_it_is_sent(
+    backend, amqp_uri, tmp_path, pg_url_factory
+):
+    """Sent events are pruned after ``RETENTION``; a parked one was never delivered, so pruning
+    keeps it however old it is (it used to go after 7 days, silently), and the gauge counts it
+    until it is republished and sent."""
+    url = f"sqlite:///{tmp_path}/queue.db" if backend == "sqlite" else pg_url_factory("mpp_queue")
+    upgrade("queue", url)
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    old = now - RETENTION - timedelta(days=1)
+
+    def row(event_type: str, sent_at, last_error=None) -> dict:
+        return {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "source": "queue",
+            "body": "{}",
+            "created_at": old,
+            "sent_at": sent_at,
+            "attempts": 1,
+            "last_error": last_error,
+        }
+
+    with engine.begin() as conn:
+        conn.execute(
+            outbox.insert(),
+            [
+                row("delivered_long_ago", old),
+                row("parked_long_ago", old, UNROUTABLE),
+                row("parked_lately", now, UNROUTABLE),
+                row("delivered_lately", now),
+                row("waiting", None),
+            ],
+        )
+    relay = OutboxRelay(engine=engine, outbox=outbox, amqp_uri=amqp_uri, wakeup=threading.Event())
+    assert relay.backlog_and_parked() == (1, 2)
+
+    assert relay.prune(now) == 1
+    kept = {r.event_type for r in rows(engine)}
+    assert kept == {"parked_long_ago", "parked_lately", "delivered_lately", "waiting"}
+    assert [p["type"] for p in parked(engine, outbox)] == ["parked_long_ago", "parked_lately"]
+
+    assert republish(engine, outbox, "parked_long_ago") == 1
+    assert relay.backlog_and_parked() == (2, 1)
+    engine.dispose()

@@ -24,10 +24,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def migrate(service: str, url: str) -> None:
+def migrate(service: str, url: str, python: str = sys.executable) -> None:
     subprocess.run(
         [
-            sys.executable,
+            python,
             "-c",
             f"from mpp_chassis.migrate import upgrade; upgrade({service!r}, {url!r})",
         ],
@@ -43,13 +43,14 @@ class ServiceProcess:
     port: int
     env: dict
     log_path: Path
+    python: str = sys.executable  # the interpreter whose installed packages run the service
     process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [
-                sys.executable,
+                self.python,
                 "-m",
                 "mpp_chassis.run",  # nameko run, without eventlet's deprecation banner
                 "--config",
@@ -106,6 +107,7 @@ class Mall:
     log_dir: Path
     extra_env: dict = field(default_factory=dict)
     processes: list[ServiceProcess] = field(default_factory=list)
+    python: str = sys.executable  # another venv's python runs the mall on its interpreter
 
     def __post_init__(self) -> None:
         self.gateway_port = free_port()
@@ -142,7 +144,11 @@ class Mall:
         )
         index = sum(p.name == name for p in self.processes)
         proc = ServiceProcess(
-            name, port, self.env_for(name, port), self.log_dir / f"{name}-{index}.log"
+            name,
+            port,
+            self.env_for(name, port),
+            self.log_dir / f"{name}-{index}.log",
+            python=self.python,
         )
         proc.start()
         self.processes.append(proc)
@@ -150,7 +156,7 @@ class Mall:
 
     def start(self) -> Mall:
         for name in SERVICES:
-            migrate(name, self.db_urls[name])
+            migrate(name, self.db_urls[name], self.python)
         started = [self.start_service(name) for name in SERVICES]
         for proc in started:
             proc.wait_healthy()

@@ -1,6 +1,7 @@
 """`bench.run --quick` (the README's smoke run of the benchmark machinery) runs end to end: the
 ceiling, take-ticket and call-next through a real mall, and the no-op queue in its place, each
-answered without errors, the table printed and the JSON written."""
+answered without errors; whole journeys' CPU read from every process; the table printed and the
+JSON written."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_the_quick_benchmark_measures_every_closed_loop_without_errors():
     run = subprocess.run(
         [
             *(sys.executable, "-m", "bench.run", "--quick"),
-            *("--only", "ceiling", "paths", "web", "noop"),
+            *("--only", "ceiling", "paths", "web", "cost", "noop"),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -44,5 +45,12 @@ def test_the_quick_benchmark_measures_every_closed_loop_without_errors():
     figures = results["verdict"]["figures"]
     assert 0 < figures["take_ratio"] and 0 < figures["noop_ratio"]
     assert "take-ticket / ceiling" in run.stdout and "no-op queue / ceiling" in run.stdout
+    cost = results["cost"]
+    assert cost["journeys"] > 0 and cost["ceiling_hop"]["cpu_ms"] > 0
+    for service in ("queue", "payment", "rating", "gateway"):  # a journey crosses all four
+        assert cost["journey"]["by_process"][service] > 0, cost["journey"]
+    # the whole journey holds its take and its completion (its phases are summed)
+    assert cost["journey"]["cpu_ms"] >= cost["take"]["cpu_ms"] + cost["complete"]["cpu_ms"]
+    assert "CPU of a whole journey" in run.stdout
     if "skipped" not in results["web"]:  # chromium present (.ci/run installs it)
         assert 0 < figures["ticket_page_kb"] and 0 < figures["ticket_page_ms"]

@@ -68,6 +68,13 @@ def test_every_screen_passes_axe_at_its_device_size(mall_factory, new_page):
     expect(kiosk.locator("#number")).to_have_text("S-001")
     link = kiosk.locator("#ticket-link").get_attribute("href")
     check(kiosk, "kiosk-slip")
+    kiosk.click("#slip ~ .actions .back")
+    kiosk.click("#check-in")
+    kiosk.fill("#booking-code", "bukan-kode")
+    kiosk.keyboard.press("Enter")
+    expect(kiosk.locator("#notice")).to_be_visible()
+    check(kiosk, "kiosk-checkin")
+    kiosk.click(".back")
 
     board = new_page(TV, speech=True)
     board.goto(f"{mall.url}/board#key={agency.display}")
@@ -91,6 +98,10 @@ def test_every_screen_passes_axe_at_its_device_size(mall_factory, new_page):
     agency.act(called["id"], "complete")
     expect(phone.locator("#qris")).to_be_visible()
     check(phone, "ticket-qris")
+    expect(console.locator("#current")).to_contain_text("Tidak ada tiket")
+    console.click("#open-close")
+    expect(console.locator("#counter-state")).to_have_text("Loket tutup")
+    check(console, "counter-closed")
     payment = phone.evaluate(
         f"fetch('/v1/tickets/{called['id']}/payment' + location.search).then(r => r.json())"
     )

@@ -1,6 +1,7 @@
 """The officer's console in chromium against a real mall: the line in call order, keyboard
-presses, the guard against holding two citizens, recall before no-show, a call out of order, a
-transfer, and a press whose answer is lost retried without calling twice."""
+presses, the guard against holding two citizens, recall before no-show (as many calls as the
+queue demands), a call out of order, a transfer, a press whose answer is lost retried without
+calling twice, and the officer opening and closing their own counter."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def test_an_officer_serves_the_line_from_the_console(mall_factory, new_page):
 
     page.keyboard.press("r")
     expect(page.locator("#current")).to_contain_text("2 kali")
-    expect(page.locator("#no-show")).to_be_enabled()
+    expect(page.locator("#no-show")).to_be_disabled()  # the queue wants 3 calls (its setting)
     page.keyboard.press("s")
     expect(page.locator("#current-status")).to_have_text("Sedang dilayani")
     page.keyboard.press("c")
@@ -83,3 +84,51 @@ def test_an_officer_serves_the_line_from_the_console(mall_factory, new_page):
         f"{mall.url}/v1/tickets/{first['id']}", headers=bearer(agency.officer), timeout=10
     ).json()
     assert waiting["status"] == "waiting"
+
+
+def test_an_officer_closes_the_counter_only_once_the_citizen_is_dealt_with(mall_factory, new_page):
+    mall = mall_factory("sqlite")
+    agency = Agency(mall.url)
+    absent = agency.take()
+    page = new_page(DESK)
+    page.goto(f"{mall.url}/counter?counter={agency.counter['id']}#key={agency.officer}")
+    expect(page.locator("#counter-state")).to_have_text("Loket buka")
+    page.keyboard.press("n")
+    expect(page.locator("#current-number")).to_have_text(absent["number"])
+
+    # closing on a citizen at the desk is refused, in words the officer can act on
+    page.locator("#open-close").click()
+    expect(page.locator("#notice")).to_contain_text("Loket masih menangani warga")
+    expect(page.locator("#counter-state")).to_have_text("Loket buka")
+
+    # the no-show button waits for the queue's minimum: the first call and two recalls
+    for count in (2, 3):
+        expect(page.locator("#no-show")).to_be_disabled()
+        page.keyboard.press("r")
+        expect(page.locator("#current")).to_contain_text(f"{count} kali")
+    expect(page.locator("#no-show")).to_be_enabled()
+    page.keyboard.press("x")
+    expect(page.locator("#current")).to_contain_text("Tidak ada tiket")
+
+    page.locator("#open-close").click()
+    expect(page.locator("#counter-state")).to_have_text("Loket tutup")
+    expect(page.locator("#open-close")).to_have_text("Buka loket")
+    expect(page.locator("#notice")).to_contain_text("Loket ini tutup")
+    agency.take()
+    expect(page.locator("#line-title")).to_contain_text("1 menunggu")
+    expect(page.locator("#next")).to_be_disabled()  # a closed counter does not call
+    line = requests.get(
+        f"{mall.url}/v1/counters/{agency.counter['id']}/line",
+        headers=bearer(agency.officer),
+        timeout=10,
+    ).json()
+    assert line["counter"]["is_open"] is False
+
+    page.locator("#open-close").click()
+    expect(page.locator("#counter-state")).to_have_text("Loket buka")
+    expect(page.locator("#notice")).to_be_hidden()
+    expect(page.locator("#next")).to_be_enabled()
+    gone = requests.get(
+        f"{mall.url}/v1/tickets/{absent['id']}", headers=bearer(agency.officer), timeout=10
+    ).json()
+    assert gone["status"] == "no_show" and gone["call_count"] == 3

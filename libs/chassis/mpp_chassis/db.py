@@ -297,6 +297,11 @@ class Database(DependencyProvider):
             if forgotten:
                 _log.info("handled-event ids pruned", extra={"count": forgotten})
 
+    def ping(self) -> None:
+        """Raise unless the database answers (the event handlers' gate asks while it is shut)."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def stop(self) -> None:
         self.stopping.set()
         self.relay.stop()

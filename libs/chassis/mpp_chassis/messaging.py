@@ -6,7 +6,11 @@ seconds, default about 20 minutes in all): a copy goes to the delay queue of its
 (``mpp.retry.<ms>ms``, a quorum queue whose message TTL is the step and whose expired messages
 are dead-lettered, at least once, through the default exchange back to the handler's queue), and
 only once the broker has confirmed the copy is the delivery acknowledged. So a ten-minute outage
-of a database or a provider dead-letters nothing. When the steps run out, the event is published
+of a database or a provider dead-letters nothing. A handler that fails because its service's
+database is unavailable also shuts the service's :class:`ConsumingGate`: from then on events are
+held (unacknowledged, at most the consumer's prefetch per queue, so the broker sends no more)
+instead of run, until a probe finds the database answering again — an outage does not spend
+every waiting event's retries. When the steps run out, the event is published
 (confirmed) to ``mpp.dead-letters`` and then acknowledged, where ``python -m mpp_chassis.dlq``
 lists, inspects and replays it. ``EVENT_DELIVERY_LIMIT`` stays as the broker's bound on
 deliveries that end without an answer (a worker killed mid-event, again and again). A queue's
@@ -30,6 +34,7 @@ from nameko.constants import (
 )
 from nameko.events import BROADCAST, EventHandler
 from nameko.exceptions import ContainerBeingKilled, deserialize_to_instance
+from nameko.extensions import SharedExtension
 from nameko.rpc import Responder, Rpc, RpcProxy, get_rpc_exchange
 from sqlalchemy import exc as sa_exc
 
@@ -164,12 +169,64 @@ def _own_headers(headers: dict | None) -> dict:
     }
 
 
+class ConsumingGate(SharedExtension):
+    """Open while the service's database answers; shut by the first event handler that fails
+    because it does not (:data:`DATABASE_UNAVAILABLE`). While it is shut, event handlers hold
+    the events they receive instead of running them, and a probe asks the database every
+    ``READINESS_PROBE_SECONDS`` (default 1) through each ``Database`` dependency's ``ping``; the
+    first answer opens the gate and the held events run. One gate per container."""
+
+    def setup(self) -> None:
+        self.interval = float(self.container.config.get("READINESS_PROBE_SECONDS", 1.0))
+        self._opened = eventlet.event.Event()
+        self._opened.send()
+        self.held = 0
+
+    @property
+    def shut(self) -> bool:
+        return not self._opened.ready()
+
+    def shut_for(self, error: BaseException) -> None:
+        if self.shut:
+            return
+        self._opened = eventlet.event.Event()
+        _log.warning(
+            "database unavailable: holding events until it answers",
+            extra={"error": type(error).__name__},
+        )
+        metrics.CONSUMING_SHUT.labels(self.container.service_name).set(1)
+        self.container.spawn_managed_thread(self._probe)
+
+    def wait_open(self) -> None:
+        self.held += 1
+        try:
+            self._opened.wait()
+        finally:
+            self.held -= 1
+
+    def _probe(self) -> None:
+        probes = [d for d in self.container.dependencies if callable(getattr(d, "ping", None))]
+        while self.shut:
+            eventlet.sleep(self.interval)
+            try:
+                for dependency in probes:
+                    dependency.ping()
+            except Exception as exc:  # still away: ask again later
+                _log.debug("database still unavailable: %s", type(exc).__name__)
+                continue
+            _log.info("database answers again: running held events", extra={"held": self.held})
+            metrics.CONSUMING_SHUT.labels(self.container.service_name).set(0)
+            self._opened.send()
+
+
 class ReliableEventHandler(EventHandler):
     """A SERVICE_POOL handler on a quorum queue: failed events come back with backoff, then go
     to the dead letters (see the module's docstring).
 
     The handler method receives the loaded envelope (payload validated, unknown fields dropped).
     """
+
+    gate = ConsumingGate()
 
     def __init__(self, source_service: str, event_type: str, **kwargs) -> None:
         kwargs.setdefault("requeue_on_error", True)
@@ -220,6 +277,16 @@ class ReliableEventHandler(EventHandler):
             ).inc()
             message.reject(requeue=False)
             return
+        if self.gate.shut:  # hold it, unacknowledged, off the consumer's own thread
+            self.container.spawn_managed_thread(partial(self._run_when_open, envelope, message))
+            return
+        self._run(envelope, message)
+
+    def _run_when_open(self, envelope: dict, message) -> None:
+        self.gate.wait_open()
+        self._run(envelope, message)
+
+    def _run(self, envelope: dict, message) -> None:
         context_data = self.unpack_message_headers(message)
         context_data.setdefault(context.CORRELATION_KEY, envelope["correlation_id"])
         handle_result = partial(self.handle_result, message)
@@ -244,6 +311,8 @@ class ReliableEventHandler(EventHandler):
         if exc_info is None:
             return super().handle_result(message, worker_ctx, result, exc_info)
         error = type(exc_info[1]).__name__
+        if isinstance(exc_info[1], DATABASE_UNAVAILABLE):
+            self.gate.shut_for(exc_info[1])
         try:
             if steps < len(self.delays_ms):
                 self._send_back_later(message, steps)

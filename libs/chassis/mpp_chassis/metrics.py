@@ -23,6 +23,10 @@ OUTBOX_PUBLISHED = Counter("mpp_outbox_published_total", "Events confirmed by th
 OUTBOX_PARKED = Counter(
     "mpp_outbox_parked_total", "Events parked because no queue was bound to them"
 )
+OUTBOX_PARKED_NOW = Gauge(
+    "mpp_outbox_parked_events",
+    "Events parked now (no queue took them), waiting for `python -m mpp_chassis.outbox republish`",
+)
 EVENTS_HANDLED = Counter(
     "mpp_events_handled_total", "Events handled", ["service", "event_type", "outcome"]
 )
@@ -41,6 +45,11 @@ EVENTS_DEAD_LETTERED = Counter(
     "mpp_events_dead_lettered_total",
     "Events moved to mpp.dead-letters once their retries ran out",
     ["service", "event_type"],
+)
+CONSUMING_SHUT = Gauge(
+    "mpp_events_held_for_database",
+    "1 while the service holds its events because its database does not answer",
+    ["service"],
 )
 DEAD_LETTERS = Gauge(
     "mpp_dead_letters", "Messages waiting in mpp.dead-letters (python -m mpp_chassis.dlq list)"

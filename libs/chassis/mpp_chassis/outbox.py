@@ -8,11 +8,13 @@ at-least-once is enough. On PostgreSQL rows are claimed with ``FOR UPDATE SKIP L
 replicas never publish a row twice at the same time.
 
 An event that no queue takes for about half a minute (no consumer of that type was ever started)
-is *parked*: kept in the outbox with ``last_error = 'unroutable'`` and counted in
-``mpp_outbox_parked_total``. Once a type has had no queue for that long, each new event of it is
-still published once (the first one a new consumer's queue takes ends the state) and parked at
-once if it comes back: retrying every one for half a minute kept thousands of rows in the relay's
-way on a busy floor. When a consumer for it is deployed later, send the parked events again:
+is *parked*: kept in the outbox with ``last_error = 'unroutable'`` — never pruned, however old,
+until it is republished and sent — counted in ``mpp_outbox_parked_total`` and, while it waits,
+in the ``mpp_outbox_parked_events`` gauge (alert MppOutboxParked). Once a type has had no queue for
+that long, each new event of it is still published once (the first one a new consumer's queue
+takes ends the state) and parked at once if it comes back: retrying every one for half a minute
+kept thousands of rows in the relay's way on a busy floor. When a consumer for it is deployed
+later, send the parked events again:
 
     python -m mpp_chassis.outbox republish <service> [--type EVENT_TYPE]
 """
@@ -266,7 +268,9 @@ class OutboxRelay:
         self._prune()
         if time.monotonic() - self._backlog_read_at >= 1.0:  # a gauge, not worth a COUNT per batch
             self._backlog_read_at = time.monotonic()
-            metrics.OUTBOX_BACKLOG.set(self.backlog())
+            backlog, parked_now = self.backlog_and_parked()
+            metrics.OUTBOX_BACKLOG.set(backlog)
+            metrics.OUTBOX_PARKED_NOW.set(parked_now)
         return len(sent)
 
     def _long_unroutable(self, event_type: str) -> bool:
@@ -276,8 +280,8 @@ class OutboxRelay:
     def _after_unroutable(self, attempts: int, rows: int = 1, *, park: bool = False) -> dict:
         """Retry an event no queue took, with growing delays; after ``max_unroutable_attempts``
         (about half a minute by default), or at once if its type has had no queue for that long
-        (``park``), park it: it stays in the outbox, marked ``unroutable``, for the retention
-        period and ``python -m mpp_chassis.outbox republish`` sends it again once a consumer
+        (``park``), park it: it stays in the outbox, marked ``unroutable``, until
+        ``python -m mpp_chassis.outbox republish`` sends it again once a consumer
         exists. Retrying forever would spend the relay on events nobody wants."""
         now = datetime.now(UTC)
         if park or attempts >= self.max_unroutable_attempts:
@@ -330,22 +334,41 @@ class OutboxRelay:
         return sent, unroutable
 
     def backlog(self) -> int:
+        return self.backlog_and_parked()[0]
+
+    def backlog_and_parked(self) -> tuple[int, int]:
+        """Events not yet sent, and events parked now (both gauges, in one statement)."""
+        c = self.outbox.c
         with self.engine.connect() as conn:
-            return conn.execute(
-                select(func.count()).select_from(self.outbox).where(self.outbox.c.sent_at.is_(None))
-            ).scalar_one()
+            return tuple(
+                conn.execute(
+                    select(
+                        func.count().filter(c.sent_at.is_(None)),
+                        func.count().filter(c.sent_at.is_not(None), c.last_error == UNROUTABLE),
+                    ).select_from(self.outbox)
+                ).one()
+            )
 
     def _prune(self) -> None:
         now = datetime.now(UTC)
         if now - self._last_prune < timedelta(hours=1):
             return
         self._last_prune = now
+        self.prune(now)
+
+    def prune(self, now: datetime) -> int:
+        """Delete events sent more than ``RETENTION`` before ``now``. A parked event was never
+        delivered: it stays, whatever its age, until it is republished and sent (the
+        ``mpp_outbox_parked_events`` gauge and the MppOutboxParked alert show it waiting)."""
+        c = self.outbox.c
         with self.engine.begin() as conn:
-            conn.execute(
+            return conn.execute(
                 delete(self.outbox).where(
-                    self.outbox.c.sent_at.is_not(None), self.outbox.c.sent_at < now - RETENTION
+                    c.sent_at.is_not(None),
+                    c.sent_at < now - RETENTION,
+                    c.last_error.is_distinct_from(UNROUTABLE),
                 )
-            )
+            ).rowcount
 
 
 def parked(

@@ -140,6 +140,15 @@ class PaymentSchema(Schema):
     provider = fields.String(required=True)
 
 
+class PaymentNotRequiredSchema(Schema):
+    """The payment service's verdict that a completed ticket owes nothing (its service's fee in
+    force at completion is 0): the ticket is settled without an invoice."""
+
+    ticket_id = fields.String(required=True)
+    agency_id = fields.String(required=True)
+    service_id = fields.String(required=True)
+
+
 class PaymentRefundedSchema(PaymentSchema):
     refund_id = fields.String(required=True)
     refund_amount_idr = Money(required=True, validate=validate.Range(min=1))
@@ -228,6 +237,7 @@ EVENT_TYPES: dict[str, EventSpec] = {
         "payment_failed",
         "payment_expired",
     ),
+    **_specs("payment", PaymentNotRequiredSchema, "payment_not_required"),
     **_specs("payment", PaymentRefundedSchema, "payment_refunded"),
     **_specs("payment", PaymentFlaggedSchema, "payment_flagged"),
     **_specs("rating", RatingInvitedSchema, "rating_invited"),

@@ -99,11 +99,14 @@ class PaymentService(OpsEndpoints):
 
     @event_handler("queue", "ticket_completed")
     def handle_ticket_completed(self, event: dict) -> None:
-        amount = usecases.invoice_amount(self.uow, event["payload"])
-        if amount <= 0:
-            return  # a free service: nothing to store (a redelivery is the same no-op)
+        """This service owns "does this ticket need paying?": it opens the invoice or says that
+        none is required; the rating service invites from these facts only."""
         if self.uow.claim_event(event["id"], "handle_ticket_completed"):
-            usecases.open_invoice(self.uow, self.settings, event["payload"], amount)
+            amount = usecases.invoice_amount(self.uow, event["payload"])
+            if amount > 0:
+                usecases.open_invoice(self.uow, self.settings, event["payload"], amount)
+            else:
+                usecases.payment_not_required(self.uow, event["payload"])
             self.uow.commit()
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)

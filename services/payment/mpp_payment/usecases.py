@@ -202,13 +202,28 @@ def _charge_columns(charge: adapters.Charge) -> dict:
 
 
 def invoice_amount(uow, ticket: dict) -> int:
-    """What a completed ticket owes (0: nothing). The catalogue's fee (our copy, kept from
-    ``service_*`` events); the fee carried by the ticket event is the queue's catalogue value at
-    completion and is used only when our copy has not arrived yet."""
+    """What a completed ticket owes (0: nothing): the fee in force when it was completed — the
+    service is rendered then, and a fee changed while the citizen waited applies to them
+    (docs/payment-rules.md). It is read from our copy of the catalogue (kept from ``service_*``
+    events, never overwritten by an older version); the fee the ticket event carries (the fee
+    the ticket was issued with) is used only when our copy has not arrived yet."""
     fee = uow.session.execute(
         select(catalogue.c.fee_idr).where(catalogue.c.id == ticket["service_id"])
     ).scalar_one_or_none()
     return ticket["fee_idr"] if fee is None else fee
+
+
+def payment_not_required(uow, ticket: dict) -> None:
+    """Record the verdict that a completed ticket owes nothing, as the fact the rating service
+    invites from (``payment_not_required``). Nothing else is stored: no invoice, no ledger."""
+    uow.add_event(
+        "payment_not_required",
+        {
+            "ticket_id": ticket["ticket_id"],
+            "agency_id": ticket["agency_id"],
+            "service_id": ticket["service_id"],
+        },
+    )
 
 
 def open_invoice(

@@ -125,6 +125,11 @@ class QueueService(OpsEndpoints):
         return self._commit(usecases.update_counter(self.uow, agency_id, counter_id, data))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def set_counter_open(self, counter_id: str, is_open: bool, actor: dict | None = None) -> dict:
+        """The counter's officer opens or closes it (the gateway's open/close routes)."""
+        return self._commit(usecases.set_counter_open(self.uow, counter_id, bool(is_open), actor))
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def list_counters(
         self, agency_id: str, cursor: str | None = None, limit: int | None = None
     ) -> dict:

@@ -53,7 +53,13 @@ class RatingService(OpsEndpoints):
     @event_handler("payment", "payment_succeeded")
     def handle_payment_succeeded(self, event: dict) -> None:
         if self.uow.claim_event(event["id"], "handle_payment_succeeded"):
-            usecases.on_payment_succeeded(self.uow, self.settings, event["payload"])
+            usecases.on_payment_settled(self.uow, self.settings, event["payload"])
+            self.uow.commit()
+
+    @event_handler("payment", "payment_not_required")
+    def handle_payment_not_required(self, event: dict) -> None:
+        if self.uow.claim_event(event["id"], "handle_payment_not_required"):
+            usecases.on_payment_settled(self.uow, self.settings, event["payload"])
             self.uow.commit()
 
     @event_handler("rating", "rating_submitted")

@@ -89,10 +89,7 @@ def on_agency_registered(uow, payload: dict) -> None:
 
 def _state(row) -> rules.InvitationState:
     return rules.InvitationState(
-        completed=row["completed"],
-        fee_idr=row["fee_idr"],
-        paid=row["paid"],
-        invited=row["token"] is not None,
+        completed=row["completed"], settled=row["settled"], invited=row["token"] is not None
     )
 
 
@@ -153,20 +150,23 @@ def _maybe_invite(uow, settings: Settings, row: dict) -> None:
 
 
 def on_ticket_completed(uow, settings: Settings, payload: dict) -> None:
+    """The queue's fact: the visit was served (by whom, where). Its fee is not read: whether
+    the ticket needs paying is the payment service's fact (:func:`on_payment_settled`)."""
     facts = {
         "agency_id": payload["agency_id"],
         "service_id": payload["service_id"],
         "counter_id": payload["counter_id"],
         "officer_id": payload["officer_id"],
-        "fee_idr": payload["fee_idr"],
         "completed": True,
         "completed_at": payload["completed_at"],
     }
-    row = _record(uow, payload["ticket_id"], {**facts, "paid": False}, facts)
+    row = _record(uow, payload["ticket_id"], {**facts, "settled": False}, facts)
     _maybe_invite(uow, settings, row)
 
 
-def on_payment_succeeded(uow, settings: Settings, payload: dict) -> None:
+def on_payment_settled(uow, settings: Settings, payload: dict) -> None:
+    """The payment service's fact: nothing is owed on the ticket (``payment_succeeded``, or
+    ``payment_not_required``); it may come before the completion."""
     row = _record(
         uow,
         payload["ticket_id"],
@@ -174,9 +174,9 @@ def on_payment_succeeded(uow, settings: Settings, payload: dict) -> None:
             "agency_id": payload["agency_id"],
             "service_id": payload["service_id"],
             "completed": False,
-            "paid": True,
+            "settled": True,
         },
-        {"paid": True},
+        {"settled": True},
     )
     _maybe_invite(uow, settings, row)
 

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from mpp_contracts.errors import BadRequest, Conflict, Forbidden, Unauthorized, ValidationFailed
 from mpp_payment.adapters.tables import journal_lines, payments
@@ -44,17 +44,20 @@ def test_invoice_opened_once_with_a_valid_qris(payment):
     assert payment.call("get_qris_image", view["id"], "svg")["svg"].lstrip().startswith("<")
 
 
-def test_free_service_opens_no_invoice(payment):
+def test_free_service_opens_no_invoice_and_says_none_is_required(payment):
+    """This service owns "does this ticket need paying?": a free one gets no invoice, and the
+    verdict is a fact others act on (payment_not_required, once however often it comes)."""
     ticket_id = str(uuid.uuid4())
-    payment.call(
-        "handle_ticket_completed",
-        envelope("ticket_completed", completed_payload(ticket_id, "agency-1", fee=0)),
-    )
+    completed = envelope("ticket_completed", completed_payload(ticket_id, "agency-1", fee=0))
+    payment.call("handle_ticket_completed", completed)
+    payment.call("handle_ticket_completed", completed)  # a redelivery
     assert payment.events("payment_requested") == []
-    with payment.db.connect() as conn:  # nothing stored either: no invoice, no handled-event row
+    (verdict,) = payment.events("payment_not_required")
+    assert verdict["payload"]["ticket_id"] == ticket_id
+    assert verdict["payload"]["agency_id"] == "agency-1"
+    with payment.db.connect() as conn:  # no invoice, no journal
         assert conn.execute(select(func.count()).select_from(payments)).scalar_one() == 0
-        handled = conn.execute(text("SELECT count(*) FROM processed_events")).scalar_one()
-    assert handled == 0
+        assert conn.execute(select(func.count()).select_from(journal_lines)).scalar_one() == 0
 
 
 def test_paid_once_duplicates_change_nothing_and_journal_balances(payment):

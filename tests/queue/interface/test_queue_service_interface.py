@@ -267,3 +267,24 @@ def test_counters_page_by_name(queue):
         "Loket 3",
     ]
     assert second["next_cursor"] is None
+
+
+def test_an_officer_closes_their_counter_through_the_entry_point(queue):
+    agency = queue("register_agency", {"code": "KUA", "name": "Kantor Urusan Agama"})
+    svc = queue(
+        "plug_service",
+        agency["id"],
+        {"code": "NIKAH", "name": "Nikah", "fee_idr": 0, "sla_minutes": 60, "prefix": "N"},
+    )
+    counter = queue("add_counter", agency["id"], {"name": "2", "service_ids": [svc["id"]]})
+    officer = {"role": "officer", "agency_id": agency["id"], "key_id": "k"}
+    queue("take_ticket", {"service_id": svc["id"]})
+    called = queue("call_next", counter["id"], officer)
+    with pytest.raises(Conflict) as busy:  # the contract's error type, not a RemoteError
+        queue("set_counter_open", counter["id"], False, officer)
+    assert busy.value.code == "COUNTER_BUSY" and busy.value.details["tickets"] == [called["number"]]
+    for action in ("start", "complete"):
+        queue("ticket_action", called["id"], action, {}, officer)
+    assert queue("set_counter_open", counter["id"], False, officer)["is_open"] is False
+    line = queue("counter_line", counter["id"], officer, {})
+    assert line["counter"]["is_open"] is False and line["no_show_after_calls"] == 3

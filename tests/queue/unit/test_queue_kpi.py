@@ -5,9 +5,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mpp_queue.domain.kpi import (
+    Hour,
     Kpi,
     Stats,
     TicketRecord,
+    by_hour,
     compute_kpis,
     nearest_rank,
     summarize,
@@ -172,3 +174,53 @@ def test_no_records_no_groups():
 
 def test_empty_group_default_kpi():
     assert Kpi().waiting == Stats()
+
+
+def at(local_hour: int, minute: int = 0, day: date = DAY) -> datetime:
+    """An instant at a local (WIB, +7) hour of ``day``."""
+    return datetime(day.year, day.month, day.day, local_hour, minute, tzinfo=UTC) - timedelta(
+        hours=7
+    )
+
+
+def hourly(issued: datetime, called=None, completed=None, status="done") -> TicketRecord:
+    return TicketRecord(
+        agency_id="dukcapil",
+        service_id="ktp",
+        counter_id="c1",
+        day=DAY,
+        issued_at=issued,
+        called_at=called,
+        started_at=called,
+        completed_at=completed,
+        status=TicketStatus(status),
+    )
+
+
+def test_by_hour_counts_arrivals_services_and_waits_in_local_hours():
+    records = [
+        # arrived 08:10, called 08:40, done 09:05: taken at 8, served at 9, a 30-min wait at 8
+        hourly(at(8, 10), at(8, 40), at(9, 5)),
+        # arrived 08:50, called 09:50 (a 60-min wait, counted at 8, the hour of arrival)
+        hourly(at(8, 50), at(9, 50), at(9, 59)),
+        hourly(at(9, 0), None, None, status="waiting"),
+        hourly(at(9, 1), at(9, 2), None, status="no_show"),
+    ]
+    hours = by_hour(records, "Asia/Jakarta")
+    assert [h.hour for h in hours] == list(range(24))  # every hour, empty ones too
+    assert hours[8] == Hour(8, taken=2, served=0, waiting=summarize([1800, 3600]))
+    assert (hours[9].taken, hours[9].served, hours[9].waiting.count) == (2, 2, 1)
+    assert all(h.taken == h.served == 0 for h in hours if h.hour not in (8, 9))
+    assert sum(h.taken for h in hours) == len(records)
+
+
+def test_by_hour_uses_the_mall_zone_and_its_day():
+    # 08:00 WIB is 09:00 WITA: the same instant lands in the zone's own hour
+    record = hourly(at(8), at(8, 5), at(8, 20))
+    assert by_hour([record], "Asia/Makassar")[9].taken == 1
+    # done after local midnight (a day closed late): not served on this day's chart
+    late = hourly(at(23, 30), at(23, 40), at(23, 50) + timedelta(minutes=30))
+    assert sum(h.served for h in by_hour([late], "Asia/Jakarta")) == 0
+    naive = hourly(datetime(2026, 5, 11, 8, 0))
+    with pytest.raises(ValueError):
+        by_hour([naive], "Asia/Jakarta")

@@ -234,4 +234,17 @@ def test_queue_stats_match_a_recomputation_from_the_tickets(floor):
     by_service = {s["service_id"]: s for s in stats["by_service"]}
     assert sum(s["tickets"] for s in by_service.values()) == 13
     assert [c["counter_id"] for c in stats["by_counter"]] == [c1["id"]]
+    # hour by hour in the mall's zone (the floor opens at 08:00 WIB): the same tickets, served
+    # and waits, each wait in its citizen's hour of arrival
+    hours = stats["by_hour"]
+    assert [h["hour"] for h in hours] == list(range(24))
+    assert sum(h["taken"] for h in hours) == 13 and hours[8]["taken"] > 0
+    assert sum(h["served"] for h in hours) == overall["served"]
+    assert sum(h["waiting"]["count"] for h in hours) == len(waits)
+    arrived_at_8 = [
+        seconds(v["issued_at"], v["called_at"])
+        for v in views
+        if v["called_at"] and datetime.fromisoformat(v["issued_at"]).hour == 1  # 08 WIB
+    ]
+    assert hours[8]["waiting"]["median_seconds"] == pytest.approx(nearest_rank(arrived_at_8, 50))
     assert floor("queue_stats", settings=True, day="2026-12-02")["overall"]["tickets"] == 0

@@ -280,6 +280,39 @@ def test_unplugging_a_service_or_closing_a_counter_loses_no_ticket(floor):
         floor("update_service", agency["id"], svc["id"], {"name": "Lagi"}, now=False)
 
 
+def test_an_officer_opens_and_closes_their_counter_but_not_on_a_citizen(floor):
+    agency, svc = setup_agency(floor)
+    c1 = counter(floor, agency, [svc])
+    officer = {"role": "officer", "agency_id": agency["id"], "key_id": "k"}
+    stranger = {"role": "officer", "agency_id": "someone-else", "key_id": "s"}
+    with pytest.raises(Forbidden):
+        floor("set_counter_open", c1["id"], False, stranger, now=False)
+    with pytest.raises(NotFound):
+        floor("set_counter_open", "no-such-counter", False, officer, now=False)
+    t = take(floor, svc)
+    floor("call_next", c1["id"], officer, settings=True)
+    # a citizen called to the desk: the officer may not close on them
+    with pytest.raises(Conflict) as busy:
+        floor("set_counter_open", c1["id"], False, officer, now=False)
+    assert busy.value.code == "COUNTER_BUSY" and busy.value.details["tickets"] == [t["number"]]
+    floor("ticket_action", t["id"], "start", {}, officer, settings=True)
+    with pytest.raises(Conflict):
+        floor("set_counter_open", c1["id"], False, officer, now=False)
+    floor("ticket_action", t["id"], "complete", {}, officer, settings=True)
+    closed = floor("set_counter_open", c1["id"], False, officer, now=False)
+    assert closed["is_open"] is False
+    assert floor.events("counter_closed")[-1]["payload"]["counter_id"] == c1["id"]
+    take(floor, svc)
+    with pytest.raises(Conflict) as dark:
+        floor("call_next", c1["id"], officer, settings=True)
+    assert dark.value.code == "COUNTER_CLOSED"
+    # closing twice (a retried press) leaves it closed; opening lets it call again
+    assert floor("set_counter_open", c1["id"], False, officer, now=False)["is_open"] is False
+    assert floor("set_counter_open", c1["id"], True, officer, now=False)["is_open"] is True
+    assert floor.events("counter_opened")[-1]["payload"]["counter_id"] == c1["id"]
+    assert floor("call_next", c1["id"], officer, settings=True)["status"] == "called"
+
+
 def test_service_changes_are_events_and_do_not_rewrite_issued_tickets(floor):
     agency, svc = setup_agency(floor, fee_idr=10000)
     before = take(floor, svc)

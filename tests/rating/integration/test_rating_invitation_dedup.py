@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, func, select
 from mpp_chassis.migrate import upgrade
 from mpp_contracts.envelope import make_envelope
 from mpp_rating.adapters.tables import invitations, metadata
-from tests.rating.interface.conftest import completed_payload
+from tests.rating.interface.conftest import completed_payload, not_required_payload
 from tests.support.infra import wait_until
 from tests.support.mall import free_port
 
@@ -38,6 +38,14 @@ def test_ticket_completed_delivered_twice_issues_one_token(
     }
     container_factory(RatingService, config).start()
     dispatch = event_dispatcher({"AMQP_URI": amqp_uri})
+    for ticket in ("t-1", "t-2"):  # the payment service's verdict: nothing to pay
+        verdict = make_envelope(
+            "payment_not_required",
+            not_required_payload(ticket, "ag-1"),
+            source="payment",
+            mall="mpp-test",
+        )
+        dispatch("payment", "payment_not_required", verdict)
     twice = make_envelope(
         "ticket_completed", completed_payload("t-1", "ag-1"), source="queue", mall="mpp-test"
     )

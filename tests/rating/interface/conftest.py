@@ -42,6 +42,15 @@ def completed_payload(ticket_id: str, agency_id: str, **overrides) -> dict:
     return payload
 
 
+def not_required_payload(ticket_id: str, agency_id: str, **overrides) -> dict:
+    """The payment service's verdict that the ticket owes nothing."""
+    return {
+        "ticket_id": ticket_id,
+        "agency_id": agency_id,
+        "service_id": overrides.pop("service_id", f"svc-{agency_id}"),
+    }
+
+
 class Rating:
     """Handles on the container: ``call(name, *args)`` runs one entry point; ``db`` is an engine."""
 
@@ -54,14 +63,24 @@ class Rating:
             return hook(*args)
 
     def complete(self, ticket_id: str, agency_id: str, **overrides) -> str:
-        """Deliver ticket_completed (free service) and return the token it issued."""
+        """Deliver ticket_completed and the payment service's payment_not_required (a free
+        service) and return the token they issued."""
         from sqlalchemy import select
 
         from mpp_rating.adapters.tables import invitations
 
+        service = {"service_id": overrides["service_id"]} if "service_id" in overrides else {}
         self.call(
             "handle_ticket_completed",
             envelope("ticket_completed", completed_payload(ticket_id, agency_id, **overrides)),
+        )
+        self.call(
+            "handle_payment_not_required",
+            envelope(
+                "payment_not_required",
+                not_required_payload(ticket_id, agency_id, **service),
+                "payment",
+            ),
         )
         with self.db.connect() as conn:
             return conn.execute(

@@ -235,6 +235,35 @@ def test_paid_service_invites_only_after_payment_whatever_the_order(rating):
         assert conn.execute(select(func.count()).select_from(invitations)).scalar_one() == 1
 
 
+@pytest.mark.parametrize("verdict_first", [False, True])
+def test_a_free_ticket_is_invited_on_the_payment_services_verdict_not_its_fee(
+    rating, verdict_first
+):
+    """Issue 19: whether a ticket needs paying is the payment service's fact. A completion whose
+    event carries fee 0 (the fee when the ticket was taken) no longer invites by itself: the fee
+    may have changed since, and the payment service may be opening an invoice. The invitation
+    comes with payment_not_required, before or after the completion."""
+    from tests.rating.interface.conftest import not_required_payload
+
+    completed = ("handle_ticket_completed", envelope("ticket_completed", _completed("t-free")))
+    verdict = (
+        "handle_payment_not_required",
+        envelope("payment_not_required", not_required_payload("t-free", "ag-1"), "payment"),
+    )
+    first, second = (verdict, completed) if verdict_first else (completed, verdict)
+
+    def token():
+        with rating.db.connect() as conn:
+            return conn.execute(select(invitations.c.token)).scalar_one()
+
+    rating.call(*first)
+    assert token() is None
+    rating.call(*second)
+    assert token()
+    rating.call(*verdict)  # a redelivered verdict changes nothing
+    assert len(outbox_events(rating, "rating_invited")) == 1
+
+
 def _completed(ticket_id: str, **overrides) -> dict:
     from tests.rating.interface.conftest import completed_payload
 

@@ -19,7 +19,7 @@ from mpp_chassis.db import UnitOfWork, make_engine
 from mpp_chassis.migrate import upgrade
 from mpp_rating import usecases
 from mpp_rating.adapters.tables import invitations, metadata, ratings
-from tests.rating.interface.conftest import completed_payload
+from tests.rating.interface.conftest import completed_payload, not_required_payload
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -83,6 +83,9 @@ def race(url: str, keyed: bool) -> tuple[list[list[str]], object]:
     uow = unit_of_work(session)
     for n in range(TOKENS):
         usecases.on_ticket_completed(uow, usecases.Settings(), completed_payload(f"t-{n}", "ag-1"))
+        usecases.on_payment_settled(
+            uow, usecases.Settings(), not_required_payload(f"t-{n}", "ag-1")
+        )
     uow.commit()
     tokens = list(session.execute(select(invitations.c.token).order_by("ticket_id")).scalars())
     session.close()

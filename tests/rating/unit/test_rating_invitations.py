@@ -6,7 +6,6 @@ import pytest
 
 from mpp_rating.domain.invitations import (
     InvitationState,
-    needs_payment_before_invite,
     new_token,
     ready_to_invite,
     token_expires_at,
@@ -16,59 +15,28 @@ from mpp_rating.domain.invitations import (
 T0 = datetime(2024, 5, 2, 2, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("fee", "expected"), [(0, False), (1, True), (350_000, True)])
-def test_needs_payment_before_invite(fee: int, expected: bool) -> None:
-    assert needs_payment_before_invite(fee) is expected
+def test_a_completed_ticket_waits_for_the_payment_services_verdict() -> None:
+    """Free or paid is not this service's call: completion alone never invites, whatever fee
+    the queue's event carried; the payment service's fact (paid, or nothing required) does."""
+    assert not ready_to_invite(InvitationState())
+    assert not ready_to_invite(InvitationState(completed=True))
+    assert ready_to_invite(InvitationState(completed=True, settled=True))
 
 
-def test_negative_fee_is_rejected() -> None:
-    with pytest.raises(ValueError):
-        needs_payment_before_invite(-1)
+def test_settlement_alone_does_not_invite() -> None:
+    assert not ready_to_invite(InvitationState(settled=True))
 
 
-def test_free_service_is_invited_on_completion() -> None:
-    state = InvitationState()
-    assert not ready_to_invite(state)
-    assert ready_to_invite(state.with_completion(fee_idr=0))
-
-
-def test_paid_service_waits_for_payment() -> None:
-    completed = InvitationState().with_completion(fee_idr=50_000)
-    assert not ready_to_invite(completed)
-    assert ready_to_invite(completed.with_payment())
-
-
-def test_payment_alone_does_not_invite() -> None:
-    assert not ready_to_invite(InvitationState().with_payment())
-
-
-# Each fact as a state transformer; facts may arrive in any order and more than once.
-FACTS = {
-    "completed": lambda s: s.with_completion(fee_idr=50_000),
-    "paid": lambda s: s.with_payment(),
-    "paid again": lambda s: s.with_payment(),
-    "completed again": lambda s: s.with_completion(fee_idr=50_000),
-}
-
-
-@pytest.mark.parametrize("order", list(permutations(FACTS)))
-def test_paid_service_order_of_facts_does_not_matter(order: tuple[str, ...]) -> None:
-    state = InvitationState()
-    for name in order:
-        state = FACTS[name](state)
-    assert ready_to_invite(state)
-    assert state == InvitationState(completed=True, fee_idr=50_000, paid=True)
+@pytest.mark.parametrize("order", list(permutations(["completed", "settled", "settled again"])))
+def test_the_order_of_the_facts_does_not_matter(order: tuple[str, ...]) -> None:
+    seen: dict[str, bool] = {}
+    for fact in order:
+        seen[fact.removesuffix(" again")] = True
+    assert ready_to_invite(InvitationState(**seen))
 
 
 def test_never_invited_twice() -> None:
-    state = InvitationState().with_completion(fee_idr=0).with_invitation()
-    assert not ready_to_invite(state)
-    assert not ready_to_invite(state.with_completion(fee_idr=0).with_payment())
-
-
-def test_conflicting_fees_are_rejected() -> None:
-    with pytest.raises(ValueError):
-        InvitationState().with_completion(fee_idr=0).with_completion(fee_idr=10_000)
+    assert not ready_to_invite(InvitationState(completed=True, settled=True, invited=True))
 
 
 def test_new_token_is_url_safe_unique_and_at_least_128_bits() -> None:

@@ -62,8 +62,10 @@ class BookingsRoutes:
         "/v1/bookings/{booking}/check-in",
         response=CheckInSchema,
         status=201,
+        idempotent=True,
         summary="Check in at a kiosk: on time gives a ticket called at the slot; too early is "
-        "409 TOO_EARLY; late gives a walk-in ticket in the normal line",
+        "409 TOO_EARLY; late gives a walk-in ticket in the normal line. With an "
+        "Idempotency-Key a kiosk's retry gets the first answer (its ticket), not a 409",
     )
     def check_in_booking(self, request, principal, booking):
         return ok(self.queue_rpc.check_in_booking(booking), 201)

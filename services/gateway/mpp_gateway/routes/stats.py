@@ -17,7 +17,8 @@ class StatsRoutes:
         query=contracts.StatsQuerySchema,
         response=QueueStatsSchema,
         summary="Waiting and serving times (mean, median, p90), served, no-shows, transfers and "
-        "SLA breaches of one mall day, overall and per agency, service and counter",
+        "SLA breaches of one mall day, overall and per agency, service and counter; and hour by "
+        "hour (local hours): tickets taken, served, and the waits of those who arrived",
     )
     def queue_stats(self, request, principal):
         args = {k: v for k, v in request.args.items() if v != ""}

@@ -6,7 +6,12 @@ from mpp_contracts import rpc as contracts
 from mpp_gateway import idempotency
 from mpp_gateway.http import read_json, route
 from mpp_gateway.responses import OFFICER, actor, ok
-from mpp_gateway.schemas.queue import CounterLineSchema, TicketReadQuerySchema, TicketSchema
+from mpp_gateway.schemas.queue import (
+    CounterLineSchema,
+    CounterSchema,
+    TicketReadQuerySchema,
+    TicketSchema,
+)
 
 
 class TicketsRoutes:
@@ -85,6 +90,31 @@ class TicketsRoutes:
     def call_next(self, request, principal, counter):
         key = idempotency.request_key(request)
         return ok(self.queue_rpc.call_next(counter, actor(principal), request_key=key))
+
+    @route(
+        "POST",
+        "/v1/counters/{counter}/open",
+        roles=OFFICER,
+        response=CounterSchema,
+        idempotent=True,
+        summary="The counter's officer opens it: it may call again. Opening an open counter "
+        "answers it unchanged",
+    )
+    def open_counter(self, request, principal, counter):
+        return ok(self.queue_rpc.set_counter_open(counter, True, actor(principal)))
+
+    @route(
+        "POST",
+        "/v1/counters/{counter}/close",
+        roles=OFFICER,
+        response=CounterSchema,
+        idempotent=True,
+        summary="The counter's officer closes it: it stops calling; its line stays with the "
+        "other counters of its services. 409 COUNTER_BUSY while it holds a called or served "
+        "citizen (complete, transfer or mark a no-show first)",
+    )
+    def close_counter(self, request, principal, counter):
+        return ok(self.queue_rpc.set_counter_open(counter, False, actor(principal)))
 
     @route(
         "POST",

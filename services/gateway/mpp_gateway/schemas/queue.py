@@ -242,6 +242,21 @@ class KpiSchema(Schema):
     sla_breaches = fields.Integer(required=True)
 
 
+class HourStatsSchema(Schema):
+    hour = fields.Integer(
+        required=True, metadata={"description": "Local hour of the mall day, 0-23"}
+    )
+    taken = fields.Integer(required=True, metadata={"description": "Tickets issued in the hour"})
+    served = fields.Integer(
+        required=True, metadata={"description": "Tickets completed in the hour"}
+    )
+    waiting = fields.Nested(
+        DurationStatsSchema,
+        required=True,
+        metadata={"description": "Waits (issue to first call) of the tickets issued in the hour"},
+    )
+
+
 class QueueStatsSchema(Schema):
     date = fields.String(required=True)
     agency_id = fields.String(allow_none=True)
@@ -250,6 +265,11 @@ class QueueStatsSchema(Schema):
     by_agency = fields.List(fields.Nested(KpiSchema), required=True)
     by_service = fields.List(fields.Nested(KpiSchema), required=True)
     by_counter = fields.List(fields.Nested(KpiSchema), required=True)
+    by_hour = fields.List(
+        fields.Nested(HourStatsSchema),
+        required=True,
+        metadata={"description": "The day's 24 local hours, empty ones included"},
+    )
 
 
 class TicketReadQuerySchema(Schema):
@@ -287,3 +307,7 @@ class CounterLineSchema(Schema):
         metadata={"description": "Callable tickets in the order call-next takes them"},
     )
     waiting_count = fields.Integer(required=True)
+    no_show_after_calls = fields.Integer(
+        required=True,
+        metadata={"description": "Calls (the first and its recalls) before a no-show is accepted"},
+    )

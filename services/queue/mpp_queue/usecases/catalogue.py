@@ -17,6 +17,7 @@ from mpp_queue.domain.tickets import TicketStatus
 
 from .common import (
     after_key,
+    check_agency,
     invalid,
     iso,
     load_row,
@@ -332,6 +333,36 @@ def update_counter(uow, agency_id: str, counter_id: str, data: dict) -> dict:
         event = "counter_updated"
     uow.add_event(event, _counter_event(view))
     return view
+
+
+HELD = (TicketStatus.CALLED.value, TicketStatus.SERVING.value)
+
+
+def set_counter_open(uow, counter_id: str, is_open: bool, actor: dict | None) -> dict:
+    """The counter's own officer opens or closes it (the agency admin's ``update_counter`` does
+    the same among other changes).
+
+    An officer does not close on a citizen standing at the desk: while the counter holds a
+    called or served ticket, closing is refused (409 ``COUNTER_BUSY``) until the officer
+    completes, transfers or marks it a no-show, so nobody is left at a dark counter. The agency
+    admin's PATCH still closes it (a supervisor's override: the held ticket can be finished)."""
+    session = uow.session
+    row = load_row(session, counters, counter_id, "COUNTER_NOT_FOUND", "counter")
+    check_agency(actor, row["agency_id"])
+    if not is_open:
+        held = session.execute(
+            select(tickets.c.number)
+            .where(tickets.c.counter_id == counter_id, tickets.c.status.in_(HELD))
+            .order_by(tickets.c.last_called_at)
+        ).scalars()
+        numbers = list(held)
+        if numbers:
+            raise Conflict(
+                "COUNTER_BUSY",
+                "this counter still holds a citizen: complete, transfer or mark a no-show first",
+                {"tickets": numbers},
+            )
+    return update_counter(uow, row["agency_id"], counter_id, {"is_open": is_open})
 
 
 def list_counters(uow, agency_id: str, cursor: str | None = None, limit: int | None = None) -> dict:

@@ -99,4 +99,5 @@ def counter_line(
         "current": [staff_view(ticket_view(session, settings, dict(r), now)) for r in held],
         "waiting": waiting,
         "waiting_count": waiting_count,
+        "no_show_after_calls": settings.no_show_after_calls,
     }

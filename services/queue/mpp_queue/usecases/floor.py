@@ -200,6 +200,10 @@ def queue_stats(
             for key, value in kpi.compute_kpis(records, group_by).items()
             if name != "by_counter" or key[1] is not None
         ]
+    result["by_hour"] = [
+        {"hour": h.hour, "taken": h.taken, "served": h.served, "waiting": _stats(h.waiting)}
+        for h in kpi.by_hour(records, settings.mall_timezone)
+    ]
     return result
 
 

@@ -31,10 +31,10 @@ invitations = Table(
     Column("service_id", String(36), nullable=False),
     Column("counter_id", String(36), nullable=True),
     Column("officer_id", String(36), nullable=True),
-    Column("fee_idr", Integer, nullable=True),
     Column("completed", Boolean, nullable=False, default=False),
     Column("completed_at", UtcDateTime(), nullable=True),
-    Column("paid", Boolean, nullable=False, default=False),
+    # the payment service's verdict arrived: paid, or no payment required
+    Column("settled", Boolean, nullable=False, default=False),
     Column("token", String(64), nullable=True, unique=True),
     Column("expires_at", UtcDateTime(), nullable=True),
     Column("used_at", UtcDateTime(), nullable=True),

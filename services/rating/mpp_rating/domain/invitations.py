@@ -1,15 +1,17 @@
 """When a citizen is invited to rate, and the one-time token the invitation carries.
 
-The facts that decide the invitation come from two services as events (the queue service's ticket
-completion with the service fee, the payment service's payment success) and may arrive in any order,
-twice, or late. So the rule is a pure function of the facts seen so far, and recording a fact again
-changes nothing.
+A visit is rated once it is over: the ticket is completed (the queue service's fact) and nothing
+is owed on it (the payment service's fact: ``payment_succeeded``, or ``payment_not_required``
+when the service's fee at completion is 0). Whether a ticket needs paying is the payment
+service's decision alone; this service never reads a fee. The facts come as events, in any
+order, twice, or late, so the rule is a pure function of the facts seen so far, and recording a
+fact again changes nothing.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -19,46 +21,20 @@ TOKEN_BYTES = 32
 TokenStatus = Literal["ok", "expired", "used"]
 
 
-def needs_payment_before_invite(fee_idr: int) -> bool:
-    """A paid service counts as finished only once paid, so only then is it rated."""
-    if fee_idr < 0:
-        raise ValueError(f"fee must not be negative, got {fee_idr}")
-    return fee_idr > 0
-
-
 @dataclass(frozen=True)
 class InvitationState:
-    """Facts seen so far for one ticket; ``fee_idr`` is None until the completion arrives.
-
-    ``invited`` is recorded once the invitation is sent, so duplicate events do not invite twice.
-    """
+    """Facts seen so far for one ticket: ``completed`` (the queue's ticket_completed),
+    ``settled`` (the payment service's payment_succeeded or payment_not_required) and
+    ``invited`` (a token was issued, so duplicate events do not invite twice)."""
 
     completed: bool = False
-    fee_idr: int | None = None
-    paid: bool = False
+    settled: bool = False
     invited: bool = False
-
-    def with_completion(self, fee_idr: int) -> InvitationState:
-        """Record that the ticket was completed with this fee (integer rupiah)."""
-        needs_payment_before_invite(fee_idr)
-        if self.completed and self.fee_idr != fee_idr:
-            raise ValueError(f"completed twice with different fees: {self.fee_idr}, {fee_idr}")
-        return replace(self, completed=True, fee_idr=fee_idr)
-
-    def with_payment(self) -> InvitationState:
-        """Record that the payment succeeded (may come before the completion)."""
-        return replace(self, paid=True)
-
-    def with_invitation(self) -> InvitationState:
-        """Record that the invitation was sent."""
-        return replace(self, invited=True)
 
 
 def ready_to_invite(state: InvitationState) -> bool:
-    """Free service: invite on completion; paid service: once completed and paid. Never twice."""
-    if state.invited or not state.completed or state.fee_idr is None:
-        return False
-    return state.paid or not needs_payment_before_invite(state.fee_idr)
+    """Invite once the ticket is completed and settled; never twice."""
+    return state.completed and state.settled and not state.invited
 
 
 def new_token() -> str:
