@@ -10,7 +10,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.support.infra import wait_until
-from tests.web.conftest import PHONE, TV, Agency
+from tests.web.conftest import KIOSK, PHONE, TV, Agency
 from tests.web.test_screens_accessibility import check
 
 pytestmark = pytest.mark.e2e
@@ -132,8 +132,17 @@ def test_the_ikm_page_ranks_representative_agencies_and_keeps_the_others_apart(
     expect(desk.locator("#unranked > li")).to_have_count(1)
     check(desk, "ikm-desktop")
 
-    # the board, which citizens cannot tap, shows the page's QR and address
-    board = new_page(TV)
-    board.goto(f"{mall.url}/board")
-    expect(board.locator("#ikm-qr .link")).to_have_text(f"{mall.url}/ikm")
-    expect(board.locator("#ikm-qr [role=img] svg")).to_be_visible()
+    # the board (citizens cannot tap it) and the kiosk (it stays on its page) show the QR
+    for path, size in (("board", TV), ("kiosk", KIOSK)):
+        screen = new_page(size)
+        screen.goto(f"{mall.url}/{path}")
+        expect(screen.locator("#ikm-qr .link")).to_have_text(f"{mall.url}/ikm")
+        expect(screen.locator("#ikm-qr [role=img] svg")).to_be_visible()
+    screen.click("#lang")
+    expect(screen.locator("#ikm-qr")).to_contain_text("Scan to see")
+    # a slip's QR is the citizen's own: the kiosk never shows two at once
+    screen.click(f"[data-agency='{best.code}']")
+    screen.click(f"[data-service='{best.service['code']}']")
+    screen.click("#take")
+    expect(screen.locator("#number")).to_be_visible()
+    expect(screen.locator("#ikm-qr")).to_be_hidden()
