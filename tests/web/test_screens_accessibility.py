@@ -119,3 +119,41 @@ def test_every_screen_passes_axe_at_its_device_size(mall_factory, new_page):
     book.locator("[data-slot]").first.click()
     expect(book.locator("#nik")).to_be_visible()
     check(book, "book-nik")
+
+
+# -- the mall's own pages (issue 17): the public IKM page and the mall admin's page
+
+
+def test_the_mall_pages_pass_axe(mall_factory, new_page):
+    """/ikm on a phone and a desk (ranked agencies and one not yet representative, its elements
+    open), /mall's sign-in and the signed-in page on a desk."""
+    from tests.support.mall import MALL_ADMIN_KEY
+    from tests.web.test_screens_ikm import rated_mall
+
+    mall = mall_factory("sqlite")
+    best, _, _ = rated_mall(mall.url)
+    best.take()  # one citizen waiting: the mall admin's figures are not all zero
+
+    phone = new_page(PHONE)
+    phone.goto(f"{mall.url}/ikm")
+    expect(phone.locator("#ranked > li")).to_have_count(2)
+    check(phone, "ikm-phone")
+    desk = new_page(DESK)
+    desk.goto(f"{mall.url}/ikm")
+    expect(desk.locator("#unranked > li")).to_have_count(1)
+    desk.locator("#ranked > li").first.locator("details summary").click()
+    check(desk, "ikm-desktop")
+
+    admin = new_page(DESK)
+    admin.goto(f"{mall.url}/mall")
+    expect(admin.locator("#login-form")).to_be_visible()
+    check(admin, "mall-login")
+    admin.fill("#mall-key", MALL_ADMIN_KEY)
+    admin.click("#login-form button[type=submit]")
+    expect(admin.locator("#kpi-tickets")).to_have_text("5")
+    admin.locator(f"#agency-list [data-manage='{best.code}']").click()
+    expect(admin.locator("#agency-keys tr")).to_have_count(3)  # first admin, officer, display
+    unranked = admin.locator("#by-agency tr", has_text="IMIGRASI")
+    expect(unranked).to_contain_text("belum representatif")
+    admin.evaluate("window.scrollTo(0, 0)")
+    check(admin, "mall")

@@ -218,6 +218,27 @@ def list_keys(
     return items, [last.created_at.isoformat(), last.id] if last is not None else None
 
 
+def get_key(session: Session, key_id: str) -> dict:
+    """One key by its id, without its secret or hash (a screen asks which listed key it holds)."""
+    c = api_keys.c
+    row = session.execute(
+        select(c.id, c.role, c.agency_id, c.scope, c.label, c.created_at, c.revoked_at).where(
+            c.id == key_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound("API_KEY_NOT_FOUND", "no key with this id")
+    return {
+        "id": row.id,
+        "role": row.role,
+        "agency_id": row.agency_id,
+        "scope": row.scope,
+        "label": row.label,
+        "created_at": row.created_at.isoformat(),
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+    }
+
+
 def revoke_key(session: Session, agency_id: str | None, key_id: str) -> None:
     """Revoke an active key of the agency (``agency_id`` None: a mall_admin key, the recorded
     bootstrap key included)."""

@@ -458,19 +458,24 @@ def _ikm_body(aggregate: Aggregate, weight: ikm.Weight) -> dict:
         "grade": result.grade,
         "grade_label": result.grade_label,
         "missing_elements": list(result.missing_elements),
-        "elements": [
-            {
-                "code": e.code,
-                "name": e.name,
-                "respondents": e.answer_count,
-                "nrr": _decimal(e.nrr),
-                "weighted_nrr": _decimal(e.weighted_nrr),
-                "converted": _decimal(e.converted),
-                "grade": e.grade,
-            }
-            for e in result.elements
-        ],
+        "elements": _elements(result),
     }
+
+
+def _elements(result: ikm.IkmResult) -> list[dict]:
+    """The nine elements of an IKM result as published (NRR, weighted, converted, grade)."""
+    return [
+        {
+            "code": e.code,
+            "name": e.name,
+            "respondents": e.answer_count,
+            "nrr": _decimal(e.nrr),
+            "weighted_nrr": _decimal(e.weighted_nrr),
+            "converted": _decimal(e.converted),
+            "grade": e.grade,
+        }
+        for e in result.elements
+    ]
 
 
 def _served(
@@ -634,6 +639,10 @@ def leaderboard(uow, settings: Settings, period: str, today: date | None = None)
                 "sample_needed": ikm.krejcie_morgan(r.entry.population),
                 "representative": r.representative,
                 "csat": _decimal(r.entry.csat),
+                # the nine elements, so a public page needs no summary per agency
+                "elements": _elements(
+                    aggregates.get(r.entry.agency_id, Aggregate()).ikm(settings.ikm_weight)
+                ),
             }
             for r in board.rank(entries)
         ],

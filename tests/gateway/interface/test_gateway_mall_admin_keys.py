@@ -145,3 +145,24 @@ def test_only_a_mall_admin_manages_mall_admin_keys(start_gateway):
     assert gateway.request("GET", "/v1/api-keys", admin["key"]).status_code == 401
     bad = gateway.request("POST", "/v1/api-keys", OLD_KEY, json={"role": "mall_admin"})
     assert bad.status_code == 422 and "role" in bad.json()["error"]["details"]
+
+
+def test_a_mall_admin_key_finds_itself_among_the_listed_keys(start_gateway):
+    gateway = start_gateway(OLD_KEY)
+    admin = gateway.request("POST", "/v1/api-keys", OLD_KEY, json={"label": "Ibu Sari"}).json()
+
+    mine = gateway.request("GET", "/v1/api-keys/current", admin["key"])
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["id"] == admin["id"] and mine.json()["label"] == "Ibu Sari"
+    assert "key" not in mine.json() and admin["key"] not in mine.text
+    bootstrap = gateway.request("GET", "/v1/api-keys/current", OLD_KEY).json()
+    assert bootstrap["id"].startswith("bootstrap-") and bootstrap["label"] == BOOTSTRAP_LABEL
+    assert bootstrap["id"] in {k["id"] for k in mall_keys(gateway, OLD_KEY)}
+
+    officer = gateway.request(
+        "POST", "/v1/agencies/agency-a/api-keys", OLD_KEY, json={"role": "officer"}
+    ).json()
+    assert gateway.request("GET", "/v1/api-keys/current", officer["key"]).status_code == 403
+    assert gateway.request("GET", "/v1/api-keys/current").status_code == 401
+    # "current" names no key to revoke
+    assert gateway.request("DELETE", "/v1/api-keys/current", OLD_KEY).status_code == 404

@@ -100,6 +100,9 @@ def test_rate_once_and_read_the_summary_from_the_read_model(rating):
 
     board = rating.call("leaderboard", {"period": "month"})
     assert board["items"][0]["agency_name"] == "Dukcapil" and board["items"][0]["rank"] == 1
+    # each entry carries its nine elements, as the agency's own summary publishes them
+    assert [e["code"] for e in board["items"][0]["elements"]] == [f"U{i}" for i in range(1, 10)]
+    assert board["items"][0]["elements"] == summary["ikm"]["elements"]
 
 
 def test_low_rating_complaint_is_answered_resolved_or_escalated(rating):

@@ -176,6 +176,17 @@ class ApiKeysRoutes:
         return ok(page(items, after))
 
     @route(
+        "GET",
+        "/v1/api-keys/current",
+        roles=(),  # the mall admin only
+        response=ApiKeySchema,
+        summary="The mall_admin key making this request (never its secret): the mall screen "
+        "marks it in the list and warns before revoking it",
+    )
+    def current_mall_admin_key(self, request, principal):
+        return ok(auth.get_key(self.uow.session, principal.key_id))
+
+    @route(
         "DELETE",
         "/v1/api-keys/{key_id}",
         roles=(),  # the mall admin only

@@ -26,6 +26,9 @@ PAGES = {
     "book": "book.html",
     "agency": "agency.html",
     "ticket": "ticket.html",
+    # the mall's own pages (issue 17): citizens' transparency page, the mall admin's page
+    "ikm": "ikm.html",
+    "mall": "mall.html",
 }
 
 SECURITY_HEADERS = {
@@ -108,6 +111,21 @@ class ScreensRoutes:
     @route("GET", "/counter", summary="The officer's console screen", media_type="text/html")
     def counter_page(self, request, principal):
         return self._page(request, "counter")
+
+    # -- the mall's own pages: public IKM and leaderboard, the mall admin's page
+
+    @route(
+        "GET",
+        "/ikm",
+        summary="The public satisfaction page (IKM per agency, leaderboard)",
+        media_type="text/html",
+    )
+    def ikm_page(self, request, principal):
+        return self._page(request, "ikm")
+
+    @route("GET", "/mall", summary="The mall admin's screen", media_type="text/html")
+    def mall_page(self, request, principal):
+        return self._page(request, "mall")
 
     @route(
         "GET",

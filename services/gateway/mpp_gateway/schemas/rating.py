@@ -119,6 +119,11 @@ class LeaderboardEntrySchema(Schema):
     sample_needed = fields.Integer(required=True)
     representative = fields.Boolean(required=True)
     csat = Decimal(allow_none=True, required=True)
+    elements = fields.List(
+        fields.Nested(IkmElementSchema),
+        required=True,
+        metadata={"description": "The nine SKM elements (U1–U9) over the same answers"},
+    )
 
 
 class LeaderboardSchema(Schema):
