@@ -103,6 +103,21 @@ def test_builds_install_only_from_the_lock_file():
         assert not others, f"the {service} image must not carry {others}"
 
 
+def test_each_build_copies_only_its_own_service():
+    """Issue 21: every image copied all of services/, so a change to one service invalidated
+    the build cache of all four. The shared stage copies the lock file and libs/ only; each
+    service's stage copies its own directory."""
+    copied = {
+        name: [
+            line.split()[1] for line in lines if line.startswith("COPY") and "--from" not in line
+        ]
+        for name, lines in stages().items()
+    }
+    assert copied["build"] == ["constraints.txt", "libs/"]
+    for service in SERVICES:
+        assert copied[f"build-{service}"] == [f"services/{service}/"], copied[f"build-{service}"]
+
+
 def test_build_context_is_filtered():
     ignore = (DEPLOY / "docker" / "Dockerfile.dockerignore").read_text().split()
     assert ignore[0] == "*" or "*" in ignore
