@@ -90,6 +90,10 @@ function renderPayment(payment) {
           h("img", { src: payment.qris.image_svg, alt: "QRIS", width: "260", height: "260", id: "qris" }),
           h("figcaption", {}, t("pay.scan"), " · ", t("pay.expires", { time: clock(payment.expires_at) })))
       : null,
+    // the invoice exists at once; its QRIS comes once the provider has made the charge
+    pending && !payment.qris && payment.charge_status !== "ready"
+      ? h("p", { class: "preparing", id: "pay-preparing", role: "status" }, t("pay.preparing"))
+      : null,
     payment.receipt
       ? h("dl", { class: "receipt", id: "receipt" },
           h("dt", {}, t("pay.receipt")), h("dd", {}, payment.receipt.number),

@@ -56,9 +56,24 @@ def test_kiosk_board_phone_payment_and_rating(mall_factory, new_page):
     expect(phone.locator("#status")).to_contain_text("Dipanggil")
     expect(phone.locator(".go")).to_contain_text("Loket 3")
     expect(phone.locator("main")).not_to_contain_text("null")
+    # the invoice exists at once; until the provider has made its charge the page says so
+    # (here the first answer is made to say "preparing", as during a provider's outage)
+    preparing = []
+
+    def still_preparing(route):
+        if preparing:
+            return route.fallback()
+        answer = route.fetch()
+        preparing.append(answer.json())
+        route.fulfill(
+            response=answer, json={**answer.json(), "charge_status": "preparing", "qris": None}
+        )
+
+    phone.route("**/payment?*", still_preparing)
     agency.act(called["id"], "start")
     agency.act(called["id"], "complete")
     expect(phone.locator("#status")).to_have_text("Selesai")
+    expect(phone.locator("#pay-preparing")).to_contain_text("Menyiapkan pembayaran")
 
     # a reload never repeats it: the next call is the first thing the reloaded board says
     board.reload()
@@ -73,6 +88,7 @@ def test_kiosk_board_phone_payment_and_rating(mall_factory, new_page):
     expect(phone.locator("#amount")).to_have_text("Rp 125.000")
     qris = phone.locator("#qris")
     expect(qris).to_be_visible()
+    expect(phone.locator("#pay-preparing")).to_have_count(0)
     assert phone.evaluate("document.getElementById('qris').naturalWidth") > 0
 
     # the simulator pays (the agency admin's test double); the phone shows the receipt
