@@ -74,7 +74,7 @@ def test_read_model_equals_recomputation(make_session, drawn, range_days):
                 )
             )
             usecases.on_rating_submitted(uow, SETTINGS, payload)
-            folded.append(usecases._rating_from_payload(payload))
+            folded.append(usecases.rating_from_payload(payload))
 
         for key in {k for rating in folded for k in bucket_keys(rating, SETTINGS.tz)}:
             start, end = bucket_range(key.period_kind, key.period_start, SETTINGS.tz)

@@ -1,0 +1,107 @@
+"""Invitations from ticket and payment facts: who may rate, and the one-time token."""
+
+from __future__ import annotations
+
+import functools
+
+from sqlalchemy import bindparam, text, update
+
+from mpp_rating.adapters.tables import (
+    invitations,
+)
+from mpp_rating.domain import invitations as rules
+from mpp_rating.usecases.common import Settings, now_utc
+
+
+def _state(row) -> rules.InvitationState:
+    return rules.InvitationState(
+        completed=row["completed"], settled=row["settled"], invited=row["token"] is not None
+    )
+
+
+@functools.cache
+def _upsert_invitation(insert_columns: tuple[str, ...], update_columns: tuple[str, ...]):
+    """``INSERT … ON CONFLICT (ticket_id) DO UPDATE … RETURNING`` (PostgreSQL and SQLite alike),
+    built once per shape. Text, as SQLAlchemy cannot cache a compiled ``ON CONFLICT``."""
+    columns = ("ticket_id", *insert_columns)
+    return (
+        text(
+            f"INSERT INTO invitations ({', '.join(columns)}) "  # noqa: S608 - column names
+            f"VALUES ({', '.join(':' + c for c in columns)}) "
+            "ON CONFLICT (ticket_id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in update_columns)
+            + f" RETURNING {', '.join(c.name for c in invitations.c)}"
+        )
+        .bindparams(
+            *(bindparam(c, type_=invitations.c[c].type) for c in columns if c.endswith("_at"))
+        )
+        .columns(*invitations.c)
+    )
+
+
+def _record(uow, ticket_id: str, insert_values: dict, update_values: dict) -> dict:
+    """Upsert the facts known about one ticket's invitation and return the row: one statement
+    (it was an update, a savepoint around an insert and a read: five round trips), and two
+    facts arriving at the same instant meet in the database's conflict handling.
+    ``update_values`` are some of ``insert_values`` (the facts this event brings)."""
+    statement = _upsert_invitation(tuple(insert_values), tuple(update_values))
+    row = uow.session.execute(statement, {"ticket_id": ticket_id, **insert_values})
+    return dict(row.mappings().one())
+
+
+def _maybe_invite(uow, settings: Settings, row: dict) -> None:
+    if not rules.ready_to_invite(_state(row)):
+        return
+    now = now_utc()
+    token = rules.new_token()
+    expires = rules.token_expires_at(now, settings.token_days)
+    issued = uow.session.execute(
+        update(invitations)
+        .where(invitations.c.ticket_id == row["ticket_id"], invitations.c.token.is_(None))
+        .values(token=token, expires_at=expires)
+    ).rowcount
+    if issued:
+        uow.add_event(
+            "rating_invited",
+            {
+                "ticket_id": row["ticket_id"],
+                "agency_id": row["agency_id"],
+                "service_id": row["service_id"],
+                "counter_id": row["counter_id"],
+                "officer_id": row["officer_id"],
+                "token": token,
+                "expires_at": expires,
+            },
+        )
+
+
+def on_ticket_completed(uow, settings: Settings, payload: dict) -> None:
+    """The queue's fact: the visit was served (by whom, where). Its fee is not read: whether
+    the ticket needs paying is the payment service's fact (:func:`on_payment_settled`)."""
+    facts = {
+        "agency_id": payload["agency_id"],
+        "service_id": payload["service_id"],
+        "counter_id": payload["counter_id"],
+        "officer_id": payload["officer_id"],
+        "completed": True,
+        "completed_at": payload["completed_at"],
+    }
+    row = _record(uow, payload["ticket_id"], {**facts, "settled": False}, facts)
+    _maybe_invite(uow, settings, row)
+
+
+def on_payment_settled(uow, settings: Settings, payload: dict) -> None:
+    """The payment service's fact: nothing is owed on the ticket (``payment_succeeded``, or
+    ``payment_not_required``); it may come before the completion."""
+    row = _record(
+        uow,
+        payload["ticket_id"],
+        {
+            "agency_id": payload["agency_id"],
+            "service_id": payload["service_id"],
+            "completed": False,
+            "settled": True,
+        },
+        {"settled": True},
+    )
+    _maybe_invite(uow, settings, row)

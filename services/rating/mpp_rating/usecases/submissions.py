@@ -1,0 +1,140 @@
+"""One verdict per token: a rating submitted once, a complaint opened with it when asked."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mpp_contracts.errors import Conflict, NotFound, ValidationFailed
+from mpp_rating.adapters.tables import (
+    complaints,
+    invitations,
+    ratings,
+)
+from mpp_rating.domain import complaints as complaint_rules
+from mpp_rating.domain import invitations as rules
+from mpp_rating.domain.validation import validate_submission
+from mpp_rating.usecases.common import Settings, now_utc
+from mpp_rating.usecases.complaints import open_complaint
+
+
+def _answer(rating: dict, complaint_id: str | None) -> dict:
+    submitted_at = rating["submitted_at"]
+    return {
+        "id": rating["id"],
+        "ticket_id": rating["ticket_id"],
+        "stars": rating["stars"],
+        "answers": rating["answers"],
+        "comment": rating["comment"],
+        "submitted_at": submitted_at.isoformat(),
+        "complaint_id": complaint_id,
+    }
+
+
+_RATING_FOR_REQUEST = (
+    select(ratings, complaints.c.id.label("complaint_id"))
+    .outerjoin(complaints, complaints.c.rating_id == ratings.c.id)
+    .where(ratings.c.request_key == bindparam("request_key"))
+)
+
+
+def rating_for_request(session, request_key: str) -> dict | None:
+    """The answer a keyed submission already got, if it was stored."""
+    row = session.execute(_RATING_FOR_REQUEST, {"request_key": request_key}).mappings().first()
+    return None if row is None else _answer(row, row["complaint_id"])
+
+
+def submit_rating(
+    uow,
+    settings: Settings,
+    data: dict,
+    now: datetime | None = None,
+    request_key: str | None = None,
+) -> dict:
+    """Store one rating with a one-time token; opens a complaint for 1–2 stars or a flag.
+
+    The token is consumed by a conditional update (``used_at IS NULL``): of two submissions at the
+    same instant, the database lets exactly one update the row; the other sees 0 rows and gets 409.
+    The unique ticket id on ``ratings`` is the second lock on the same door.
+
+    With a ``request_key`` (the gateway's hash of the client's ``Idempotency-Key``, its scope and
+    the body) the same request is answered with the rating it stored, however often it arrives:
+    a retry that took over the key of a gateway that died mid-request gets the rating, not
+    "token used", also when both arrive at once (the second finds the token used, by the first).
+    """
+    session = uow.session
+    row = (
+        session.execute(select(invitations).where(invitations.c.token == data["token"]))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound("TOKEN_NOT_FOUND", "no rating invitation with this token")
+    now = now or now_utc()
+    status = rules.token_usable(row["expires_at"], row["used_at"], now)
+    answers = dict(data.get("answers") or {})
+    if status == "ok":
+        problems = validate_submission(data.get("stars"), answers, data.get("comment"))
+        if problems:
+            raise ValidationFailed(
+                "VALIDATION_FAILED", "invalid fields", {p.field: [p.message] for p in problems}
+            )
+        claimed = session.execute(
+            update(invitations)
+            .where(invitations.c.ticket_id == row["ticket_id"], invitations.c.used_at.is_(None))
+            .values(used_at=now)
+        ).rowcount
+        if not claimed:  # another submission with the same token won the race
+            status = "used"
+    if status != "ok":
+        stored = status == "used" and request_key and rating_for_request(session, request_key)
+        if stored:
+            return stored  # this request's rating, stored by an earlier or a concurrent attempt
+        raise Conflict(f"TOKEN_{status.upper()}", f"this rating token is {status}")
+    flagged = bool(data.get("flag_complaint"))
+    rating = {
+        "id": str(uuid.uuid4()),
+        "ticket_id": row["ticket_id"],
+        "agency_id": row["agency_id"],
+        "service_id": row["service_id"],
+        "counter_id": row["counter_id"],
+        "officer_id": row["officer_id"],
+        "stars": data["stars"],
+        "answers": answers,
+        "comment": data.get("comment"),
+        "submitted_at": now,
+        "flagged": flagged,
+    }
+    try:
+        with session.begin_nested():
+            session.execute(insert(ratings).values(**rating, request_key=request_key))
+    except IntegrityError:
+        raise Conflict("TOKEN_USED", "this rating token is used") from None
+    uow.add_event(
+        "rating_submitted",
+        {
+            "rating_id": rating["id"],
+            **{
+                k: rating[k]
+                for k in (
+                    "ticket_id",
+                    "agency_id",
+                    "service_id",
+                    "counter_id",
+                    "officer_id",
+                    "stars",
+                    "answers",
+                    "submitted_at",
+                    "flagged",
+                )
+            },
+            "has_comment": bool(rating["comment"]),
+        },
+    )
+    complaint_id = None
+    if complaint_rules.should_open_complaint(rating["stars"], flagged):
+        complaint_id = open_complaint(uow, rating, "flagged" if flagged else "low_stars", now)
+    return _answer(rating, complaint_id)
