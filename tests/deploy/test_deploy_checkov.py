@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY, ROOT, kubectl
+from tests.deploy.conftest import DEPLOY, kubectl, tool_venv
 
 CHECKOV_VERSION = "3.3.30"
 OVERLAYS = ("staging", "production")
@@ -22,17 +21,7 @@ OVERLAYS = ("staging", "production")
 
 @pytest.fixture(scope="module")
 def checkov() -> str:
-    venv = ROOT / "var" / "tools" / f"checkov-{CHECKOV_VERSION}"
-    binary = venv / "bin" / "checkov"
-    if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        install = subprocess.run(
-            [venv / "bin" / "pip", "install", "-q", f"checkov=={CHECKOV_VERSION}"],
-            capture_output=True,
-            text=True,
-        )
-        assert install.returncode == 0, install.stderr[-3000:]
-    return str(binary)
+    return str(tool_venv(f"checkov=={CHECKOV_VERSION}") / "checkov")
 
 
 def scan(checkov: str, *files: Path, config: Path | None = DEPLOY / "checkov.yaml") -> dict:
