@@ -19,7 +19,8 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mpp_contracts.errors import Forbidden, NotFound, Unauthorized
+from mpp_contracts.errors import NotFound, Unauthorized
+from mpp_contracts.scope import require_agency_scope
 from mpp_gateway.adapters.tables import api_keys
 
 ROLES = ("mall_admin", "agency_admin", "officer", "kiosk", "display")
@@ -132,13 +133,11 @@ def authenticate(
 
 def authorize(principal: Principal, roles: tuple[str, ...], agency_id: str | None = None) -> None:
     """Raise ``Forbidden`` unless the principal's role is allowed and, if the path names an
-    agency, the key belongs to that agency (mall_admin may act on every agency)."""
-    if principal.role == "mall_admin":
-        return
-    if principal.role not in roles:
-        raise Forbidden("FORBIDDEN", f"role {principal.role} may not do this")
-    if agency_id is not None and principal.agency_id != agency_id:
-        raise Forbidden("FORBIDDEN", "this key belongs to another agency")
+    agency, the key belongs to that agency (mall_admin may act on every agency): the services'
+    rule (``mpp_contracts.scope``), on the principal's role and agency."""
+    require_agency_scope(
+        {"role": principal.role, "agency_id": principal.agency_id}, agency_id, roles
+    )
 
 
 def scope_for(role: str, requested: str | None) -> str:

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mpp_contracts.errors import BadRequest, Conflict, Forbidden, NotFound
+from mpp_contracts.errors import BadRequest, Conflict, NotFound
+from mpp_contracts.scope import require_agency_scope
 from mpp_payment.adapters import providers as adapters
 from mpp_payment.adapters.http import ProviderHttp
 from mpp_payment.adapters.tables import (
@@ -390,12 +391,14 @@ def _request_hash(payment_id: str, data: dict) -> str:
 def check_agency(
     actor: dict | None, agency_id: str, anonymous: str = "refunds need an agency administrator"
 ) -> None:
-    if actor is None:
-        raise Forbidden("FORBIDDEN", anonymous)
-    if actor.get("role") == "mall_admin":
-        return
-    if actor.get("role") != "agency_admin" or actor.get("agency_id") != agency_id:
-        raise Forbidden("WRONG_AGENCY", "this payment belongs to another agency")
+    require_agency_scope(
+        actor,
+        agency_id,
+        ("agency_admin",),
+        code="WRONG_AGENCY",
+        message="this payment belongs to another agency",
+        anonymous=anonymous,
+    )
 
 
 def _refund_view(refund: dict, payment: dict) -> dict:

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from mpp_contracts import pagination
-from mpp_contracts.errors import Forbidden, NotFound, ValidationFailed
+from mpp_contracts.errors import NotFound, ValidationFailed
+from mpp_contracts.scope import require_agency_scope
 from mpp_queue.domain import nik
 
 
@@ -58,12 +59,9 @@ def check_agency(actor: dict | None, agency_id: str) -> None:
     """An officer (or agency admin) acts only on their own agency's tickets and counters; the mall
     admin on every agency's. Nobody acts anonymously: no actor is refused, as payment and rating
     refuse it."""
-    if actor is None:
-        raise Forbidden("FORBIDDEN", "an officer's or an agency's key is needed")
-    if actor.get("role") == "mall_admin":
-        return
-    if actor.get("role") not in STAFF_ROLES or actor.get("agency_id") != agency_id:
-        raise Forbidden("FORBIDDEN", "this key belongs to another agency")
+    require_agency_scope(
+        actor, agency_id, STAFF_ROLES, anonymous="an officer's or an agency's key is needed"
+    )
 
 
 def invalid(field: str, message: str) -> ValidationFailed:

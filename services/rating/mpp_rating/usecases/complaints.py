@@ -7,8 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import and_, insert, or_, select, update
 
-from mpp_contracts.errors import Conflict, Forbidden, NotFound
+from mpp_contracts.errors import Conflict, NotFound
 from mpp_contracts.pagination import DEFAULT_LIMIT, decode_cursor, page
+from mpp_contracts.scope import require_agency_scope
 from mpp_rating.adapters.tables import (
     complaint_responses,
     complaints,
@@ -19,12 +20,14 @@ from mpp_rating.usecases.common import iso, now_utc
 
 def require_agency(actor: dict | None, agency_id: str) -> None:
     """Only the mall admin or an agency admin of this agency may act on its complaints."""
-    if actor is None:
-        raise Forbidden("FORBIDDEN", "an agency key is required")
-    if actor.get("role") == "mall_admin":
-        return
-    if actor.get("role") != "agency_admin" or actor.get("agency_id") != agency_id:
-        raise Forbidden("OUT_OF_SCOPE", "this complaint belongs to another agency")
+    require_agency_scope(
+        actor,
+        agency_id,
+        ("agency_admin",),
+        code="OUT_OF_SCOPE",
+        message="this complaint belongs to another agency",
+        anonymous="an agency key is required",
+    )
 
 
 def _complaint_event(uow, event_type: str, row: dict, now: datetime) -> None:
