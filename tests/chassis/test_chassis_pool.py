@@ -8,6 +8,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from mpp_chassis import db
+from mpp_chassis import engine as engines
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_a_connection_in_steady_use_is_not_pinged(engine, monkeypatch):
 
 def test_an_idle_connection_is_pinged_and_a_dead_one_replaced(engine, monkeypatch):
     pings = count_pings(engine, monkeypatch)
-    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # every checked-in one is "idle"
+    monkeypatch.setattr(engines, "PING_AFTER_IDLE_SECONDS", 0.0)  # every checked-in one is idle
     victim = backend_pid(engine)
     admin = create_engine(engine.url, poolclass=NullPool)  # not the pool under test
     with admin.connect() as conn:

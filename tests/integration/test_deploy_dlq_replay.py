@@ -13,7 +13,7 @@ from nameko.amqp.publish import Publisher
 from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, select
 
-from mpp_chassis import dlq, metrics
+from mpp_chassis import dlq, messaging
 from mpp_chassis.db import Database
 from mpp_chassis.messaging import event_handler
 from mpp_chassis.outbox import event_exchange
@@ -83,7 +83,7 @@ def test_dead_letter_is_listed_shown_and_replayed_exactly_once(
         message="the event dead-lettered",
     )
     assert STATE["calls"] == 2, "first delivery + one retry (EVENT_RETRY_DELAYS)"
-    metrics.refresh_dead_letters(amqp_uri)
+    messaging.refresh_dead_letters(amqp_uri)
     assert REGISTRY.get_sample_value("mpp_dead_letters") == 1
 
     assert dlq.main(["--amqp-uri", amqp_uri, "list"]) == 0
@@ -103,7 +103,7 @@ def test_dead_letter_is_listed_shown_and_replayed_exactly_once(
     assert capsys.readouterr().out.strip() == f"replayed {event['id']} -> {shown['queue']}"
     wait_until(lambda: _applied(engine) == ["agency-1"], timeout=20, message="replay applied")
     assert dlq.list_letters(amqp_uri) == []
-    metrics.refresh_dead_letters(amqp_uri)
+    messaging.refresh_dead_letters(amqp_uri)
     assert REGISTRY.get_sample_value("mpp_dead_letters") == 0
 
     # a second copy of the same event (a replay that crashed before its ack, say) is a no-op

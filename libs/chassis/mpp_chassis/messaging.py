@@ -23,7 +23,7 @@ import logging
 from functools import partial
 
 import eventlet
-from kombu import Exchange, Queue
+from kombu import Connection, Exchange, Queue
 from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
@@ -119,6 +119,19 @@ class DatabaseAwareRpc(Rpc):
 
 
 rpc = DatabaseAwareRpc.decorator
+
+
+def refresh_dead_letters(amqp_uri: str | None) -> None:
+    """Set ``mpp_dead_letters`` from a passive declare of the dead-letter queue (cheap, read-only);
+    when the broker or the queue is not there, the gauge keeps its last value."""
+    if not amqp_uri:
+        return
+    try:
+        with Connection(amqp_uri, connect_timeout=2) as conn:
+            declared = conn.channel().queue_declare(queue=DEAD_LETTER_QUEUE, passive=True)
+            metrics.DEAD_LETTERS.set(declared.message_count)
+    except Exception as exc:  # broker away or no handler ever declared the queue
+        _log.debug("dead letters not counted: %s", type(exc).__name__)
 
 
 def dead_letter_declarations() -> tuple[Exchange, Queue]:
@@ -256,8 +269,6 @@ class ReliableEventHandler(EventHandler):
 
     def start(self) -> None:
         # the dead-letter and delay queues must exist before any message can be sent to them
-        from kombu import Connection
-
         with Connection(self.container.config["AMQP_URI"]) as conn:
             channel = conn.channel()
             dlx, dlq = self._dead_letter

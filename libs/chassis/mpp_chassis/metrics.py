@@ -56,23 +56,6 @@ DEAD_LETTERS = Gauge(
 )
 
 
-def refresh_dead_letters(amqp_uri: str | None) -> None:
-    """Set ``mpp_dead_letters`` from a passive declare of the dead-letter queue (cheap, read-only);
-    when the broker or the queue is not there, the gauge keeps its last value."""
-    if not amqp_uri:
-        return
-    from kombu import Connection
-
-    from mpp_chassis.messaging import DEAD_LETTER_QUEUE
-
-    try:
-        with Connection(amqp_uri, connect_timeout=2) as conn:
-            declared = conn.channel().queue_declare(queue=DEAD_LETTER_QUEUE, passive=True)
-            DEAD_LETTERS.set(declared.message_count)
-    except Exception as exc:  # broker away or no handler ever declared the queue
-        _log.debug("dead letters not counted: %s", type(exc).__name__)
-
-
 class Metrics(DependencyProvider):
     """Times every worker of the container, counts its outcome and logs one line per worker with
     its correlation id (and event id for event handlers), so a journey can be followed."""

@@ -6,8 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from werkzeug.wrappers import Response
 
-from mpp_chassis import metrics
-from mpp_chassis.messaging import rpc
+from mpp_chassis.messaging import refresh_dead_letters, rpc
 from mpp_chassis.web import http, json_response
 
 
@@ -37,5 +36,5 @@ class OpsEndpoints:
     @http("GET", "/metrics")
     def metrics(self, request) -> Response:
         config = getattr(self, "config", None) or {}
-        metrics.refresh_dead_letters(config.get("AMQP_URI"))
+        refresh_dead_letters(config.get("AMQP_URI"))
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)

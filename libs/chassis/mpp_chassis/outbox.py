@@ -33,6 +33,7 @@ from sqlalchemy import MetaData, Table, bindparam, delete, func, select, text, u
 from sqlalchemy.engine import Engine
 
 from mpp_chassis import metrics
+from mpp_chassis.engine import make_engine
 from mpp_chassis.tables import add_chassis_tables
 
 _log = logging.getLogger(__name__)
@@ -408,7 +409,6 @@ def republish(engine: Engine, outbox: Table, event_type: str | None = None) -> i
 def open_outbox(service: str) -> tuple[Engine, Table]:
     """An installed service's database (``<SERVICE>_DB_URL``) and its outbox table, whose shape is
     the chassis's own (``add_chassis_tables``): no service package is imported."""
-    from mpp_chassis.db import make_engine
     from mpp_chassis.migrate import databases, default_url
 
     if service not in databases():
