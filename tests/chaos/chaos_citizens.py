@@ -279,18 +279,23 @@ def sweep(floor: Floor, ledger: Ledger, deadline: float) -> None:
 # ---------------------------------------------------------------- faults
 
 
-def kill_one_of_two(mall: Mall) -> int:
-    """SIGKILL one of the two processes of every service, not restarted: the other carries on.
+def kill_one_of_two(mall: Mall) -> float:
+    """SIGKILL one of the two processes of every service at once; the other carries the load
+    while a replacement starts (as a supervisor would start one); seconds until all are back.
     The older one of queue, payment and rating (consuming from the same queues as the other);
     the gateway's second one (the clients here reach the first: there is no load balancer)."""
-    killed = 0
+    began = time.monotonic()
+    victims = []
     for name in SERVICES:
         alive = [p for p in mall.processes if p.name == name and p.process.poll() is None]
-        victim = alive[-1] if name == "gateway" else alive[0]
         if len(alive) > 1:
-            victim.kill()
-            killed += 1
-    return killed
+            victims.append(alive[-1] if name == "gateway" else alive[0])
+    for victim in victims:
+        victim.kill()
+    replacements = [mall.start_service(v.name, port=v.port) for v in victims]
+    for replacement in replacements:
+        replacement.wait_healthy(timeout=60)
+    return time.monotonic() - began
 
 
 def kill_and_restart(mall: Mall, name: str) -> float:
