@@ -45,6 +45,8 @@ class PrivatePostgres:
         versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not shutil.which("pg_createcluster") or not versions:
             pytest.skip("pg_createcluster (postgresql-common) is not installed")
+        if os.geteuid() != 0:
+            pytest.skip("a PostgreSQL cluster of the test's own is created as root")
         self.version = Path(versions[-1]).parts[-3]
         self.port = free_port()
         self.name = f"mppchaos{self.port}"
@@ -132,6 +134,8 @@ class PrivateRabbit:
     def __init__(self) -> None:
         if not shutil.which("rabbitmq-server") or not shutil.which("rabbitmqctl"):
             pytest.skip("rabbitmq-server is not installed")
+        if os.geteuid() != 0:
+            pytest.skip("a RabbitMQ node of the test's own is started as root")
         # a directory of its own in /tmp: the server runs as the rabbitmq user, which cannot
         # reach into pytest's private tmp_path
         self.base = Path(tempfile.mkdtemp(prefix="mppchaos-rabbitmq-"))
@@ -161,10 +165,9 @@ class PrivateRabbit:
             "management.tcp.ip = 127.0.0.1\n"
         )
         (self.base / "enabled_plugins").write_text("[rabbitmq_management].\n")
-        if os.geteuid() == 0:  # the server drops to the rabbitmq user: it must own its files
-            shutil.chown(self.base, "rabbitmq", "rabbitmq")
-            for path in self.base.rglob("*"):
-                shutil.chown(path, "rabbitmq", "rabbitmq")
+        # the server drops to the rabbitmq user: it must own its files
+        for path in (self.base, *self.base.rglob("*")):
+            shutil.chown(path, "rabbitmq", "rabbitmq")
         self.process = subprocess.Popen(
             ["rabbitmq-server"],
             env=self.env,
