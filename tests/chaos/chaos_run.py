@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import requests
 import sqlalchemy as sa
 
 from bench.floor import Floor
@@ -257,8 +256,12 @@ def check_nothing_lost(
     )
     unrated = set(ledger.tickets) - set(ledger.ratings)
     check(not unrated, f"{len(unrated)} citizen(s) could not rate")
-    summary = requests.get(
-        f"{floor.url}/v1/ratings/summary", params={"agency": floor.agency_id}, timeout=10
+    summary = sim.send(  # retried as a client would: a replacement gateway may be starting
+        ledger,
+        "GET",
+        f"{floor.url}/v1/ratings/summary",
+        deadline=time.monotonic() + 30,
+        params={"agency": floor.agency_id},
     ).json()
     check(summary["count"] == len(raw), f"summary count {summary['count']} != {len(raw)} rows")
     mean = sum(stored.values()) / max(1, len(stored))
