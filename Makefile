@@ -41,7 +41,7 @@ bench: $(BIN)/.installed  ## benchmarks vs the framework's ceiling (bench/README
 	rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null 2>&1 || true
 	$(BIN)/python -m bench.run $(ARGS)
 
-chaos: $(BIN)/.installed  ## the long fault-injection run (kills services, drops broker links; tests/chaos)
+chaos: $(BIN)/.installed  ## the long fault runs (kills, broker links, PostgreSQL/Redis/RabbitMQ/provider; tests/chaos)
 	CHAOS_PROFILE=long $(BIN)/python -m pytest tests/chaos -v -s $(PYTEST_ARGS)
 
 fuzz: $(BIN)/.installed  ## the long schemathesis run (MPP_FUZZ_EXAMPLES=40) and the negative-input suite

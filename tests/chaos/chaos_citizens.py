@@ -19,7 +19,8 @@ import requests
 
 from bench.floor import Floor, bearer
 from tests.support import infra
-from tests.support.mall import Mall
+from tests.support.fake_provider import FakeProvider
+from tests.support.mall import SERVICES, Mall
 
 _log = logging.getLogger("chaos")
 RETRYABLE = {429, 502, 503, 504}
@@ -97,8 +98,12 @@ def _in_progress(answer: requests.Response) -> bool:
         return False
 
 
-def citizen(floor: Floor, ledger: Ledger, i: int, service_code: str, deadline: float) -> None:
-    """Take a ticket, wait to be served, pay if there is a fee, then rate."""
+def citizen(
+    floor: Floor, ledger: Ledger, i: int, service_code: str, deadline: float, pay=None
+) -> None:
+    """Take a ticket, wait to be served, pay if there is a fee (``pay``: through the simulator
+    unless told), then rate."""
+    pay = pay or pay_simulated
     nik = nik_for(i)
     answer = send(
         ledger,
@@ -160,7 +165,7 @@ def wait_view(floor: Floor, ledger: Ledger, ticket: str, predicate, deadline: fl
     return None
 
 
-def pay(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> bool:
+def pay_simulated(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> bool:
     """Pay through the simulator; ask again while the invoice stays pending (a lost webhook)."""
     asked_at = 0.0
     while time.monotonic() < deadline:
@@ -183,6 +188,38 @@ def pay(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> bool:
                 )
         time.sleep(0.5)
     return False
+
+
+def pay_at_provider(fake: FakeProvider):
+    """The citizen pays at the provider (the fake Midtrans settles the order) and the provider
+    notifies the mall's webhook, again while the notice is refused (as Midtrans retries)."""
+
+    def pay(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> bool:
+        notified_at = 0.0
+        while time.monotonic() < deadline:
+            invoice = read_own(floor, ledger, ticket, "/payment", deadline)
+            if invoice is not None and invoice.ok:
+                body = invoice.json()
+                if body["status"] == "paid":
+                    with ledger.lock:
+                        ledger.paid.add(ticket)
+                    return True
+                order = next((o for o in list(fake.midtrans) if o.startswith(body["id"])), None)
+                if order is not None and time.monotonic() - notified_at > 4:
+                    notified_at = time.monotonic()
+                    fake.settle(order)
+                    send(
+                        ledger,
+                        "POST",
+                        f"{floor.url}/v1/webhooks/payments/midtrans",
+                        deadline=deadline,
+                        data=fake.midtrans_notice(order),
+                        headers={"Content-Type": "application/json"},
+                    )
+            time.sleep(0.5)
+        return False
+
+    return pay
 
 
 def officer(floor: Floor, ledger: Ledger, counter: str, stop: threading.Event, deadline: float):
@@ -242,6 +279,25 @@ def sweep(floor: Floor, ledger: Ledger, deadline: float) -> None:
 # ---------------------------------------------------------------- faults
 
 
+def kill_one_of_two(mall: Mall) -> float:
+    """SIGKILL one of the two processes of every service at once; the other carries the load
+    while a replacement starts (as a supervisor would start one); seconds until all are back.
+    The older one of queue, payment and rating (consuming from the same queues as the other);
+    the gateway's second one (the clients here reach the first: there is no load balancer)."""
+    began = time.monotonic()
+    victims = []
+    for name in SERVICES:
+        alive = [p for p in mall.processes if p.name == name and p.process.poll() is None]
+        if len(alive) > 1:
+            victims.append(alive[-1] if name == "gateway" else alive[0])
+    for victim in victims:
+        victim.kill()
+    replacements = [mall.start_service(v.name, port=v.port) for v in victims]
+    for replacement in replacements:
+        replacement.wait_healthy(timeout=60)
+    return time.monotonic() - began
+
+
 def kill_and_restart(mall: Mall, name: str) -> float:
     """SIGKILL the newest process of ``name``, start a new one on the same port; seconds down."""
     victim = [p for p in mall.processes if p.name == name][-1]
@@ -252,9 +308,9 @@ def kill_and_restart(mall: Mall, name: str) -> float:
     return time.monotonic() - began
 
 
-def bound_event_types(vhost: str) -> set[tuple[str, str]]:
+def bound_event_types(vhost: str, api: str = infra.RABBIT_API) -> set[tuple[str, str]]:
     """(source service, event type) pairs some queue of ``vhost`` is bound to."""
-    answer = requests.get(f"{infra.RABBIT_API}/bindings/{quote(vhost, safe='')}", timeout=10)
+    answer = requests.get(f"{api}/bindings/{quote(vhost, safe='')}", timeout=10)
     answer.raise_for_status()
     return {
         (b["source"].removesuffix(".events"), b["routing_key"])
@@ -263,16 +319,14 @@ def bound_event_types(vhost: str) -> set[tuple[str, str]]:
     }
 
 
-def drop_broker_connections(vhost: str) -> int:
+def drop_broker_connections(vhost: str, api: str = infra.RABBIT_API) -> int:
     """Close every AMQP connection of ``vhost`` from the broker side (management API)."""
-    listed = requests.get(
-        f"{infra.RABBIT_API}/vhosts/{quote(vhost, safe='')}/connections", timeout=10
-    )
+    listed = requests.get(f"{api}/vhosts/{quote(vhost, safe='')}/connections", timeout=10)
     listed.raise_for_status()
     closed = 0
     for conn in listed.json():
         answer = requests.delete(
-            f"{infra.RABBIT_API}/connections/{quote(conn['name'], safe='')}",
+            f"{api}/connections/{quote(conn['name'], safe='')}",
             headers={"X-Reason": "chaos: broker connection reset"},
             timeout=10,
         )

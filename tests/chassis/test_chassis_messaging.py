@@ -328,3 +328,57 @@ def test_a_service_whose_database_is_away_holds_its_events_instead_of_spending_t
     # held events were not run while the database was away: only those already running when
     # it went (at most one per worker) and their retries tried it
     assert attempts_while_away < len(during) * 3, CALLS
+
+
+class EchoService:
+    name = "echo"
+
+    @rpc
+    def say(self, word: str) -> str:
+        return word
+
+
+class EchoCaller:
+    name = "echocaller"
+    config = Config()
+    echo_rpc = BoundedRpcProxy("echo")
+
+    @dummy
+    def say(self, word: str) -> str:
+        return self.echo_rpc.say(word)
+
+
+def test_a_call_the_broker_cannot_take_answers_service_unavailable(container_factory, amqp_uri):
+    """The caller's link to the broker is cut (a broker restarting, a network fault): the call
+    fails as ServiceUnavailable (the gateway's 503, which clients retry), not as the transport's
+    own error (its 500, which they do not); once the link is back, calls go through again."""
+    from urllib.parse import urlparse
+
+    from tests.support.proxy import TcpProxy
+
+    broker = urlparse(amqp_uri)
+    link = TcpProxy(broker.hostname, broker.port or 5672)
+    through = amqp_uri.replace(f"{broker.hostname}:{broker.port or 5672}", f"127.0.0.1:{link.port}")
+    container_factory(EchoService, {"AMQP_URI": amqp_uri}).start()
+    caller = container_factory(EchoCaller, {"AMQP_URI": through, "RPC_TIMEOUT": 20})
+    caller.start()
+    try:
+        with entrypoint_hook(caller, "say") as say:
+            assert say("halo") == "halo"
+        link.cut()
+        with entrypoint_hook(caller, "say") as say, pytest.raises(ServiceUnavailable) as err:
+            say("halo")
+        assert err.value.code == "BROKER_UNAVAILABLE"
+        link.restore()
+
+        def answers() -> bool:
+            try:
+                with entrypoint_hook(caller, "say") as say:
+                    return say("lagi") == "lagi"
+            except ServiceUnavailable:
+                return False
+
+        wait_until(answers, timeout=30, interval=0.5, message="calls after the link is back")
+    finally:
+        caller.kill()
+        link.close()

@@ -48,6 +48,9 @@ class FakeProvider:
         self.charges = 0  # charges (Midtrans transactions, Xendit invoices) actually created
         self.on_charge = None  # called when a charge request arrives (what a test looks at then)
         self._answers: dict[str, dict] = {}  # Idempotency-Key -> the answer it first got
+        self.failing = False  # every call fails, not only charges: see :meth:`fail`
+        self.failed = 0  # calls answered by a failure
+        self.hang_seconds = 3.0
         self.listener = eventlet.listen(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self._server = eventlet.spawn(
@@ -57,6 +60,11 @@ class FakeProvider:
     def stop(self) -> None:
         self._server.kill()
         self.listener.close()
+
+    def fail(self, failing: bool = True, hang_seconds: float = 3.0) -> None:
+        """An outage: every API call in turn times out (the answer comes after ``hang_seconds``,
+        longer than the client waits) or answers 503, until ``fail(False)``. Nothing is done."""
+        self.failing, self.hang_seconds = failing, hang_seconds
 
     # -- what happens at the provider --------------------------------------------------------
 
@@ -107,6 +115,12 @@ class FakeProvider:
         return response(environ, start_response)
 
     def _answer(self, request: Request) -> Response:
+        if self.failing:
+            self.failed += 1
+            if self.failed % 2:
+                eventlet.sleep(self.hang_seconds)
+                return _json({"status_code": "504", "status_message": "Gateway timeout"}, 504)
+            return _json({"status_code": "503", "status_message": "Service unavailable"}, 503)
         user = _basic_user(request.headers.get("Authorization", ""))
         if user not in (MIDTRANS_KEY, XENDIT_KEY):
             return _json({"status_code": "401", "status_message": "Unknown merchant"}, 401)

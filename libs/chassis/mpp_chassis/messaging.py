@@ -23,7 +23,9 @@ import logging
 from functools import partial
 
 import eventlet
+from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu import Connection, Exchange, Queue
+from kombu.exceptions import OperationalError as KombuOperationalError
 from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
@@ -409,8 +411,16 @@ class DisplayBroadcastHandler(EventHandler):
 broadcast_handler = DisplayBroadcastHandler.decorator
 
 
+# the broker refused or dropped the connection a call is published on (kombu wraps the socket's
+# and amqp's errors as its OperationalError once its publish retries are spent)
+BROKER_UNAVAILABLE = (KombuOperationalError, AmqpConnectionError, ConnectionError)
+BROKER_RETRY_AFTER_SECONDS = 2
+
+
 class BoundedServiceProxy:
-    """Calls another service and gives up after ``timeout`` seconds with ``ServiceUnavailable``."""
+    """Calls another service and gives up after ``timeout`` seconds with ``ServiceUnavailable``;
+    a broker that cannot take the call (restarting, unreachable) is ``ServiceUnavailable`` too,
+    not an internal error: the caller may retry, and the gateway answers 503 with Retry-After."""
 
     def __init__(self, proxy, service_name: str, timeout: float) -> None:
         self._proxy = proxy
@@ -422,7 +432,14 @@ class BoundedServiceProxy:
 
         def call(*args, **kwargs):
             with eventlet.Timeout(self._timeout, False):
-                return method(*args, **kwargs)
+                try:
+                    return method(*args, **kwargs)
+                except BROKER_UNAVAILABLE as exc:
+                    raise ServiceUnavailable(
+                        "BROKER_UNAVAILABLE",
+                        f"the message broker did not take the call to {self._service_name}",
+                        {"service": self._service_name, "retry_after": BROKER_RETRY_AFTER_SECONDS},
+                    ) from exc
             raise ServiceUnavailable(
                 "SERVICE_UNAVAILABLE",
                 f"{self._service_name} did not answer within {self._timeout:g}s",

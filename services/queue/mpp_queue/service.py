@@ -23,7 +23,8 @@ from mpp_queue.adapters.tables import metadata
 _log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = float(os.environ.get("QUEUE_SWEEP_SECONDS", "15"))
-"""How often each replica looks for SLA breaches, booking no-shows and tickets of past days.
+"""How often each replica looks for SLA breaches, booking no-shows, tickets of past days and
+walk-in counts that drifted from the tickets (a place leaked by a killed process).
 A module constant because nameko fixes a timer's interval at import; every sweep is a guarded
 update, so replicas sweeping at once still emit each event once."""
 
@@ -256,6 +257,7 @@ class QueueService(OpsEndpoints):
             ("sla", usecases.sweep_sla),
             ("booking_no_shows", usecases.sweep_no_shows),
             ("past_days", usecases.close_past_days),
+            ("quotas", usecases.reconcile_quotas),
         ):
             try:
                 count = step(self.uow, settings)

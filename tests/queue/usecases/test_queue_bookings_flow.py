@@ -138,6 +138,8 @@ def test_a_late_check_in_is_a_walk_in_whether_or_not_the_timer_ran(booking_floor
         assert late["booking"]["status"] == "late"
         assert late["ticket"]["status"] == "waiting" and late["ticket"]["booking_id"] is None
         assert floor("get_booking", booking["id"], now=False)["status"] == "late"
+        # a late check-in takes no walk-in place: the quota sweep finds nothing to correct
+        assert floor("reconcile_quotas", settings=True) == 0
     floor.now = days[-1] + timedelta(days=1)
     assert book(floor, svc, SLOT_0800 + timedelta(days=16))["status"] == "booked"  # no block
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mpp_chassis.migrate import upgrade
+from mpp_contracts.errors import Conflict
 from mpp_queue import usecases
 from tests.queue.usecases.conftest import STAFF, Floor, setup_agency
 
@@ -188,4 +189,36 @@ def test_call_next_reads_past_heads_that_other_counters_all_hold(pg_url_factory)
         for uow in (*holders, last):
             uow.session.close()
     assert len(floor.events("ticket_called")) == LINE_HEADS + 1
+    floor.engine.dispose()
+
+
+def test_a_place_leaked_by_a_killed_take_ticket_is_reconciled(pg_url_factory):
+    """A kiosk's take-ticket claims a place (committed apart), then its process dies before the
+    ticket commits: the place stays taken with no ticket, and the line refuses citizens under
+    its quota. The sweep recounts the line from its tickets and the place is free again; a
+    take-ticket mid-way (its claim counted, its ticket not yet committed) is not recounted away
+    under it, so the quota still holds."""
+    floor, svc, _ = floor_with_counters(pg_url_factory, "leak", 1)
+    floor("update_service", svc["agency_id"], svc["id"], {"daily_quota": 2}, now=False)
+    take = {"service_id": svc["id"]}
+    floor("take_ticket", take, settings=True)
+    killed = floor.uow()
+    usecases.take_ticket(killed, floor.settings, take, now=floor.now)
+    killed.session.close()  # the process died: its ticket never commits
+    with pytest.raises(Conflict) as full:
+        floor("take_ticket", take, settings=True)
+    assert full.value.code == "QUOTA_EXHAUSTED", "the leaked place is still taken"
+
+    assert floor("reconcile_quotas", settings=True) == 1
+    mid_way = floor.uow()
+    try:
+        usecases.take_ticket(mid_way, floor.settings, take, now=floor.now)
+        assert floor("reconcile_quotas", settings=True) == 0, "a line mid-take is left alone"
+        mid_way.commit()
+    finally:
+        mid_way.session.close()
+    assert floor("reconcile_quotas", settings=True) == 0, "two places, two tickets: no drift"
+    with pytest.raises(Conflict) as full:
+        floor("take_ticket", take, settings=True)
+    assert full.value.code == "QUOTA_EXHAUSTED"
     floor.engine.dispose()

@@ -76,6 +76,26 @@ def test_quota_counts_walk_ins(floor):
     assert issued_today(floor, svc) == 2
 
 
+def test_the_quota_sweep_sets_a_drifted_count_back_to_the_walk_ins(floor):
+    """Whatever made the count drift (on PostgreSQL, a take-ticket killed between its claim and
+    its commit: tests/queue/usecases/test_queue_concurrency_pg.py), the sweep recounts it."""
+    from sqlalchemy import update
+
+    from mpp_queue.adapters.tables import service_day_counts
+
+    agency, svc = setup_agency(floor, daily_quota=2)
+    take(floor, svc)
+    assert floor("reconcile_quotas", settings=True) == 0
+    with floor.engine.begin() as conn:
+        conn.execute(update(service_day_counts).values(issued=2))
+    with pytest.raises(Conflict):
+        take(floor, svc)
+    assert floor("reconcile_quotas", settings=True) == 1
+    assert issued_today(floor, svc) == 1
+    take(floor, svc)
+    assert issued_today(floor, svc) == 2
+
+
 def issued_today(floor, svc) -> int:
     from sqlalchemy import select
 
@@ -258,6 +278,8 @@ def test_transfer_keeps_the_journey_and_the_original_arrival(floor):
     assert event["new_ticket_id"] == new["id"] and event["to_agency_id"] == samsat["id"]
     issued = floor.events("ticket_issued")[-1]["payload"]
     assert issued["transferred_from"] == citizen["id"]
+    # a transfer takes no place of the target's quota: the quota sweep finds nothing to correct
+    assert floor("reconcile_quotas", settings=True) == 0
 
 
 def test_unplugging_a_service_or_closing_a_counter_loses_no_ticket(floor):

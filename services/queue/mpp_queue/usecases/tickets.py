@@ -166,6 +166,22 @@ def _quota_exhausted(service: dict) -> Conflict:
     )
 
 
+# A take-ticket holds this lock (shared) from before its place is claimed until its ticket
+# commits or rolls back; :func:`reconcile_quotas` recounts a line only while it can hold the lock
+# alone, i.e. while no ticket of that line is between its claim and its commit.
+PLACE_LOCK_CLASS = 0x4D5051  # "MPQ": the first key of the two-key advisory lock
+_HOLD_PLACES = text(
+    "SELECT pg_advisory_xact_lock_shared(:lock_class, hashtext(:place))"
+).bindparams(lock_class=PLACE_LOCK_CLASS)
+_TRY_RECOUNT = text("SELECT pg_try_advisory_xact_lock(:lock_class, hashtext(:place))").bindparams(
+    lock_class=PLACE_LOCK_CLASS
+)
+
+
+def _place_key(service_id: str, day) -> str:
+    return f"{service_id}/{day.isoformat()}"
+
+
 def claim_place(uow, service: dict, day) -> tuple[int, bool]:
     """Take one of today's walk-in places and the line's next number, or refuse (409) when the
     service's daily quota is used up. Returns ``(sequence value, claimed apart)``.
@@ -180,6 +196,7 @@ def claim_place(uow, service: dict, day) -> tuple[int, bool]:
     """
     session = uow.session
     if session.get_bind().dialect.name == "postgresql":
+        session.execute(_HOLD_PLACES, {"place": _place_key(service["id"], day)})
         rows = uow.execute_now(
             _CLAIM_PLACE_PG,
             {
@@ -199,6 +216,55 @@ def claim_place(uow, service: dict, day) -> tuple[int, bool]:
         raise _quota_exhausted(service)
     seq = next_in_sequence(session, ticket_sequences, {"prefix": service["prefix"], "day": day})
     return seq, False
+
+
+# walk-in tickets of one line and day: the ones that took a place (not a booking's ticket, an
+# on-time one or a late check-in's, nor a transfer's: :func:`transfer_ticket`)
+_WALK_INS = """
+    SELECT count(*) FROM tickets t
+    WHERE t.service_id = {service} AND t.day = {day}
+      AND t.booking_id IS NULL AND t.transferred_from IS NULL
+      AND t.id NOT IN (
+        SELECT b.ticket_id FROM bookings b
+        WHERE b.service_id = {service} AND b.ticket_id IS NOT NULL
+      )
+"""
+_DRIFTED = text(
+    "SELECT c.service_id, c.issued, ("  # noqa: S608 - no input in the text
+    + _WALK_INS.format(service="c.service_id", day="c.day")
+    + ") AS walk_ins FROM service_day_counts c WHERE c.day = :day"
+).bindparams(bindparam("day", type_=service_day_counts.c.day.type))
+_RECOUNT = text(
+    "UPDATE service_day_counts SET issued = ("  # noqa: S608 - no input in the text
+    + _WALK_INS.format(service=":service_id", day=":day")
+    + ") WHERE service_id = :service_id AND day = :day RETURNING issued"
+).bindparams(bindparam("day", type_=service_day_counts.c.day.type))
+
+
+def reconcile_quotas(uow, settings: Settings, now: datetime | None = None) -> int:
+    """Set today's walk-in count of every line whose count drifted from its tickets back to the
+    tickets issued; returns how many lines were corrected.
+
+    On PostgreSQL a place is claimed in its own transaction (:func:`claim_place`): a process
+    killed, or a database restarted, between that claim and the ticket's commit keeps the place
+    taken with no ticket for it, and the line would refuse citizens before its quota. A line is
+    recounted only while no take-ticket holds its place lock (one that does is mid-way and
+    counted already); a busy line is left for the next sweep.
+    """
+    session = uow.session
+    day = numbering.mall_day(now or now_utc(), settings.mall_timezone)
+    locking = session.get_bind().dialect.name == "postgresql"
+    corrected = 0
+    for line in session.execute(_DRIFTED, {"day": day}).all():
+        if line.issued == line.walk_ins:
+            continue
+        place = _place_key(line.service_id, day)
+        if locking and not session.execute(_TRY_RECOUNT, {"place": place}).scalar_one():
+            continue
+        issued = session.execute(_RECOUNT, {"service_id": line.service_id, "day": day}).scalar()
+        if issued != line.issued:
+            corrected += 1
+    return corrected
 
 
 def issue_ticket(
