@@ -119,7 +119,7 @@ def test_call_next_claims_by_key_when_statistics_still_say_the_line_is_empty(pg_
     ticket (the plan it got before: ~1 ms per call at 2,500 waiting, while others skip past)."""
     from sqlalchemy import bindparam, text
 
-    from mpp_queue.usecases.tickets import _CLAIM_FIRST_FREE_PG
+    from mpp_queue.usecases.counter_calls import _CLAIM_FIRST_FREE_PG
 
     url = pg_url_factory("mpp_queue_plan")
     upgrade("queue", url)

@@ -78,7 +78,7 @@ ticket_sequences = Table(
 )
 
 # The classes of a waiting line, written as the partial indexes' conditions; the queries reading
-# the heads repeat them literally (usecases.tickets), which is what lets the planner use them.
+# the heads repeat them literally (usecases.tickets), which lets the planner use them.
 WAITING_BOOKED = "status = 'waiting' AND booked_slot_start IS NOT NULL"
 WAITING_PRIORITY = "status = 'waiting' AND booked_slot_start IS NULL AND priority IS NOT NULL"
 WAITING_REGULAR = "status = 'waiting' AND booked_slot_start IS NULL AND priority IS NULL"

@@ -30,24 +30,16 @@ from .catalogue import (
 )
 from .common import Settings, now_utc
 from .console import counter_line
-from .floor import close_past_days, display_snapshot, queue_stats, sweep_sla
-from .tickets import (
-    call_next,
-    call_ticket,
-    citizen_view,
-    get_ticket,
-    issue_ticket,
-    reconcile_quotas,
+from .counter_actions import (
     record_payment,
     record_rating_invitation,
-    staff_view,
-    take_ticket,
     ticket_action,
-    ticket_for_press,
-    ticket_for_request,
-    ticket_view,
     withdraw_ticket,
 )
+from .counter_calls import call_next, call_ticket, ticket_for_press
+from .floor import close_past_days, display_snapshot, queue_stats, sweep_sla
+from .issuing import issue_ticket, reconcile_quotas, take_ticket, ticket_for_request
+from .tickets import citizen_view, get_ticket, staff_view, ticket_view
 
 __all__ = [
     "counter_line",

@@ -16,7 +16,8 @@ from mpp_queue.domain import nik, numbering
 
 from .catalogue import opening_periods
 from .common import Settings, citizen_nik, invalid, iso, load_row, now_utc
-from .tickets import active_service, issue, ticket_view
+from .issuing import active_service, issue
+from .tickets import ticket_view
 
 BOOKED = "booked"
 NO_SHOW = "no_show"

@@ -13,7 +13,8 @@ from mpp_queue.domain import numbering
 from mpp_queue.domain.tickets import TicketStatus
 
 from .common import Settings, check_agency, iso, load_row, now_utc
-from .tickets import _preferences, line_candidates, staff_view, ticket_view
+from .counter_calls import call_preferences
+from .tickets import line_candidates, staff_view, ticket_view
 
 HELD = (TicketStatus.CALLED.value, TicketStatus.SERVING.value)
 
@@ -45,7 +46,7 @@ def counter_line(
             )
         )
     }
-    choices = _preferences(
+    choices = call_preferences(
         line_candidates(session, service_ids, day, now, heads=limit), counter, settings, now, limit
     )
     order = [c.candidate.ticket_id for c in choices]

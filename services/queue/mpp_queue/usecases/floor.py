@@ -14,7 +14,8 @@ from mpp_queue.domain.announce import spoken_announcement
 from mpp_queue.domain.tickets import TicketStatus
 
 from .common import Settings, invalid, iso, now_utc
-from .tickets import OPEN_STATES, breach_if_due, load_ticket, ticket_event
+from .counter_actions import breach_if_due
+from .tickets import OPEN_STATES, load_ticket, ticket_event
 
 # -- display -----------------------------------------------------------------------------------
 

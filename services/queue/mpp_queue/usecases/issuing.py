@@ -1,0 +1,313 @@
+"""Issuing tickets: a service's next number, its daily walk-in quota (claimed, returned and
+reconciled), take-ticket and its replay by request key."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import bindparam, insert, select, text, update
+
+from mpp_chassis.db import next_in_sequence
+from mpp_contracts.errors import Conflict, NotFound
+from mpp_queue.adapters.tables import (
+    service_day_counts,
+    services,
+    ticket_sequences,
+    tickets,
+)
+from mpp_queue.domain import numbering, sla
+from mpp_queue.domain.tickets import (
+    TicketStatus,
+)
+
+from .common import Settings, citizen_nik, now_utc
+from .tickets import load_ticket, ticket_event, ticket_view
+
+# -- issuing -----------------------------------------------------------------------------------
+
+
+# The statements of the hot paths (take-ticket, the virtual ticket) are built once, with bound
+# parameters: building and cache-keying a statement costs more Python than executing it.
+_SERVICE_BY_ID = select(services).where(services.c.id == bindparam("service_id"))
+_INSERT_TICKET = insert(tickets)
+
+
+def active_service(session, service_id: str) -> dict:
+    row = session.execute(_SERVICE_BY_ID, {"service_id": service_id}).mappings().first()
+    if row is None or not row["active"]:
+        raise NotFound("SERVICE_NOT_FOUND", "no such service in the mall's catalogue")
+    return dict(row)
+
+
+def issue(
+    uow,
+    settings: Settings,
+    service: dict,
+    now: datetime,
+    *,
+    priority: str | None = None,
+    nik_hash: str | None = None,
+    nik_last4: str | None = None,
+    phone: str | None = None,
+    journey_id: str | None = None,
+    queued_at: datetime | None = None,
+    booking_id: str | None = None,
+    booked_slot_start: datetime | None = None,
+    transferred_from: str | None = None,
+    seq: int | None = None,
+    request_key: str | None = None,
+) -> dict:
+    """Insert one ticket with the next number of its line today and record ``ticket_issued``.
+
+    The number comes from an atomic upsert on ``(prefix, day)``, unique across processes (or is
+    ``seq``, already drawn by :func:`claim_place`). The ticket copies the service's fee and SLA,
+    so a later catalogue change never rewrites it.
+    """
+    session = uow.session
+    day = numbering.mall_day(now, settings.mall_timezone)
+    if seq is None:
+        seq = next_in_sequence(session, ticket_sequences, {"prefix": service["prefix"], "day": day})
+    row = {
+        "id": str(uuid.uuid4()),
+        "journey_id": journey_id or str(uuid.uuid4()),
+        "number": numbering.format_number(service["prefix"], seq),
+        "day": day,
+        "agency_id": service["agency_id"],
+        "service_id": service["id"],
+        "status": TicketStatus.WAITING.value,
+        "priority": priority,
+        "nik_hash": nik_hash,
+        "nik_last4": nik_last4,
+        "phone": phone,
+        "issued_at": now,
+        "queued_at": queued_at or now,
+        "call_count": 0,
+        "fee_idr": service["fee_idr"],
+        "booking_id": booking_id,
+        "booked_slot_start": booked_slot_start,
+        "transferred_from": transferred_from,
+        "sla_minutes": service["sla_minutes"],
+        "sla_deadline": sla.sla_deadline(now, service["sla_minutes"]),
+        "request_key": request_key,
+    }
+    session.execute(_INSERT_TICKET, row)
+    uow.add_event(
+        "ticket_issued",
+        {
+            **ticket_event({**row, "service_code": service["code"]}),
+            "booking_id": booking_id,
+            "transferred_from": transferred_from,
+            "queued_at": row["queued_at"],
+        },
+    )
+    return {**row, "service_code": service["code"], "service_name": service["name"]}
+
+
+_CLAIM_PLACE_PG = text(
+    """
+    WITH place AS (
+        INSERT INTO service_day_counts (service_id, day, issued) VALUES (:service_id, :day, 1)
+        ON CONFLICT (service_id, day) DO UPDATE SET issued = service_day_counts.issued + 1
+        WHERE CAST(:quota AS INTEGER) IS NULL OR service_day_counts.issued < :quota
+        RETURNING issued
+    )
+    INSERT INTO ticket_sequences (prefix, day, last_seq) SELECT :prefix, :day, 1 FROM place
+    ON CONFLICT (prefix, day) DO UPDATE SET last_seq = ticket_sequences.last_seq + 1
+    RETURNING last_seq
+    """
+).bindparams(bindparam("day", type_=service_day_counts.c.day.type))
+
+_RETURN_PLACE = (
+    update(service_day_counts)
+    .where(
+        service_day_counts.c.service_id == bindparam("place_service_id"),
+        service_day_counts.c.day == bindparam("place_day"),
+        service_day_counts.c.issued > 0,
+    )
+    .values(issued=service_day_counts.c.issued - 1)
+)
+
+
+def _quota_exhausted(service: dict) -> Conflict:
+    return Conflict(
+        "QUOTA_EXHAUSTED",
+        "today's quota for this service is used up",
+        {"daily_quota": service["daily_quota"]},
+    )
+
+
+# A take-ticket holds this lock (shared) from before its place is claimed until its ticket
+# commits or rolls back; :func:`reconcile_quotas` recounts a line only while it can hold the lock
+# alone, i.e. while no ticket of that line is between its claim and its commit.
+PLACE_LOCK_CLASS = 0x4D5051  # "MPQ": the first key of the two-key advisory lock
+_HOLD_PLACES = text(
+    "SELECT pg_advisory_xact_lock_shared(:lock_class, hashtext(:place))"
+).bindparams(lock_class=PLACE_LOCK_CLASS)
+_TRY_RECOUNT = text("SELECT pg_try_advisory_xact_lock(:lock_class, hashtext(:place))").bindparams(
+    lock_class=PLACE_LOCK_CLASS
+)
+
+
+def _place_key(service_id: str, day) -> str:
+    return f"{service_id}/{day.isoformat()}"
+
+
+def claim_place(uow, service: dict, day) -> tuple[int, bool]:
+    """Take one of today's walk-in places and the line's next number, or refuse (409) when the
+    service's daily quota is used up. Returns ``(sequence value, claimed apart)``.
+
+    Both increments are atomic, so concurrent kiosks (even in two processes) never share a number
+    nor both take the last place. The two counter rows are the hot rows of a busy line: on
+    PostgreSQL they are taken in one statement committed on its own (``execute_now``), so their
+    locks last that statement, not the ticket's whole transaction; "claimed apart" tells the
+    caller to return the place if the ticket is then not stored (its number stays unused, a gap
+    like a voided paper ticket). SQLite has one writer at a time: there both stay in the ticket's
+    transaction and a refusal rolls them back.
+    """
+    session = uow.session
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_HOLD_PLACES, {"place": _place_key(service["id"], day)})
+        rows = uow.execute_now(
+            _CLAIM_PLACE_PG,
+            {
+                "service_id": service["id"],
+                "day": day,
+                "prefix": service["prefix"],
+                "quota": service["daily_quota"],
+            },
+        )
+        if not rows:
+            raise _quota_exhausted(service)
+        return rows[0][0], True
+    issued = next_in_sequence(
+        session, service_day_counts, {"service_id": service["id"], "day": day}, "issued"
+    )
+    if service["daily_quota"] and issued > service["daily_quota"]:
+        raise _quota_exhausted(service)
+    seq = next_in_sequence(session, ticket_sequences, {"prefix": service["prefix"], "day": day})
+    return seq, False
+
+
+# walk-in tickets of one line and day: the ones that took a place (not a booking's ticket, an
+# on-time one or a late check-in's, nor a transfer's: :func:`transfer_ticket`)
+_WALK_INS = """
+    SELECT count(*) FROM tickets t
+    WHERE t.service_id = {service} AND t.day = {day}
+      AND t.booking_id IS NULL AND t.transferred_from IS NULL
+      AND t.id NOT IN (
+        SELECT b.ticket_id FROM bookings b
+        WHERE b.service_id = {service} AND b.ticket_id IS NOT NULL
+      )
+"""
+_DRIFTED = text(
+    "SELECT c.service_id, c.issued, ("  # noqa: S608 - no input in the text
+    + _WALK_INS.format(service="c.service_id", day="c.day")
+    + ") AS walk_ins FROM service_day_counts c WHERE c.day = :day"
+).bindparams(bindparam("day", type_=service_day_counts.c.day.type))
+_RECOUNT = text(
+    "UPDATE service_day_counts SET issued = ("  # noqa: S608 - no input in the text
+    + _WALK_INS.format(service=":service_id", day=":day")
+    + ") WHERE service_id = :service_id AND day = :day RETURNING issued"
+).bindparams(bindparam("day", type_=service_day_counts.c.day.type))
+
+
+def reconcile_quotas(uow, settings: Settings, now: datetime | None = None) -> int:
+    """Set today's walk-in count of every line whose count drifted from its tickets back to the
+    tickets issued; returns how many lines were corrected.
+
+    On PostgreSQL a place is claimed in its own transaction (:func:`claim_place`): a process
+    killed, or a database restarted, between that claim and the ticket's commit keeps the place
+    taken with no ticket for it, and the line would refuse citizens before its quota. A line is
+    recounted only while no take-ticket holds its place lock (one that does is mid-way and
+    counted already); a busy line is left for the next sweep.
+    """
+    session = uow.session
+    day = numbering.mall_day(now or now_utc(), settings.mall_timezone)
+    locking = session.get_bind().dialect.name == "postgresql"
+    corrected = 0
+    for line in session.execute(_DRIFTED, {"day": day}).all():
+        if line.issued == line.walk_ins:
+            continue
+        place = _place_key(line.service_id, day)
+        if locking and not session.execute(_TRY_RECOUNT, {"place": place}).scalar_one():
+            continue
+        issued = session.execute(_RECOUNT, {"service_id": line.service_id, "day": day}).scalar()
+        if issued != line.issued:
+            corrected += 1
+    return corrected
+
+
+def issue_ticket(
+    uow,
+    settings: Settings,
+    data: dict,
+    now: datetime | None = None,
+    request_key: str | None = None,
+) -> dict:
+    """A walk-in ticket from a kiosk or the citizen app: validate, claim a place, insert it.
+
+    Returns the stored row; :func:`take_ticket` adds the virtual ticket (position and ETA).
+    ``request_key`` is stored with it, unique (see :func:`take_ticket`).
+    """
+    session = uow.session
+    service = active_service(session, data["service_id"])
+    now = now or now_utc()
+    day = numbering.mall_day(now, settings.mall_timezone)
+    nik_hash, nik_last4 = citizen_nik(data.get("nik"), settings, day)
+    seq, apart = claim_place(uow, service, day)
+    try:
+        return issue(
+            uow,
+            settings,
+            service,
+            now,
+            priority=data.get("priority"),
+            nik_hash=nik_hash,
+            nik_last4=nik_last4,
+            phone=data.get("phone"),
+            seq=seq,
+            request_key=request_key,
+        )
+    except Exception:
+        if apart:
+            uow.execute_now(_RETURN_PLACE, {"place_service_id": service["id"], "place_day": day})
+        raise
+
+
+_BY_REQUEST_KEY = select(tickets.c.id).where(tickets.c.request_key == bindparam("request_key"))
+
+
+def ticket_for_request(
+    session, settings: Settings, request_key: str, now: datetime | None = None
+) -> dict | None:
+    """The virtual ticket a keyed take-ticket already issued, if it did."""
+    found = session.execute(_BY_REQUEST_KEY, {"request_key": request_key}).scalar_one_or_none()
+    if found is None:
+        return None
+    return ticket_view(session, settings, load_ticket(session, found), now or now_utc())
+
+
+def take_ticket(
+    uow,
+    settings: Settings,
+    data: dict,
+    now: datetime | None = None,
+    request_key: str | None = None,
+) -> dict:
+    """:func:`issue_ticket` and the virtual ticket (its reads in the same transaction; the caller
+    commits).
+
+    With a ``request_key`` (the gateway's hash of a kiosk's ``Idempotency-Key``, its scope and
+    the body) the same request issues one ticket however often it arrives: a retry that took over
+    the key of a gateway that died mid-request gets the ticket the first attempt issued. Two
+    arrivals at once: the second's insert violates the key's unique index, and the caller
+    answers it with :func:`ticket_for_request` after rolling back.
+    """
+    now = now or now_utc()
+    if request_key is not None:
+        issued = ticket_for_request(uow.session, settings, request_key, now)
+        if issued is not None:
+            return issued
+    row = issue_ticket(uow, settings, data, now, request_key=request_key)
+    return ticket_view(uow.session, settings, row, now)
