@@ -96,45 +96,54 @@ class JournalEntry:
         return sum(line.debit for line in self.lines)
 
 
+def _move(
+    debit: str, credit: str, amount: int, *, memo: str, at: datetime, reference: str, **metadata
+) -> tuple[JournalEntry, ...]:
+    """One balanced entry moving ``amount`` from the ``credit`` account to the ``debit`` one."""
+    _check_amount(amount)
+    entry = JournalEntry(
+        lines=(Line(debit, debit=amount), Line(credit, credit=amount)),
+        memo=memo,
+        occurred_at=at,
+        reference=reference,
+        metadata=metadata,
+    )
+    return (entry,)
+
+
 def entries_for_payment(
     payment_id: str, agency_id: str, provider: str, amount: int, at: datetime
 ) -> tuple[JournalEntry, ...]:
     """Money received: the provider holds it (debit clearing), the mall owes it (credit agency)."""
-    _check_amount(amount)
-    entry = JournalEntry(
-        lines=(
-            Line(provider_clearing(provider), debit=amount),
-            Line(agency_payable(agency_id), credit=amount),
-        ),
+    return _move(
+        provider_clearing(provider),
+        agency_payable(agency_id),
+        amount,
         memo=f"payment {payment_id}",
-        occurred_at=at,
+        at=at,
         reference=payment_id,
-        metadata={"kind": "payment", "agency_id": agency_id, "provider": provider},
+        kind="payment",
+        agency_id=agency_id,
+        provider=provider,
     )
-    return (entry,)
 
 
 def entries_for_refund(
     refund_id: str, payment_id: str, agency_id: str, provider: str, amount: int, at: datetime
 ) -> tuple[JournalEntry, ...]:
     """Money returned to the citizen: the exact reverse of a payment, for ``amount`` only."""
-    _check_amount(amount)
-    entry = JournalEntry(
-        lines=(
-            Line(agency_payable(agency_id), debit=amount),
-            Line(provider_clearing(provider), credit=amount),
-        ),
+    return _move(
+        agency_payable(agency_id),
+        provider_clearing(provider),
+        amount,
         memo=f"refund {refund_id} of payment {payment_id}",
-        occurred_at=at,
+        at=at,
         reference=refund_id,
-        metadata={
-            "kind": "refund",
-            "payment_id": payment_id,
-            "agency_id": agency_id,
-            "provider": provider,
-        },
+        kind="refund",
+        payment_id=payment_id,
+        agency_id=agency_id,
+        provider=provider,
     )
-    return (entry,)
 
 
 def entries_for_overpayment(
@@ -142,36 +151,34 @@ def entries_for_overpayment(
 ) -> tuple[JournalEntry, ...]:
     """Money received twice for one invoice: the provider holds it (debit clearing), but it is
     owed back to the citizen (credit suspense), not to the agency."""
-    _check_amount(amount)
-    entry = JournalEntry(
-        lines=(
-            Line(provider_clearing(provider), debit=amount),
-            Line(overpayment_suspense(agency_id), credit=amount),
-        ),
+    return _move(
+        provider_clearing(provider),
+        overpayment_suspense(agency_id),
+        amount,
         memo=f"overpayment {order_id} of payment {payment_id}",
-        occurred_at=at,
+        at=at,
         reference=payment_id,
-        metadata={"kind": "overpayment", "agency_id": agency_id, "provider": provider},
+        kind="overpayment",
+        agency_id=agency_id,
+        provider=provider,
     )
-    return (entry,)
 
 
 def entries_for_overpayment_refund(
     refund_id: str, payment_id: str, agency_id: str, provider: str, amount: int, at: datetime
 ) -> tuple[JournalEntry, ...]:
     """An overpayment returned to the citizen: the reverse of :func:`entries_for_overpayment`."""
-    _check_amount(amount)
-    entry = JournalEntry(
-        lines=(
-            Line(overpayment_suspense(agency_id), debit=amount),
-            Line(provider_clearing(provider), credit=amount),
-        ),
+    return _move(
+        overpayment_suspense(agency_id),
+        provider_clearing(provider),
+        amount,
         memo=f"refund {refund_id} of an overpayment on payment {payment_id}",
-        occurred_at=at,
+        at=at,
         reference=refund_id,
-        metadata={"kind": "overpay_refund", "agency_id": agency_id, "provider": provider},
+        kind="overpay_refund",
+        agency_id=agency_id,
+        provider=provider,
     )
-    return (entry,)
 
 
 def _check_amount(amount: int) -> None:
