@@ -141,5 +141,22 @@ class Agency:
     def act(self, ticket_id: str, action: str) -> dict:
         return self.post(f"/v1/tickets/{ticket_id}/{action}", self.officer, {})
 
+    def rating_token(self, ticket: dict) -> str:
+        """The one-time token the citizen's ticket page shows once they are invited to rate."""
+        return wait_until(
+            lambda: (
+                requests.get(
+                    f"{self.url}/v1/tickets/{ticket['id']}",
+                    params={"code": ticket["access_code"]},
+                    timeout=10,
+                )
+                .json()
+                .get("rating")
+                or {}
+            ).get("token"),
+            30,
+            message="the rating invitation",
+        )
+
     def take(self) -> dict:
         return self.post("/v1/tickets", None, {"service_id": self.service["id"]})

@@ -33,19 +33,7 @@ def test_the_dashboard_shows_a_served_paid_and_rated_citizen(mall_factory, new_p
         )
     )
     agency.post(f"/v1/simulator/payments/{payment}/pay", agency.admin)
-    token = wait_until(
-        lambda: (
-            requests.get(
-                f"{mall.url}/v1/tickets/{ticket['id']}",
-                params={"code": ticket["access_code"]},
-                timeout=10,
-            )
-            .json()
-            .get("rating")
-            or {}
-        ).get("token"),
-        30,
-    )
+    token = agency.rating_token(ticket)
     agency.post(
         "/v1/ratings",
         None,

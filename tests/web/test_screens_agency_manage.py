@@ -26,20 +26,7 @@ def complaint_from_a_citizen(mall, agency: Agency, comment: str) -> None:
     agency.call_next()
     agency.act(ticket["id"], "start")
     agency.act(ticket["id"], "complete")
-    token = wait_until(
-        lambda: (
-            requests.get(
-                f"{mall.url}/v1/tickets/{ticket['id']}",
-                params={"code": ticket["access_code"]},
-                timeout=10,
-            )
-            .json()
-            .get("rating")
-            or {}
-        ).get("token"),
-        30,
-        message="the rating invitation",
-    )
+    token = agency.rating_token(ticket)
     agency.post(
         "/v1/ratings",
         None,

@@ -30,19 +30,7 @@ def serve(agency: Agency) -> dict:
 
 def rate(agency: Agency, ticket: dict, answer: int) -> None:
     """The citizen rates with the token the ticket page gives (every element ``answer``)."""
-    token = wait_until(
-        lambda: (
-            requests.get(
-                f"{agency.url}/v1/tickets/{ticket['id']}",
-                params={"code": ticket["access_code"]},
-                timeout=10,
-            )
-            .json()
-            .get("rating")
-            or {}
-        ).get("token"),
-        30,
-    )
+    token = agency.rating_token(ticket)
     agency.post(
         "/v1/ratings",
         None,
