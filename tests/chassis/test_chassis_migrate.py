@@ -38,7 +38,46 @@ def test_a_bare_migrate_migrates_every_installed_database(tmp_path, monkeypatch,
     assert [line.split(":")[0] for line in printed] == [f"migrated {s}" for s in sorted(SERVICES)]
     for service in SERVICES:
         tables = inspect(create_engine(f"sqlite:///{tmp_path}/{service}.db")).get_table_names()
-        assert "outbox" in tables
+        # the services that emit events have an outbox; the gateway emits none and has none
+        assert ("outbox" in tables) is (service != "gateway"), (service, tables)
+        assert "alembic_version" in tables
+
+
+def test_the_gateway_runs_no_relay_and_refuses_events(tmp_path):
+    """Issue 19: the gateway emits no events, so it carries no outbox tables and no relay; a
+    unit of work of a database without them refuses to store or claim one."""
+    from nameko.containers import ServiceContainer
+    from nameko.testing.services import dummy, entrypoint_hook
+
+    from mpp_chassis.db import Database
+    from mpp_gateway.adapters.tables import metadata as gateway_metadata
+
+    assert {"outbox", "processed_events"}.isdisjoint(gateway_metadata.tables)
+    url = f"sqlite:///{tmp_path}/gateway.db"
+    migrate.upgrade("gateway", url)
+
+    class Gateway:
+        name = "gateway"
+        uow = Database(gateway_metadata)
+
+        @dummy
+        def emit(self):
+            self.uow.add_event("ticket_issued", {})
+
+        @dummy
+        def claim(self):
+            self.uow.claim_event("e-1", "h")
+
+    container = ServiceContainer(Gateway, {"DB_URL": url, "AMQP_URI": "memory://"})
+    container.start()
+    try:
+        (provider,) = [d for d in container.dependencies if isinstance(d, Database)]
+        assert provider.relay is None
+        for entrypoint in ("emit", "claim"):
+            with entrypoint_hook(container, entrypoint) as call, pytest.raises(RuntimeError):
+                call()
+    finally:
+        container.stop()
 
 
 def test_migrate_then_list_and_republish_a_parked_event(tmp_path, monkeypatch, capsys):

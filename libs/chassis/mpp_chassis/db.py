@@ -78,6 +78,8 @@ class UnitOfWork:
 
     def add_event(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Store an event in the outbox, inside the current transaction."""
+        if self._outbox is None:
+            raise RuntimeError(f"{self._source} has no outbox: it emits no events")
         envelope = make_envelope(
             event_type,
             payload,
@@ -124,6 +126,8 @@ class UnitOfWork:
         Call first in a handler. The row commits with the handler's effect, so a redelivery after
         a crash before commit is handled again, and one after commit changes nothing.
         """
+        if self._processed is None:
+            raise RuntimeError(f"{self._source} has no processed_events: it handles no events")
         claimed = self.session.execute(
             _claim_statement(self._processed),
             {"event_id": event_id, "handler": handler, "processed_at": datetime.now(UTC)},
@@ -161,9 +165,11 @@ def prune_processed_events(engine: Engine, processed, older_than: datetime) -> i
 class Database(DependencyProvider):
     """Injects a :class:`UnitOfWork`; the engine's URL is the ``DB_URL`` config key.
 
-    Also runs the outbox relay for this service's container (see :mod:`mpp_chassis.outbox`) and,
-    hourly, forgets handled-event ids older than ``PROCESSED_EVENTS_RETENTION_DAYS`` (7), so
-    ``processed_events`` does not grow for ever.
+    A service whose metadata holds the chassis's event tables (``add_chassis_tables``: it emits
+    and handles events) also gets their housekeeping: the outbox relay (see
+    :mod:`mpp_chassis.outbox`) and, hourly, forgetting handled-event ids older than
+    ``PROCESSED_EVENTS_RETENTION_DAYS`` (7). A service without them (the gateway) carries no
+    outbox, no relay and no pruning; its units of work refuse ``add_event`` and ``claim_event``.
     """
 
     def __init__(self, metadata: MetaData, url_key: str = "DB_URL") -> None:
@@ -194,19 +200,23 @@ class Database(DependencyProvider):
             if self.engine.dialect.name == "postgresql"
             else None
         )
-        self.outbox = self.metadata.tables["outbox"]
-        self.processed = self.metadata.tables["processed_events"]
+        self.outbox = self.metadata.tables.get("outbox")
+        self.processed = self.metadata.tables.get("processed_events")
         self.source = self.container.service_name
         self.mall = str(config.get("MALL_ID", "mpp-local"))
         self.wakeup = threading.Event()
-        self.relay = OutboxRelay(
-            engine=self.engine,
-            outbox=self.outbox,
-            amqp_uri=config["AMQP_URI"],
-            wakeup=self.wakeup,
-            poll_seconds=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
-            max_unroutable_attempts=int(config.get("OUTBOX_UNROUTABLE_ATTEMPTS", 5)),
-            park_after_seconds=float(config.get("OUTBOX_PARK_AFTER_SECONDS", 30)),
+        self.relay = (
+            None
+            if self.outbox is None
+            else OutboxRelay(
+                engine=self.engine,
+                outbox=self.outbox,
+                amqp_uri=config["AMQP_URI"],
+                wakeup=self.wakeup,
+                poll_seconds=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
+                max_unroutable_attempts=int(config.get("OUTBOX_UNROUTABLE_ATTEMPTS", 5)),
+                park_after_seconds=float(config.get("OUTBOX_PARK_AFTER_SECONDS", 30)),
+            )
         )
         self.sessions: dict = {}
         self.retention = timedelta(
@@ -217,8 +227,10 @@ class Database(DependencyProvider):
         self.stopping = threading.Event()
 
     def start(self) -> None:
-        self.container.spawn_managed_thread(self.relay.run)
-        self.container.spawn_managed_thread(self.prune_loop)
+        if self.relay is not None:
+            self.container.spawn_managed_thread(self.relay.run)
+        if self.processed is not None:
+            self.container.spawn_managed_thread(self.prune_loop)
 
     def prune_loop(self) -> None:
         while not self.stopping.wait(PRUNE_INTERVAL_SECONDS):
@@ -239,7 +251,8 @@ class Database(DependencyProvider):
 
     def stop(self) -> None:
         self.stopping.set()
-        self.relay.stop()
+        if self.relay is not None:
+            self.relay.stop()
         self.wakeup.set()
         if self.autocommit is not None:  # workers are done when dependencies stop
             self.autocommit.dispose()

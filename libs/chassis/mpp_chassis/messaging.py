@@ -34,7 +34,7 @@ from nameko.constants import (
     LOGIN_METHOD_CONFIG_KEY,
     SERIALIZER_CONFIG_KEY,
 )
-from nameko.events import BROADCAST, EventHandler
+from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled, deserialize_to_instance
 from nameko.extensions import SharedExtension
 from nameko.rpc import Responder, Rpc, RpcProxy, get_rpc_exchange
@@ -389,26 +389,6 @@ class ReliableEventHandler(EventHandler):
 
 
 event_handler = ReliableEventHandler.decorator
-
-
-class DisplayBroadcastHandler(EventHandler):
-    """Every replica receives every event (exclusive, auto-delete queue per process)."""
-
-    def __init__(self, source_service: str, event_type: str) -> None:
-        super().__init__(
-            source_service, event_type, handler_type=BROADCAST, reliable_delivery=False
-        )
-
-    def handle_message(self, body, message):
-        try:
-            envelope = read_envelope(body)
-        except Exception:
-            self.queue_consumer.ack_message(message)
-            return
-        super().handle_message(envelope, message)
-
-
-broadcast_handler = DisplayBroadcastHandler.decorator
 
 
 # the broker refused or dropped the connection a call is published on (kombu wraps the socket's

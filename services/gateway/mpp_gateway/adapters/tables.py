@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text
 
-from mpp_chassis.tables import add_chassis_tables
 from mpp_chassis.types import UtcDateTime
 
 metadata = MetaData()
@@ -50,5 +49,3 @@ idempotency = Table(
     Column("response", Text, nullable=True),
     Column("created_at", UtcDateTime(), nullable=False, index=True),
 )
-
-add_chassis_tables(metadata)

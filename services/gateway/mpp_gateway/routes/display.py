@@ -5,9 +5,9 @@ from __future__ import annotations
 from marshmallow import Schema
 from werkzeug.wrappers import Response
 
-from mpp_chassis.messaging import broadcast_handler
 from mpp_contracts.bounds import Id
 from mpp_contracts.errors import Forbidden
+from mpp_gateway.broadcast import broadcast_handler
 from mpp_gateway.display import DisplayHub
 from mpp_gateway.http import route
 
