@@ -134,7 +134,7 @@ def check_nothing_lost(
         except AssertionError as exc:
             problems.append(str(exc))
 
-    for name in SERVICES:
+    for name in (s for s in SERVICES if s != "gateway"):  # the gateway emits no events
 
         def stuck(name=name) -> Counter:
             bound = sim.bound_event_types(vhost, api)
