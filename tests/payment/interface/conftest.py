@@ -14,6 +14,8 @@ from sqlalchemy import create_engine, select
 from mpp_chassis.migrate import upgrade
 from mpp_contracts.envelope import make_envelope, read_envelope
 from mpp_payment.domain import signatures
+from tests.support import fake_provider
+from tests.support.fake_provider import FakeProvider
 from tests.support.mall import free_port
 
 SECRET = "interface-simulator-secret"
@@ -133,3 +135,32 @@ def payment_factory(container_factory, amqp_uri, tmp_path):
 @pytest.fixture
 def payment(payment_factory):
     return payment_factory()
+
+
+@pytest.fixture
+def fake():
+    provider = FakeProvider()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def provider_service(payment_factory, db_url_factory, fake, monkeypatch):
+    """``make(name, **settings)``: a payment service whose PAYMENT_PROVIDER is ``name``, its API
+    at the fake provider, with no HTTP retries; ``settings`` adds the test file's own."""
+    monkeypatch.setenv("MIDTRANS_SERVER_KEY", fake_provider.MIDTRANS_KEY)
+    monkeypatch.setenv("XENDIT_SECRET_KEY", fake_provider.XENDIT_KEY)
+    monkeypatch.setenv("XENDIT_CALLBACK_TOKEN", fake_provider.XENDIT_TOKEN)
+
+    def make(name: str, **settings):
+        return payment_factory(
+            db_url_factory("payment"),
+            PAYMENT_PROVIDER=name,
+            MIDTRANS_BASE_URL=fake.url,
+            XENDIT_BASE_URL=fake.url,
+            PROVIDER_HTTP_RETRIES=0,
+            PROVIDER_HTTP_TIMEOUT=5,
+            **settings,
+        )
+
+    return make

@@ -21,8 +21,6 @@ from mpp_payment import charging
 from mpp_payment.adapters.tables import charge_attempts, journal_lines, payments, simulator_book
 from mpp_payment.domain import ledger, qris, signatures
 from tests.payment.interface.conftest import SECRET, completed_payload, envelope
-from tests.support import fake_provider
-from tests.support.fake_provider import FakeProvider
 
 pytestmark = pytest.mark.integration
 
@@ -30,30 +28,9 @@ ADMIN = {"role": "agency_admin", "agency_id": "agency-1", "key_id": "k-1"}
 
 
 @pytest.fixture
-def fake():
-    provider = FakeProvider()
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture
-def on_provider(payment_factory, db_url_factory, fake, monkeypatch):
-    monkeypatch.setenv("MIDTRANS_SERVER_KEY", fake_provider.MIDTRANS_KEY)
-    monkeypatch.setenv("XENDIT_SECRET_KEY", fake_provider.XENDIT_KEY)
-    monkeypatch.setenv("XENDIT_CALLBACK_TOKEN", fake_provider.XENDIT_TOKEN)
-
-    def make(name: str):
-        return payment_factory(
-            db_url_factory("payment"),
-            PAYMENT_PROVIDER=name,
-            MIDTRANS_BASE_URL=fake.url,
-            XENDIT_BASE_URL=fake.url,
-            PROVIDER_HTTP_RETRIES=0,
-            PROVIDER_HTTP_TIMEOUT=5,
-            CHARGE_SWEEP_SECONDS=3600,  # the tests run the sweep themselves
-        )
-
-    return make
+def on_provider(provider_service):
+    # the tests run the charge sweep themselves
+    return lambda name: provider_service(name, CHARGE_SWEEP_SECONDS=3600)
 
 
 def complete(payment) -> str:

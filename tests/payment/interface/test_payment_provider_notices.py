@@ -17,37 +17,15 @@ from mpp_payment.adapters.tables import journal_lines, notifications
 from mpp_payment.domain import signatures
 from tests.payment.interface.conftest import SECRET
 from tests.support import fake_provider
-from tests.support.fake_provider import FakeProvider
 
 AGENCY_ADMIN = {"role": "agency_admin", "agency_id": "agency-1", "key_id": "k-1"}
 
 
 @pytest.fixture
-def fake():
-    provider = FakeProvider()
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture
-def on_provider(payment_factory, db_url_factory, fake, monkeypatch):
+def on_provider(provider_service, fake):
     """A payment service whose PAYMENT_PROVIDER is ``name``, its API at the fake provider."""
-    monkeypatch.setenv("MIDTRANS_SERVER_KEY", fake_provider.MIDTRANS_KEY)
-    monkeypatch.setenv("XENDIT_SECRET_KEY", fake_provider.XENDIT_KEY)
-    monkeypatch.setenv("XENDIT_CALLBACK_TOKEN", fake_provider.XENDIT_TOKEN)
-
-    def make(name: str):
-        return payment_factory(
-            db_url_factory("payment"),
-            PAYMENT_PROVIDER=name,
-            MIDTRANS_BASE_URL=fake.url,
-            XENDIT_BASE_URL=fake.url,
-            PROVIDER_HTTP_RETRIES=0,
-            PROVIDER_HTTP_TIMEOUT=5,
-            SIMULATOR_WEBHOOK_URL=f"{fake.url}/webhook",  # answers 404: delivery stops there
-        )
-
-    return make
+    # the simulator's webhook answers 404 at the fake: delivery stops there
+    return lambda name: provider_service(name, SIMULATOR_WEBHOOK_URL=f"{fake.url}/webhook")
 
 
 def stored(payment, payment_id: str) -> list:
