@@ -165,8 +165,9 @@ def wait_view(floor: Floor, ledger: Ledger, ticket: str, predicate, deadline: fl
     return None
 
 
-def pay_simulated(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> bool:
-    """Pay through the simulator; ask again while the invoice stays pending (a lost webhook)."""
+def _pay_until_paid(floor: Floor, ledger: Ledger, ticket: str, deadline: float, ask) -> bool:
+    """Read the invoice until it is paid, calling ``ask(invoice)`` (pay it, notify it) at most
+    every 4 s meanwhile: a lost webhook or a refused notice is asked again, as clients do."""
     asked_at = 0.0
     while time.monotonic() < deadline:
         invoice = read_own(floor, ledger, ticket, "/payment", deadline)
@@ -176,18 +177,27 @@ def pay_simulated(floor: Floor, ledger: Ledger, ticket: str, deadline: float) ->
                 with ledger.lock:
                     ledger.paid.add(ticket)
                 return True
-            if time.monotonic() - asked_at > 4:
-                asked_at = time.monotonic()
-                send(
-                    ledger,
-                    "POST",
-                    f"{floor.url}/v1/simulator/payments/{body['id']}/pay",
-                    deadline=deadline,
-                    ok=(202, 409),
-                    headers=bearer(floor.admin_key),  # the test double needs the agency's admin
-                )
+            now = time.monotonic()
+            if now - asked_at > 4 and ask(body) is not False:
+                asked_at = now  # when it was asked, as before the send
         time.sleep(0.5)
     return False
+
+
+def pay_simulated(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> bool:
+    """Pay through the simulator; ask again while the invoice stays pending (a lost webhook)."""
+
+    def ask(body: dict) -> None:
+        send(
+            ledger,
+            "POST",
+            f"{floor.url}/v1/simulator/payments/{body['id']}/pay",
+            deadline=deadline,
+            ok=(202, 409),
+            headers=bearer(floor.admin_key),  # the test double needs the agency's admin
+        )
+
+    return _pay_until_paid(floor, ledger, ticket, deadline, ask)
 
 
 def pay_at_provider(fake: FakeProvider):
@@ -195,29 +205,22 @@ def pay_at_provider(fake: FakeProvider):
     notifies the mall's webhook, again while the notice is refused (as Midtrans retries)."""
 
     def pay(floor: Floor, ledger: Ledger, ticket: str, deadline: float) -> bool:
-        notified_at = 0.0
-        while time.monotonic() < deadline:
-            invoice = read_own(floor, ledger, ticket, "/payment", deadline)
-            if invoice is not None and invoice.ok:
-                body = invoice.json()
-                if body["status"] == "paid":
-                    with ledger.lock:
-                        ledger.paid.add(ticket)
-                    return True
-                order = next((o for o in list(fake.midtrans) if o.startswith(body["id"])), None)
-                if order is not None and time.monotonic() - notified_at > 4:
-                    notified_at = time.monotonic()
-                    fake.settle(order)
-                    send(
-                        ledger,
-                        "POST",
-                        f"{floor.url}/v1/webhooks/payments/midtrans",
-                        deadline=deadline,
-                        data=fake.midtrans_notice(order),
-                        headers={"Content-Type": "application/json"},
-                    )
-            time.sleep(0.5)
-        return False
+        def ask(body: dict) -> bool:
+            order = next((o for o in list(fake.midtrans) if o.startswith(body["id"])), None)
+            if order is None:
+                return False  # no charge at the provider yet: look again at the next read
+            fake.settle(order)
+            send(
+                ledger,
+                "POST",
+                f"{floor.url}/v1/webhooks/payments/midtrans",
+                deadline=deadline,
+                data=fake.midtrans_notice(order),
+                headers={"Content-Type": "application/json"},
+            )
+            return True
+
+        return _pay_until_paid(floor, ledger, ticket, deadline, ask)
 
     return pay
 
