@@ -115,7 +115,14 @@ class DatabaseAwareRpc(Rpc):
             ssl=config.get(AMQP_SSL_CONFIG_KEY),
             login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
         )
-        result, exc_info = responder.send_response(result, exc_info)
+        try:
+            result, exc_info = responder.send_response(result, exc_info)
+        except BROKER_UNAVAILABLE as error:
+            # the broker went away between the call and its reply (a restart): the caller's
+            # bounded wait answers it 503, and the request's channel is gone with its ack. A
+            # reply that cannot be sent must not end the worker's container, and so the process
+            _log.warning("reply not sent: broker unavailable", extra={"error": repr(error)})
+            return result, exc_info
         self.rpc_consumer.queue_consumer.ack_message(message)  # as nameko's RpcConsumer does
         return result, exc_info
 
