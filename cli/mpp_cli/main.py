@@ -429,15 +429,24 @@ def dlq():
 
 
 @dlq.command("list")
-@click.option("--limit", type=int)
+@click.option(
+    "--limit", type=int, default=100, show_default=True, help="At most this many (0: all)."
+)
 @AMQP
 @OUTPUT
 def dlq_list(limit, amqp_uri, output):
     """One row per dead letter: id, event type, queue it died in, reason."""
     from mpp_chassis import dlq as tool
 
-    rows = tool.list_letters(_amqp_uri(amqp_uri), limit)
-    emit(output, rows, ["id", "type", "queue", "reason"], f"Dead letters ({len(rows)})")
+    uri = _amqp_uri(amqp_uri)
+    rows = tool.list_letters(uri, limit or None)
+    total = tool.count_letters(uri)
+    title = (
+        f"Dead letters ({total})"
+        if total <= len(rows)
+        else f"Dead letters (first {len(rows)} of {total})"
+    )
+    emit(output, rows, ["id", "type", "queue", "reason"], title)
 
 
 @dlq.command("show")

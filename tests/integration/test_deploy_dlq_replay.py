@@ -126,3 +126,48 @@ def _depth(amqp_uri: str, queue: str) -> int:
 def _applied(engine) -> list[str]:
     with engine.connect() as conn:
         return list(conn.execute(select(registered.c.agency_id)).scalars())
+
+
+def test_a_long_dead_letter_queue_is_walked_not_held(amqp_uri, capsys, monkeypatch):
+    """Replaying takes one dead letter at a time and acknowledges it once replayed, so the rest
+    stay ready in the queue meanwhile; listing stops at its limit and says how many there are."""
+    target = "evt-directory-handle_walk"
+    _, dead_letters = dlq.dead_letter_declarations()
+    with Connection(amqp_uri) as conn:
+        channel = conn.channel()
+        dead_letters(channel).declare()
+        channel.queue_declare(queue=target, durable=True)
+        for number in range(5):
+            event = make_envelope(
+                "agency_registered",
+                {"agency_id": f"agency-{number}", "code": "DUK", "name": "Dukcapil"},
+                source="queue",
+                mall="mpp-test",
+            )
+            Publisher(amqp_uri).publish(
+                event,
+                exchange="",
+                routing_key=dlq.DEAD_LETTER_QUEUE,
+                message_id=event["id"],
+                headers={messaging.ORIGIN_HEADER: target},
+            )
+
+    assert dlq.main(["--amqp-uri", amqp_uri, "list", "--limit", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2
+    assert "5 dead letter(s) in mpp.dead-letters (the first 2" in err
+    assert _depth(amqp_uri, dlq.DEAD_LETTER_QUEUE) == 5, "listing handed every one back"
+
+    ready_at_each_replay = []
+    replay_one = dlq.replay_one
+
+    def counting_replay(conn, letter):
+        ready_at_each_replay.append(_depth(amqp_uri, dlq.DEAD_LETTER_QUEUE))
+        return replay_one(conn, letter)
+
+    monkeypatch.setattr(dlq, "replay_one", counting_replay)
+    assert dlq.main(["--amqp-uri", amqp_uri, "replay", "--all"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 5
+    assert ready_at_each_replay == [4, 3, 2, 1, 0], "one taken at a time, the rest still queued"
+    assert _depth(amqp_uri, dlq.DEAD_LETTER_QUEUE) == 0
+    assert _depth(amqp_uri, target) == 5

@@ -8,8 +8,11 @@
 ``make dlq ARGS="list"`` runs the same. The broker is ``--amqp-uri`` or ``AMQP_URI``.
 
 A dead letter is identified by its ``message_id`` (the event id the outbox set), else the ``id``
-of its JSON body, else its position (``#3``). Listing takes the messages without acknowledging
-them and hands them all back when done, so it changes nothing. Replaying publishes the message,
+of its JSON body, else its position (``#3``). The command walks the queue one message at a time
+and never reads ahead: listing (the first 100 unless ``--limit``) takes the messages it shows
+without acknowledging them and hands them back when done, so it changes nothing; ``replay``
+acknowledges each message as soon as it is replayed, so even a long dead-letter queue is never
+held whole, and a walk covers the messages queued when it began. Replaying publishes the message,
 with its body, properties and headers (less the broker-managed ``x-delivery-count``), through
 the default exchange to the queue it belongs to (``x-mpp-queue``, set when a handler's retries
 ran out; else the broker's ``x-first-death-queue``), with its retry steps reset, waits for the
@@ -26,8 +29,9 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from kombu import Connection, Producer
@@ -44,6 +48,7 @@ from mpp_chassis.messaging import (
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost:5672/"
 # not replayed: the broker's delivery count, and the retry steps (a replay starts them afresh)
 BROKER_MANAGED_HEADERS = ("x-delivery-count", RETRIES_HEADER, DELAY_HEADER, REASON_HEADER)
+DEFAULT_LIST_LIMIT = 100  # `list --limit N` for more, `--limit 0` for all
 KEPT_PROPERTIES = ("content_type", "content_encoding", "message_id", "correlation_id", "priority")
 
 
@@ -126,31 +131,38 @@ def _plain(value: Any) -> Any:
 
 
 @contextmanager
-def session(amqp_uri: str, limit: int | None = None) -> Iterator[tuple[Any, list[DeadLetter]]]:
-    """Take (up to ``limit``) dead letters without acknowledging them; whatever is neither acked
-    nor replayed goes back to the queue when the session closes."""
+def session(amqp_uri: str) -> Iterator[tuple[Any, Iterator[DeadLetter], int]]:
+    """Walk the dead letters one at a time: (connection, letters, how many were queued at the
+    start). Each letter is taken without acknowledging it; whatever is neither replayed nor
+    acknowledged goes back to the queue when the session closes. Nothing is read ahead: a walk
+    that stops early (a limit, the one letter sought) takes no more than it looked at, and one
+    that replays as it goes holds only the letters it passed over."""
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as conn:
         channel = conn.channel()
         _, queue = dead_letter_declarations()
         bound = queue(channel)
         bound.declare()
-        letters: list[DeadLetter] = []
-        while limit is None or len(letters) < limit:
-            message = bound.get(no_ack=False)
-            if message is None:
-                break
-            body = message.body
-            key = message.properties.get("message_id")
-            if not key:
-                try:
-                    key = json.loads(body).get("id")
-                except (TypeError, ValueError, AttributeError):
-                    key = None
-            letters.append(DeadLetter(_text(key) if key else f"#{len(letters) + 1}", message))
+        total = bound.queue_declare(passive=True).message_count
         try:
-            yield conn, letters
+            yield conn, _walk(bound, total), total
         finally:
             channel.close()  # unacknowledged messages return to mpp.dead-letters
+
+
+def _walk(bound, total: int) -> Iterator[DeadLetter]:
+    """The letters queued when the walk began, in order; letters dead-lettered meanwhile (a
+    replayed event failing again, say) wait for the next walk instead of being met twice."""
+    for position in range(1, total + 1):
+        message = bound.get(no_ack=False)
+        if message is None:
+            return
+        key = message.properties.get("message_id")
+        if not key:
+            try:
+                key = json.loads(message.body).get("id")
+            except (TypeError, ValueError, AttributeError):
+                key = None
+        yield DeadLetter(_text(key) if key else f"#{position}", message)
 
 
 def replay_one(conn, letter: DeadLetter) -> str:
@@ -181,13 +193,26 @@ def replay_one(conn, letter: DeadLetter) -> str:
     return target
 
 
-def list_letters(amqp_uri: str, limit: int | None = None) -> list[dict]:
-    with session(amqp_uri, limit) as (_, letters):
-        return [letter.summary() for letter in letters]
+def list_letters(amqp_uri: str, limit: int | None = DEFAULT_LIST_LIMIT) -> list[dict]:
+    """Summaries of the first ``limit`` dead letters (all when None)."""
+    with closing(iter_letters(amqp_uri)) as letters:
+        return list(islice(letters, limit))
+
+
+def iter_letters(amqp_uri: str) -> Iterator[dict]:
+    """Summaries of the dead letters, one at a time; stopping early takes no more."""
+    with session(amqp_uri) as (_, letters, _total):
+        for letter in letters:
+            yield letter.summary()
+
+
+def count_letters(amqp_uri: str) -> int:
+    with session(amqp_uri) as (_, _letters, total):
+        return total
 
 
 def show_letter(amqp_uri: str, key: str) -> dict | None:
-    with session(amqp_uri) as (_, letters):
+    with session(amqp_uri) as (_, letters, _total):
         for letter in letters:
             if letter.key == key:
                 return letter.details()
@@ -198,15 +223,21 @@ def replay(
     amqp_uri: str, keys: list[str] | None = None, queue: str | None = None
 ) -> list[tuple[str, str]]:
     """Replay the dead letters with these keys (all when ``keys`` is None), optionally only
-    those that died in ``queue``; returns (key, queue) for each one replayed."""
+    those that died in ``queue``; returns (key, queue) for each one replayed. Each is replayed
+    and acknowledged as it is met, so a long dead-letter queue is never held whole."""
     done: list[tuple[str, str]] = []
-    with session(amqp_uri) as (conn, letters):
+    wanted = None if keys is None else set(keys)
+    with session(amqp_uri) as (conn, letters, _total):
         for letter in letters:
-            if keys is not None and letter.key not in keys:
+            if wanted is not None and letter.key not in wanted:
                 continue
             if queue is not None and letter.origin_queue != queue:
                 continue
             done.append((letter.key, replay_one(conn, letter)))
+            if wanted is not None:
+                wanted.discard(letter.key)
+                if not wanted:
+                    break
     return done
 
 
@@ -217,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="one line per dead letter")
-    listing.add_argument("--limit", type=int, default=None)
+    listing.add_argument(
+        "--limit", type=int, default=DEFAULT_LIST_LIMIT, help="at most this many (0: all)"
+    )
     listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     show = commands.add_parser("show", help="headers, properties and body of one dead letter")
     show.add_argument("id")
@@ -228,13 +261,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "list":
-        rows = list_letters(args.amqp_uri, args.limit)
-        for row in rows:
-            if args.json:
-                print(json.dumps(row))
-            else:
-                print(f"{row['id']}  {row['type']}  {row['queue']}  {row['reason']}")
-        print(f"{len(rows)} dead letter(s) in {DEAD_LETTER_QUEUE}", file=sys.stderr)
+        shown = 0
+        with closing(iter_letters(args.amqp_uri)) as letters:
+            for row in islice(letters, args.limit or None):
+                shown += 1
+                if args.json:
+                    print(json.dumps(row))
+                else:
+                    print(f"{row['id']}  {row['type']}  {row['queue']}  {row['reason']}")
+        total = count_letters(args.amqp_uri)
+        more = f" (the first {shown}; --limit 0 lists all)" if total > shown else ""
+        print(f"{total} dead letter(s) in {DEAD_LETTER_QUEUE}{more}", file=sys.stderr)
         return 0
     if args.command == "show":
         details = show_letter(args.amqp_uri, args.id)
