@@ -502,15 +502,24 @@ class InstalledDatabase(click.ParamType):
         return value
 
 
+def _outbox_of(service):
+    from mpp_chassis.outbox import open_outbox
+
+    try:
+        return open_outbox(service)
+    except LookupError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @outbox.command("parked")
 @click.argument("service", type=InstalledDatabase())
 @click.option("--type", "event_type", help="only this event type")
 @OUTPUT
 def outbox_parked(service, event_type, output):
     """Events parked because no queue took them, oldest first."""
-    from mpp_chassis.outbox import open_outbox, parked
+    from mpp_chassis.outbox import parked
 
-    rows = parked(*open_outbox(service), event_type)
+    rows = parked(*_outbox_of(service), event_type)
     emit(output, rows, ["event_id", "type", "created_at", "parked_at"], f"Parked in {service}")
 
 
@@ -519,9 +528,9 @@ def outbox_parked(service, event_type, output):
 @click.option("--type", "event_type", help="only this event type")
 def outbox_republish(service, event_type):
     """Hand parked events back to the service's outbox relay."""
-    from mpp_chassis.outbox import open_outbox, republish
+    from mpp_chassis.outbox import republish
 
-    count = republish(*open_outbox(service), event_type)
+    count = republish(*_outbox_of(service), event_type)
     console.print(f"{count} parked event(s) of {service} returned to the outbox relay")
 
 

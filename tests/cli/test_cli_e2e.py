@@ -289,3 +289,8 @@ def test_dlq_and_outbox_wrap_the_chassis_tools(mpp, mall, monkeypatch):
     assert [(p["event_id"], p["type"]) for p in parked] == [("e-1", "sla_breached")]
     assert "1 parked event(s) of queue" in mpp("outbox", "republish", "queue").output
     assert as_json(mpp("outbox", "parked", "queue", "-o", "json")) == []
+
+    # the gateway has a database but no outbox: a clear usage error, not a traceback
+    monkeypatch.setenv("GATEWAY_DB_URL", mall.db_urls["gateway"])
+    refused = mpp("outbox", "parked", "gateway", code=2)
+    assert "gateway has no outbox" in refused.output

@@ -29,7 +29,17 @@ from datetime import UTC, datetime, timedelta
 
 import amqp
 from kombu import Connection, Exchange
-from sqlalchemy import MetaData, Table, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    MetaData,
+    Table,
+    bindparam,
+    delete,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
 
 from mpp_chassis import metrics
@@ -414,7 +424,11 @@ def open_outbox(service: str) -> tuple[Engine, Table]:
     if service not in databases():
         raise LookupError(f"no database {service!r} installed: {', '.join(databases())}")
     outbox, _ = add_chassis_tables(MetaData())
-    return make_engine(default_url(service)), outbox
+    engine = make_engine(default_url(service))
+    if not inspect(engine).has_table(outbox.name):  # the gateway publishes nothing
+        engine.dispose()
+        raise LookupError(f"{service} has no outbox: it publishes no events")
+    return engine, outbox
 
 
 def main(argv: list[str] | None = None) -> int:
