@@ -196,6 +196,52 @@ def test_an_rpc_to_a_service_that_never_ran_fails_at_once(container_factory, amq
         ask_absent()
 
 
+class ReplyingService:
+    name = "replying"
+
+    @messaging.rpc
+    def echo(self, word: str) -> str:
+        return word
+
+
+class ReplyingCaller:
+    name = "replyingcaller"
+    config = Config()
+    replying_rpc = BoundedRpcProxy("replying")
+
+    @dummy
+    def say(self, word: str) -> str:
+        return self.replying_rpc.echo(word)
+
+
+def test_a_reply_the_broker_cannot_take_does_not_end_the_service(
+    container_factory, amqp_uri, monkeypatch
+):
+    """Found by the infrastructure fault test: during a RabbitMQ restart a reply's publish raised
+    ECONNREFUSED out of the RPC entrypoint, which killed the container and so the process. The
+    reply is given up (the caller's bounded wait answers 503); the service goes on answering."""
+    from kombu.exceptions import OperationalError
+
+    send_response = messaging._ReplyResponder.send_response
+    refusals = [OperationalError("[Errno 111] ECONNREFUSED")]
+
+    def broker_away_once(self, result, exc_info):
+        if refusals:
+            raise refusals.pop()
+        return send_response(self, result, exc_info)
+
+    monkeypatch.setattr(messaging._ReplyResponder, "send_response", broker_away_once)
+    backend = container_factory(ReplyingService, {"AMQP_URI": amqp_uri})
+    backend.start()
+    caller = container_factory(ReplyingCaller, {"AMQP_URI": amqp_uri, "RPC_TIMEOUT": 1})
+    caller.start()
+    with entrypoint_hook(caller, "say") as say, pytest.raises(ServiceUnavailable):
+        say("lost")
+    assert not backend._died.ready(), "the service lives on"
+    with entrypoint_hook(caller, "say") as say:
+        assert say("heard") == "heard"
+
+
 class DatabaseDownService:
     name = "dbdown"
 
