@@ -53,10 +53,24 @@ screenshots: $(BIN)/.installed  ## every screen at its device size, checked by a
 		tests/web/test_screens_accessibility.py tests/web/test_screens_agency.py \
 		tests/web/test_screens_agency_manage.py
 
-# --all: setuptools is a runtime dependency (pkg_resources for nameko's CLI), pip is not
-lock: $(BIN)/.installed  ## re-pin constraints.txt from the virtualenv
-	( echo "# Exact pins for every dependency (the lock file). Regenerate with \`make lock\`."; \
-	  $(BIN)/pip freeze --all --exclude-editable | grep -v -e '^mpp-' -e '^pip==' ) > constraints.txt
+# The locks, resolved by uv (pinned in constraints.txt) for the images' Python (the Dockerfile's
+# base): constraints.txt pins the dev virtualenv; deploy/locks/<service>.txt pins, with sha256
+# hashes, only what that service's image installs (its pyproject, the chassis, the contracts),
+# at constraints.txt's versions. The project's own packages are never in a lock (pip cannot
+# hash a directory): the images install them with --no-deps. Existing pins are kept unless
+# ARGS says otherwise: `make lock ARGS=--upgrade` (all) or `ARGS="--upgrade-package kombu"`.
+IMAGE_PYTHON := $(shell sed -n 's/^ARG PYTHON_IMAGE=python:\([0-9.]*\)-.*/\1/p' deploy/docker/Dockerfile)
+LOCAL_PACKAGES := $(filter-out -e,$(PACKAGES))
+UV_COMPILE = $(BIN)/uv pip compile --quiet --python-version $(IMAGE_PYTHON) --python-platform linux \
+	--custom-compile-command "make lock" \
+	$(foreach p,$(LOCAL_PACKAGES),--no-emit-package mpp-$(notdir $(p)))
+
+lock: $(BIN)/.installed  ## re-resolve constraints.txt and the images' hashed deploy/locks/*.txt
+	printf './%s\n' $(LOCAL_PACKAGES) | $(UV_COMPILE) $(ARGS) requirements-dev.txt - -o constraints.txt
+	for s in queue payment rating gateway; do \
+	  printf './%s\n' libs/contracts libs/chassis services/$$s \
+	    | $(UV_COMPILE) --generate-hashes -c constraints.txt - -o deploy/locks/$$s.txt || exit 1; \
+	done
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -94,36 +94,64 @@ def test_each_service_has_a_slim_non_root_target_that_runs_nameko():
         assert not any("migrate" in line for line in stage), "migrations are a one-shot job"
 
 
-def test_builds_install_only_from_the_lock_file():
-    for service in SERVICES:
-        run = " ".join(line for line in stages()[f"build-{service}"] if line.startswith("RUN"))
-        assert "-c constraints.txt" in run and "--no-cache-dir" in run
-        assert f"./services/{service}" in run
-        others = [s for s in SERVICES if s != service and f"./services/{s}" in run]
-        assert not others, f"the {service} image must not carry {others}"
+_PIP_INSTALL = re.compile(r"(^|[\s/])pip install\s")
 
 
-def test_each_build_copies_only_its_own_service():
+def pip_installs(stage: str) -> list[str]:
+    """The ``pip install`` commands of a build stage's RUN instructions."""
+    runs = [line.removeprefix("RUN ") for line in stages()[stage] if line.startswith("RUN")]
+    return [c.strip() for run in runs for c in run.split("&&") if _PIP_INSTALL.search(c)]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_builds_install_third_party_code_only_from_the_service_hashed_lock(service):
+    """Issue 21: the images installed from constraints.txt, which pins versions but not files.
+    Each image now installs its own lock, deploy/locks/<service>.txt, with --require-hashes
+    (every file checked against its sha256, every dependency in the lock) and wheels only;
+    then the project's own packages, which have no hash, with --no-deps, so nothing
+    third-party comes in unhashed. Every pip install of the stage is one of the two."""
+    lock, own = pip_installs(f"build-{service}")
+    assert lock.split()[-2:] == ["-r", f"deploy/locks/{service}.txt"], lock
+    for flag in ("--require-hashes", "--only-binary=:all:", "--no-cache-dir"):
+        assert flag in lock.split(), (flag, lock)
+    assert "--no-deps" not in lock.split(), "pip must find the lock complete, not be told to"
+    assert {"--no-deps", "--no-build-isolation", "--no-cache-dir"} <= set(own.split()), own
+    packages = [word for word in own.split() if word.startswith("./")]
+    assert packages == ["./libs/contracts", "./libs/chassis", f"./services/{service}"], own
+    assert any(line.endswith("pip check") for line in stages()[f"build-{service}"])
+    assert "constraints.txt" not in DOCKERFILE.read_text(), "the lock, not the dev pins"
+
+
+def test_each_build_copies_only_its_own_lock_and_service():
     """Issue 21: every image copied all of services/, so a change to one service invalidated
-    the build cache of all four. The shared stage copies the lock file and libs/ only; each
-    service's stage copies its own directory."""
+    the build cache of all four. Each service's stage copies its own lock first (its hashed
+    install stays cached until the lock changes), then libs/ and its own directory only."""
     copied = {
         name: [
             line.split()[1] for line in lines if line.startswith("COPY") and "--from" not in line
         ]
         for name, lines in stages().items()
     }
-    assert copied["build"] == ["constraints.txt", "libs/"]
+    assert copied["build"] == []
     for service in SERVICES:
-        assert copied[f"build-{service}"] == [f"services/{service}/"], copied[f"build-{service}"]
+        assert copied[f"build-{service}"] == [
+            f"deploy/locks/{service}.txt",
+            "libs/",
+            f"services/{service}/",
+        ], copied[f"build-{service}"]
+        lines = stages()[f"build-{service}"]
+        first_install = next(i for i, line in enumerate(lines) if _PIP_INSTALL.search(line))
+        first_source = next(i for i, line in enumerate(lines) if line.startswith("COPY libs/"))
+        assert first_install < first_source, "the locked install must not wait on the sources"
 
 
 def test_build_context_is_filtered():
     ignore = (DEPLOY / "docker" / "Dockerfile.dockerignore").read_text().split()
     assert ignore[0] == "*" or "*" in ignore
-    for needed in ("!constraints.txt", "!libs/", "!services/"):
+    for needed in ("!deploy/locks/", "!libs/", "!services/"):
         assert needed in ignore
-    assert (ROOT / "constraints.txt").exists()
+    for service in SERVICES:
+        assert (DEPLOY / "locks" / f"{service}.txt").exists()
 
 
 # What an image's start command imports, run in a fresh interpreter: its runner (nameko's CLI,

@@ -4,6 +4,7 @@ manifests that validate against the Kubernetes schemas offline and hold the hard
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -320,16 +321,54 @@ def test_production_exposes_only_the_gateways_public_paths_over_tls(rendered):
     assert {"name": "http"}.items() <= service["ports"][0].items()
 
 
-def test_production_scales_the_workers_on_their_rpc_queue_with_keda(rendered):
+def consumed_queues(service: str) -> set[str]:
+    """The queues a service's replicas consume, named by nameko itself: its RPC queue, and each
+    event handler's (nameko's ``EventHandler.setup`` names it; nothing here talks to a broker)."""
+    import importlib
+
+    from nameko.containers import ServiceContainer
+    from nameko.events import EventHandler
+    from nameko.rpc import RPC_QUEUE_TEMPLATE, Rpc
+
+    module = importlib.import_module(f"mpp_{service}.service")
+    container = ServiceContainer(
+        getattr(module, f"{service.capitalize()}Service"), {"AMQP_URI": "memory://"}
+    )
+    names = set()
+    for entrypoint in container.entrypoints:
+        if isinstance(entrypoint, EventHandler):
+            EventHandler.setup(entrypoint)
+            names.add(entrypoint.queue.name)
+        elif isinstance(entrypoint, Rpc):
+            names.add(RPC_QUEUE_TEMPLATE.format(container.service_name))
+    return names
+
+
+def every_queue() -> set[str]:
+    """Every queue of the mall's vhost: what each service consumes, an RPC reply queue each, the
+    dead letters and the retry delay queues."""
+    from mpp_chassis.messaging import DEAD_LETTER_QUEUE, delay_queue
+
+    queues = {DEAD_LETTER_QUEUE, delay_queue(1000).name, delay_queue(60_000).name}
+    for service in SERVICES:
+        queues |= consumed_queues(service) | {f"rpc.reply-{service}-0f1e2d3c"}
+    return queues
+
+
+def test_production_scales_the_workers_on_their_whole_backlog_with_keda(rendered):
+    """Issue 21: KEDA counted the RPC queue only, so a backlog of events (a burst of
+    ticket_completed for payment and rating) never added a replica. Each ScaledObject now sums
+    the ready messages of every queue its service consumes, and of no other service's: the
+    regular expression is checked, as RabbitMQ applies it (unanchored, case-insensitive),
+    against the queue names nameko gives the services' real entry points."""
     apps, _ = rendered
     scaled = by_kind(apps, "ScaledObject")
     deployments = by_kind(apps, "Deployment")
     if apps[0]["metadata"]["namespace"] != "mpp":
         assert scaled == {}, "staging runs fixed replicas (no KEDA needed there)"
         return
-    from nameko.rpc import RPC_QUEUE_TEMPLATE
-
     authentications = by_kind(apps, "TriggerAuthentication")
+    queues = every_queue()
     assert sorted(scaled) == ["payment", "queue", "rating"]
     for name, obj in scaled.items():
         spec = obj["spec"]
@@ -337,11 +376,43 @@ def test_production_scales_the_workers_on_their_rpc_queue_with_keda(rendered):
         assert "replicas" not in deployments[name]["spec"], f"{name}: KEDA owns replicas"
         assert 2 <= spec["minReplicaCount"] < spec["maxReplicaCount"]  # PDB: one at a time
         (trigger,) = spec["triggers"]
-        assert trigger["type"] == "rabbitmq" and trigger["metadata"]["mode"] == "QueueLength"
-        assert trigger["metadata"]["queueName"] == RPC_QUEUE_TEMPLATE.format(name)
-        assert int(trigger["metadata"]["value"]) > 0
+        meta = trigger["metadata"]
+        assert trigger["type"] == "rabbitmq" and meta["mode"] == "QueueLength"
+        assert int(meta["value"]) > 0
+        # a regular expression over queue names needs the management API
+        assert meta["protocol"] == "http" and meta["useRegex"] == "true"
+        assert meta["operation"] == "sum" and meta["excludeUnacknowledged"] == "true"
+        host = urlsplit(meta["host"])
+        # KEDA runs in its own namespace: the Service's name must carry the mall's
+        assert (host.scheme, host.hostname, host.port) == ("http", "mpp-rabbitmq.mpp.svc", 15672)
+        assert host.path == "/mpp" and host.username is None, "the vhost; no password here"
+        pattern = re.compile(meta["queueName"], re.IGNORECASE)
+        counted = {queue for queue in queues if pattern.search(queue)}
+        own = consumed_queues(name)
+        assert any(q.startswith("evt-") for q in own) and f"rpc-{name}" in own
+        assert counted == own, f"{name}: counts {sorted(counted ^ own)} wrongly"
         auth = authentications[trigger["authenticationRef"]["name"]]["spec"]
-        # the service's own broker user, from its own Secret (the least-privilege rule)
         assert auth["secretTargetRef"] == [
-            {"parameter": "host", "name": f"{name}-secrets", "key": "AMQP_URI"}
+            {"parameter": "username", "name": "mpp-rabbitmq-keda", "key": "username"},
+            {"parameter": "password", "name": "mpp-rabbitmq-keda", "key": "password"},
         ]
+
+
+def test_keda_reads_the_queues_as_a_user_that_can_neither_publish_nor_consume(rendered):
+    """The management API needs a tagged user; not the mall's (AMQP only, full rights on its
+    vhost): KEDA's own, with the `management` tag and, on the mall's vhost, the right to enter
+    and list but to configure, write and read nothing."""
+    apps, _ = rendered
+    if apps[0]["metadata"]["namespace"] != "mpp":
+        return
+    users, permissions = by_kind(apps, "User"), by_kind(apps, "Permission")
+    assert list(users) == ["mpp-keda"] and list(permissions) == ["mpp-keda"]
+    user, permission = users["mpp-keda"]["spec"], permissions["mpp-keda"]["spec"]
+    assert user["tags"] == ["management"]
+    assert user["importCredentialsSecret"] == {"name": "mpp-rabbitmq-keda"}
+    assert user["rabbitmqClusterReference"] == {"name": "mpp-rabbitmq"}
+    assert permission["userReference"] == {"name": "mpp-keda"} and permission["vhost"] == "mpp"
+    rights = permission["permissions"]
+    for queue in sorted(every_queue()) + ["amq.default", "nameko-rpc", "queue.events"]:
+        assert not any(re.search(rights[kind], queue) for kind in rights), queue
+    assert sorted(rights) == ["configure", "read", "write"]

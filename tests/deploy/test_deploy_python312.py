@@ -1,5 +1,6 @@
 """The images run on ``python:3.11``; the next base image will carry Python 3.12. The mall is
-installed here as the images install it (not editable, from the lock file) into a Python 3.12
+installed here as the images install it (not editable, at the versions of the images' hashed
+locks, which constraints.txt pins: the locks themselves are resolved for 3.11) into a Python 3.12
 virtualenv, and every service is started from it with ``nameko run`` (``mpp_chassis.run``)
 against the real broker: a citizen's whole journey, through all four services, proves they
 start, migrate, answer RPC and handle events on 3.12 too.
