@@ -6,6 +6,7 @@ route-table auth test is generated from that table, so a new route cannot be for
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from functools import wraps
 
 from eventlet.wsgi import HeaderLineTooLong, HeadersTooLarge
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 from nameko.exceptions import UnknownService
 from nameko.web.server import HttpOnlyProtocol, WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
@@ -25,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 from mpp_chassis.messaging import DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE
 from mpp_chassis.web import CorrelatedWebServer, HttpEntrypoint, request_id_from
 from mpp_contracts import errors
+from mpp_contracts.rpc import shared
 from mpp_gateway import inputs, metrics
 
 _log = logging.getLogger(__name__)
@@ -340,20 +342,37 @@ def route(
 ) -> Callable:
     """Declare a route: ``roles=None`` is public; otherwise a key with one of ``roles`` is needed
     (mall_admin always passes) and, with ``agency_param``, the key's agency must match it.
-    ``documentation`` fills the other :class:`Route` fields (body, query, response, status, …)."""
+    ``documentation`` fills the other :class:`Route` fields (body, query, response, status, …).
+
+    A route with a ``body`` schema has the body loaded by it here, and gets the loaded data as
+    its ``body`` argument if it takes one (a route that passes the body on as sent, to a service
+    that loads it with the same schema, reads it with :func:`read_json`): the schema the OpenAPI
+    document shows is the one that validates, once, in one place. It is
+    loaded where the route's own work starts (inside an idempotent claim, after auth, rate limit
+    and path checks), so a 400 or 422 is answered, and stored for an ``Idempotency-Key``, as a
+    route's own error."""
 
     def decorate(fn):
         werkzeug_path = path.replace("{", "<").replace("}", ">")
         spec = Route(method, path, roles, fn.__name__, agency_param, **documentation)
         ROUTES.append(spec)
+        takes_body = "body" in inspect.signature(fn).parameters
 
         @wraps(fn)
         def handler(self, request, **values):
             request_id = request.environ.get("mpp.request_id")
 
+            def call(principal):
+                if spec.body is None:
+                    return fn(self, request, principal, **values)
+                body = load_body(request, spec.body)
+                if takes_body:
+                    return fn(self, request, principal, body=body, **values)
+                return fn(self, request, principal, **values)
+
             def invoke(principal):
                 try:
-                    return fn(self, request, principal, **values)
+                    return call(principal)
                 except Exception as exc:
                     return error_response(exc, request_id)
 
@@ -374,7 +393,7 @@ def route(
                 request.args = inputs.without_empty(request.args)
                 if spec.idempotent and request.headers.get("Idempotency-Key") is not None:
                     return self.run_idempotent(request, principal, spec, invoke)
-                result = fn(self, request, principal, **values)
+                result = call(principal)
             except Exception as exc:  # every error leaves as the envelope
                 return error_response(exc, request_id)
             return result
@@ -385,14 +404,29 @@ def route(
     return decorate
 
 
+_PARSED_JSON = "mpp.json"  # where read_json keeps the parsed body in the WSGI environ
+
+
 def read_json(request) -> dict:
     """The JSON object of the body (``{}`` if empty), bounded by ``mpp_gateway.inputs``:
     400 if malformed or nested deeper than ``MAX_JSON_DEPTH``, 422 for a NUL or a lone
-    surrogate in any key or string."""
+    surrogate in any key or string. Parsed once per request: a route that passes the body on
+    as the client sent it (its service loads it with the same schema) reads it here after
+    :func:`route` validated it."""
+    parsed = request.environ.get(_PARSED_JSON)
+    if parsed is not None:
+        return parsed
     raw = request.get_data(cache=True)
     if not raw:
         return {}
     body = inputs.parse_json(raw)
     if not isinstance(body, dict):
         raise errors.BadRequest("MALFORMED_JSON", "request body must be a JSON object")
+    request.environ[_PARSED_JSON] = body
     return body
+
+
+def load_body(request, schema: type[Schema]) -> dict:
+    """The body loaded by a route's declared ``body`` schema (422 ``VALIDATION_FAILED`` naming
+    the fields, through :func:`error_response`)."""
+    return shared(schema).load(read_json(request))

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 from mpp_contracts.errors import Forbidden, NotFound
 from mpp_contracts.pagination import decode_cursor, page
 from mpp_gateway import auth, pairing
-from mpp_gateway.http import read_json, route
+from mpp_gateway.http import route
 from mpp_gateway.responses import AGENCY_ADMIN, ok, page_args
 from mpp_gateway.schemas.apikeys import (
     ApiKeyCreateSchema,
@@ -42,13 +42,12 @@ class ApiKeysRoutes:
         idempotent=True,
         summary="Issue an officer, kiosk or display key (the secret is shown once)",
     )
-    def issue_api_key(self, request, principal, agency):
-        data = ApiKeyCreateSchema().load(read_json(request))
-        if data["role"] not in auth.ISSUABLE_BY_AGENCY and principal.role != "mall_admin":
+    def issue_api_key(self, request, principal, agency, body):
+        if body["role"] not in auth.ISSUABLE_BY_AGENCY and principal.role != "mall_admin":
             raise Forbidden("FORBIDDEN", "only the mall admin issues agency_admin keys")
-        refuse_mall_scope(data, principal)
+        refuse_mall_scope(body, principal)
         self.queue_rpc.get_agency(agency)  # 404 AGENCY_NOT_FOUND: no key for no agency
-        key = auth.issue_key(self.uow.session, data["role"], agency, data["label"], data["scope"])
+        key = auth.issue_key(self.uow.session, body["role"], agency, body["label"], body["scope"])
         self.uow.commit()
         return ok(key, 201)
 
@@ -96,17 +95,16 @@ class ApiKeysRoutes:
         summary="A pairing code for a board, kiosk or counter: 8 digits, usable once within "
         "PAIRING_CODE_TTL_SECONDS; the device exchanges it at POST /v1/pairings for its own key",
     )
-    def create_pairing_code(self, request, principal, agency):
-        data = PairingCodeCreateSchema().load(read_json(request))
-        refuse_mall_scope(data, principal)
+    def create_pairing_code(self, request, principal, agency, body):
+        refuse_mall_scope(body, principal)
         self.queue_rpc.get_agency(agency)  # 404 AGENCY_NOT_FOUND
         ttl = int(self.config.get("PAIRING_CODE_TTL_SECONDS", 600))
         code = pairing.create_code(
             self.uow.session,
-            data["role"],
+            body["role"],
             agency,
-            data["label"],
-            data["scope"],
+            body["label"],
+            body["scope"],
             principal.key_id,
             ttl,
         )
@@ -123,12 +121,11 @@ class ApiKeysRoutes:
         "wrong, used or expired code answers 404; past RATE_LIMIT_AUTH_FAILURES_PER_MINUTE such "
         "failures a minute from one address, 429, like failed keys",
     )
-    def redeem_pairing_code(self, request, principal):
-        data = PairingRedeemSchema().load(read_json(request))
+    def redeem_pairing_code(self, request, principal, body):
         bucket, limit = self.failure_bucket(request, "pairing")
         self.refuse_past_failures(bucket, limit, "failed pairing attempts")
         try:
-            key = pairing.redeem(self.uow.session, data["code"])
+            key = pairing.redeem(self.uow.session, body["code"])
         except NotFound:
             # end the transaction first: on SQLite its write lock, held across the limiter's
             # network call, stalls every other redeem of this process (eventlet)
@@ -151,9 +148,8 @@ class ApiKeysRoutes:
         summary="Issue a mall_admin key (the secret is shown once); with it, the bootstrap "
         "MALL_ADMIN_KEY can be revoked",
     )
-    def issue_mall_admin_key(self, request, principal):
-        data = MallAdminKeyCreateSchema().load(read_json(request))
-        key = auth.issue_key(self.uow.session, "mall_admin", None, data["label"])
+    def issue_mall_admin_key(self, request, principal, body):
+        key = auth.issue_key(self.uow.session, "mall_admin", None, body["label"])
         self.uow.commit()
         return ok(key, 201)
 

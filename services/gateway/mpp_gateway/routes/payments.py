@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 from mpp_contracts import errors
 from mpp_contracts import rpc as contracts
 from mpp_gateway import inputs
-from mpp_gateway.http import read_json, route
+from mpp_gateway.http import route
 from mpp_gateway.responses import AGENCY_ADMIN, actor, ok
 from mpp_gateway.schemas import payment as schemas
 from mpp_gateway.schemas.queue import TicketReadQuerySchema
@@ -67,9 +67,8 @@ class PaymentsRoutes:
         summary="Pay a pending invoice by another method (QRIS, virtual account, e-wallet)",
         idempotent=True,
     )
-    def choose_payment_method(self, request, principal, payment):
-        data = contracts.shared(contracts.PaymentMethodSchema).load(read_json(request))
-        return ok(self.payment_rpc.choose_method(payment, data))
+    def choose_payment_method(self, request, principal, payment, body):
+        return ok(self.payment_rpc.choose_method(payment, body))
 
     @route(
         "POST",
@@ -81,10 +80,9 @@ class PaymentsRoutes:
         summary="Full or partial refund, bounded by what was paid (Idempotency-Key required)",
         idempotent=True,
     )
-    def refund_payment(self, request, principal, payment):
-        data = contracts.shared(contracts.RefundCreateSchema).load(read_json(request))
+    def refund_payment(self, request, principal, payment, body):
         key = request.headers.get("Idempotency-Key")
-        return ok(self.payment_rpc.refund(actor(principal), payment, data, key), 201)
+        return ok(self.payment_rpc.refund(actor(principal), payment, body, key), 201)
 
     @route(
         "POST",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mpp_contracts import rpc as contracts
 from mpp_gateway import idempotency
-from mpp_gateway.http import read_json, route
+from mpp_gateway.http import route
 from mpp_gateway.responses import AGENCY_ADMIN, actor, ok
 from mpp_gateway.schemas.rating import (
     CommentPublishedSchema,
@@ -37,12 +37,11 @@ class RatingsRoutes:
         idempotent=True,
         summary="Rate a finished service with its one-time rating token",
     )
-    def submit_rating(self, request, principal):
-        data = contracts.shared(contracts.RatingCreateSchema).load(read_json(request))
+    def submit_rating(self, request, principal, body):
         # with an Idempotency-Key the rating service stores one rating per key: a retry that
         # took over an abandoned claim gets the rating the first attempt stored
         key = idempotency.request_key(request)
-        return ok(self.rating_rpc.submit_rating(data, request_key=key), 201)
+        return ok(self.rating_rpc.submit_rating(body, request_key=key), 201)
 
     @route(
         "GET",
@@ -98,6 +97,5 @@ class RatingsRoutes:
         idempotent=True,
         summary="Answer a complaint of your agency; resolve=true also closes it",
     )
-    def respond_to_complaint(self, request, principal, complaint):
-        data = contracts.shared(contracts.ComplaintResponseCreateSchema).load(read_json(request))
-        return ok(self.rating_rpc.respond_to_complaint(complaint, data, actor(principal)), 201)
+    def respond_to_complaint(self, request, principal, complaint, body):
+        return ok(self.rating_rpc.respond_to_complaint(complaint, body, actor(principal)), 201)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mpp_contracts import rpc as contracts
 from mpp_gateway import idempotency
-from mpp_gateway.http import read_json, route
+from mpp_gateway.http import route
 from mpp_gateway.responses import OFFICER, actor, ok
 from mpp_gateway.schemas.queue import (
     CounterLineSchema,
@@ -24,12 +24,11 @@ class TicketsRoutes:
         idempotent=True,
         summary="Take a ticket for a service (optional priority category, NIK, phone)",
     )
-    def take_ticket(self, request, principal):
-        data = contracts.shared(contracts.TicketCreateSchema).load(read_json(request))
+    def take_ticket(self, request, principal, body):
         # with an Idempotency-Key the queue issues one ticket per key: a retry that took over
         # an abandoned claim gets the ticket the first attempt issued
         key = idempotency.request_key(request)
-        return ok(self.queue_rpc.take_ticket(data, request_key=key), 201)
+        return ok(self.queue_rpc.take_ticket(body, request_key=key), 201)
 
     @route(
         "GET",
@@ -127,9 +126,8 @@ class TicketsRoutes:
         "no-show, transfer (body to_service_id), cancel. Invalid transitions answer 409. With "
         "an Idempotency-Key a retried press is answered as the first (never acts twice)",
     )
-    def ticket_action(self, request, principal, ticket, action):
-        data = contracts.shared(contracts.TicketActionSchema).load(read_json(request))
+    def ticket_action(self, request, principal, ticket, action, body):
         key = idempotency.request_key(request)
         return ok(
-            self.queue_rpc.ticket_action(ticket, action, data, actor(principal), request_key=key)
+            self.queue_rpc.ticket_action(ticket, action, body, actor(principal), request_key=key)
         )
