@@ -19,7 +19,7 @@ from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
 from mpp_contracts.errors import EXPECTED_ERRORS
-from mpp_payment import charging, notices, reports, usecases
+from mpp_payment import charging, notices, refunds, reports, usecases
 from mpp_payment.adapters.tables import metadata
 
 _log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class PaymentService(OpsEndpoints):
         self, actor: dict | None, payment_id: str, data: dict, idempotency_key: str | None
     ) -> dict:
         data = contracts.load(contracts.RefundCreateSchema, data)
-        result = usecases.refund(self.uow, self.settings, actor, payment_id, data, idempotency_key)
+        result = refunds.refund(self.uow, self.settings, actor, payment_id, data, idempotency_key)
         self.uow.commit()
         return result
 
