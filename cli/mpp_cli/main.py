@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from mpp_cli import manifest
 from mpp_cli.client import ApiError, Client, Settings, UsageError
+from mpp_cli.operators import dlq, outbox
+from mpp_cli.output import OUTPUT, console, emit, errors
 from mpp_cli.plan import Result, reconcile
 
-console = Console()
-errors = Console(stderr=True)
-OUTPUT = click.option(
-    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mall.yaml"
 
 
@@ -72,24 +65,8 @@ def cli(ctx, url, key, profile):
     ctx.obj = Context(url, key, profile)
 
 
-def emit(output: str, rows: Any, columns: list[str], title: str) -> None:
-    if output == "json":
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
-        return
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, no_wrap=column == "id" or column.endswith("_id"))
-    for row in rows:
-        table.add_row(*[_cell(c, row.get(c)) for c in columns])
-    console.print(table)
-
-
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str) and (column.endswith("_at") or column.endswith("_due")):
-        return value[:19].replace("T", " ")  # ISO instants, to the second
-    return str(value)
+cli.add_command(dlq)  # the operators' tools: mpp_cli.operators
+cli.add_command(outbox)
 
 
 # -- apply / diff
@@ -411,127 +388,6 @@ def load(obj, rate, duration, service, output):
         return
     columns = ["requests", "seconds", "rps", "p50_ms", "p99_ms", "non_2xx", "errors"]
     emit("table", [row], columns, f"POST /v1/tickets at {rate:g}/s for {duration:g} s")
-
-
-# -- operators: the chassis' own tools
-
-
-def _amqp_uri(value: str | None) -> str:
-    return value or os.environ.get("AMQP_URI") or "amqp://guest:guest@localhost:5672/"
-
-
-AMQP = click.option("--amqp-uri", help="the broker (default: AMQP_URI)")
-
-
-@cli.group()
-def dlq():
-    """Dead letters (mpp_chassis.dlq, as `make dlq`): list, show, replay."""
-
-
-@dlq.command("list")
-@click.option(
-    "--limit", type=int, default=100, show_default=True, help="At most this many (0: all)."
-)
-@AMQP
-@OUTPUT
-def dlq_list(limit, amqp_uri, output):
-    """One row per dead letter: id, event type, queue it died in, reason."""
-    from mpp_chassis import dlq as tool
-
-    uri = _amqp_uri(amqp_uri)
-    rows = tool.list_letters(uri, limit or None)
-    total = tool.count_letters(uri)
-    title = (
-        f"Dead letters ({total})"
-        if total <= len(rows)
-        else f"Dead letters (first {len(rows)} of {total})"
-    )
-    emit(output, rows, ["id", "type", "queue", "reason"], title)
-
-
-@dlq.command("show")
-@click.argument("letter")
-@AMQP
-def dlq_show(letter, amqp_uri):
-    """Headers, properties and body of one dead letter (JSON)."""
-    from mpp_chassis import dlq as tool
-
-    details = tool.show_letter(_amqp_uri(amqp_uri), letter)
-    if details is None:
-        errors.print(f"no dead letter {letter}")
-        sys.exit(1)
-    click.echo(json.dumps(details, indent=2, default=str))
-
-
-@dlq.command("replay")
-@click.argument("letters", nargs=-1)
-@click.option("--all", "everything", is_flag=True, help="every dead letter")
-@click.option("--queue", help="only those that died in this queue")
-@AMQP
-def dlq_replay(letters, everything, queue, amqp_uri):
-    """Publish dead letters back to the queues they died in."""
-    from mpp_chassis import dlq as tool
-
-    if not letters and not everything:
-        raise click.UsageError("replay needs ids or --all")
-    done = tool.replay(_amqp_uri(amqp_uri), None if everything else list(letters), queue)
-    for key, target in done:
-        console.print(f"replayed {key} -> {target}")
-    missing = set(letters) - {key for key, _ in done}
-    for key in sorted(missing):
-        errors.print(f"no dead letter {key}")
-    sys.exit(1 if missing else 0)
-
-
-@cli.group()
-def outbox():
-    """Parked events (mpp_chassis.outbox): list and republish, per service (<SERVICE>_DB_URL)."""
-
-
-class InstalledDatabase(click.ParamType):
-    """A service whose database is installed here (its ``mpp.databases`` entry point)."""
-
-    name = "service"
-
-    def convert(self, value, param, ctx):
-        from mpp_chassis.migrate import databases
-
-        installed = list(databases())
-        if value not in installed:
-            self.fail(f"{value!r} is not one of {', '.join(installed)}", param, ctx)
-        return value
-
-
-def _outbox_of(service):
-    from mpp_chassis.outbox import open_outbox
-
-    try:
-        return open_outbox(service)
-    except LookupError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-@outbox.command("parked")
-@click.argument("service", type=InstalledDatabase())
-@click.option("--type", "event_type", help="only this event type")
-@OUTPUT
-def outbox_parked(service, event_type, output):
-    """Events parked because no queue took them, oldest first."""
-    from mpp_chassis.outbox import parked
-
-    rows = parked(*_outbox_of(service), event_type)
-    emit(output, rows, ["event_id", "type", "created_at", "parked_at"], f"Parked in {service}")
-
-
-@outbox.command("republish")
-@click.argument("service", type=InstalledDatabase())
-@click.option("--type", "event_type", help="only this event type")
-def outbox_republish(service, event_type):
-    """Hand parked events back to the service's outbox relay."""
-    from mpp_chassis.outbox import republish
-
-    count = republish(*_outbox_of(service), event_type)
-    console.print(f"{count} parked event(s) of {service} returned to the outbox relay")
 
 
 if __name__ == "__main__":
