@@ -11,6 +11,7 @@ from sqlalchemy import MetaData, select
 from sqlalchemy.orm import sessionmaker
 
 from mpp_chassis.db import UnitOfWork, make_engine
+from mpp_contracts.envelope import read_envelope
 
 
 class UseCases:
@@ -55,6 +56,16 @@ class UseCases:
                 .order_by(self.outbox.c.seq)
             ).scalars()
             return [json.loads(body)["payload"] for body in rows]
+
+    def delivered(self, event_type: str) -> list[dict]:
+        """The payloads as a consumer's handler receives them (loaded by the contract)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(self.outbox.c.body)
+                .where(self.outbox.c.event_type == event_type)
+                .order_by(self.outbox.c.seq)
+            ).scalars()
+            return [read_envelope(json.loads(body))["payload"] for body in rows]
 
     def dispose(self) -> None:
         self.engine.dispose()
