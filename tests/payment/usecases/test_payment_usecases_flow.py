@@ -14,8 +14,6 @@ from mpp_payment import charging, notices, refunds, usecases
 from mpp_payment.adapters.tables import journal_lines, payments
 from tests.payment.usecases.conftest import ADMIN, completed_ticket, plugged
 
-pytestmark = pytest.mark.integration
-
 
 def open_and_charge(till, ticket: dict) -> dict:
     """What handle_ticket_completed does: amount, invoice, then the charge after the commit."""

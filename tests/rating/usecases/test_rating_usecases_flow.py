@@ -13,8 +13,6 @@ from mpp_rating import usecases
 from mpp_rating.adapters.tables import invitations
 from tests.rating.interface.conftest import completed_payload, not_required_payload
 
-pytestmark = pytest.mark.integration
-
 
 def token_of(desk, ticket_id: str) -> str | None:
     with desk.engine.connect() as conn:
