@@ -347,10 +347,9 @@ def route(
     A route with a ``body`` schema has the body loaded by it here, and gets the loaded data as
     its ``body`` argument if it takes one (a route that passes the body on as sent, to a service
     that loads it with the same schema, reads it with :func:`read_json`): the schema the OpenAPI
-    document shows is the one that validates, once, in one place. It is
-    loaded where the route's own work starts (inside an idempotent claim, after auth, rate limit
-    and path checks), so a 400 or 422 is answered, and stored for an ``Idempotency-Key``, as a
-    route's own error."""
+    document shows is the one that validates, once, in one place. The body is loaded where the
+    route's own work starts (after auth, rate limit and path checks, inside an idempotent
+    claim), so its 400 or 422 is answered, and stored for an ``Idempotency-Key``, as before."""
 
     def decorate(fn):
         werkzeug_path = path.replace("{", "<").replace("}", ">")
@@ -363,11 +362,10 @@ def route(
             request_id = request.environ.get("mpp.request_id")
 
             def call(principal):
-                if spec.body is None:
-                    return fn(self, request, principal, **values)
-                body = load_body(request, spec.body)
-                if takes_body:
-                    return fn(self, request, principal, body=body, **values)
+                if spec.body is not None:
+                    body = load_body(request, spec.body)
+                    if takes_body:
+                        return fn(self, request, principal, body=body, **values)
                 return fn(self, request, principal, **values)
 
             def invoke(principal):
