@@ -26,8 +26,8 @@ APPLIED: list[str] = []  # event ids in the order the handler applied them (comm
 
 
 class BatchingService:
-    """Applies agency_registered events in batches; the effect is the claim itself, and an
-    event whose code is POISON fails whoever applies it."""
+    """Applies agency_registered events in batches; the effect is the claim and an event in
+    its outbox, and an event whose code is POISON fails whoever applies it."""
 
     name = "batcher"
     uow = Database(queue_metadata)
@@ -38,6 +38,7 @@ class BatchingService:
             if event["payload"]["code"] == "POISON":
                 raise RuntimeError("this event always fails")
             APPLIED.append(event["id"])
+            self.uow.add_event("agency_registered", event["payload"])  # an event it causes
         self.uow.commit()
 
 
@@ -122,6 +123,12 @@ def batcher(container_factory, amqp_uri, db_url_factory):
                 rows = conn.execute(sa.text("SELECT event_id FROM processed_events"))
                 return set(rows.scalars())
 
+        def caused(self) -> list[str]:
+            """The correlation ids of the events the handler caused (its outbox)."""
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT correlation_id FROM outbox"))
+                return list(rows.scalars())
+
         def waiting(self) -> int:
             """Messages left in the handler's queue once the container stopped (an unacked
             delivery goes back to it)."""
@@ -151,6 +158,8 @@ def test_the_deliveries_at_hand_are_applied_in_one_transaction_and_acked_after_i
     wait_until(lambda: batcher.applied() == ids, timeout=30, message="every event applied")
     assert batcher.commits.claims == [8], "one commit carried every claim"
     assert sorted(APPLIED) == sorted(ids)
+    # each event an event caused carries that event's correlation id, not the batch's
+    assert sorted(batcher.caused()) == sorted(event["correlation_id"] for event in events)
     wait_until(lambda: handled("ok") - ok_before == 8, message="counted per event")
     assert batcher.waiting() == 0, "every delivery was acknowledged"
 

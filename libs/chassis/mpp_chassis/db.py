@@ -142,13 +142,20 @@ class UnitOfWork:
         """The events of a batch that ``handler`` has not handled yet, each claimed
         (:meth:`claim_event`) in this unit of work just before the caller applies it; a batch
         handler loops over them and commits once. While an event is applied, the events it
-        causes, and the log lines, carry its own correlation id."""
-        for event in events:
-            self._context_data[context.CORRELATION_KEY] = event["correlation_id"]
-            context.correlation_id.set(event["correlation_id"])
-            context.event_id.set(event["id"])
-            if self.claim_event(event["id"], handler):
-                yield event
+        causes, and the log lines, carry its own correlation id; the worker's is back once the
+        loop ends."""
+        worker = self.correlation_id
+        try:
+            for event in events:
+                self._context_data[context.CORRELATION_KEY] = event["correlation_id"]
+                context.correlation_id.set(event["correlation_id"])
+                context.event_id.set(event["id"])
+                if self.claim_event(event["id"], handler):
+                    yield event
+        finally:
+            self._context_data[context.CORRELATION_KEY] = worker
+            context.correlation_id.set(worker)
+            context.event_id.set(None)
 
     def commit(self) -> None:
         self.session.commit()
