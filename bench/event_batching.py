@@ -89,6 +89,7 @@ def measure(batch_size: int, events: int) -> dict:
                 )
         count = sa.select(sa.func.count()).select_from(invitations)
         container = ServiceContainer(RatingService, config)
+        workers_before = _batches()
         infra_before = infrastructure_seconds()
         own_before = time.process_time()
         started = time.monotonic()
@@ -99,6 +100,7 @@ def measure(batch_size: int, events: int) -> dict:
                     break
             eventlet.sleep(0.1)
         seconds = time.monotonic() - started
+        workers = _batches()
         own = time.process_time() - own_before
         infra_after = infrastructure_seconds()
         container.stop()
@@ -113,7 +115,27 @@ def measure(batch_size: int, events: int) -> dict:
             for name in ("postgresql", "rabbitmq")
         },
     }
-    return {"batch_size": batch_size, "seconds": seconds, "ms_per_event": per_event}
+    return {
+        "batch_size": batch_size,
+        "seconds": seconds,
+        "ms_per_event": per_event,
+        "workers": workers - workers_before,
+    }
+
+
+def _batches() -> float:
+    """How many workers rating's ticket_completed handler has applied events in so far."""
+    from mpp_chassis.metrics import EVENT_BATCH_SIZE
+
+    for metric in EVENT_BATCH_SIZE.collect():
+        for sample in metric.samples:
+            if (
+                sample.name.endswith("_count")
+                and sample.labels.get("service") == "rating"
+                and sample.labels.get("event_type") == "ticket_completed"
+            ):
+                return sample.value
+    return 0.0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
             cpu = result["ms_per_event"]
             print(
                 f"round {round_ + 1}  EVENT_BATCH_SIZE={batch_size:<3} "
-                f"{args.events} events in {result['seconds']:.1f} s  CPU per event: "
+                f"{args.events} events in {result['seconds']:.1f} s, "
+                f"{result['workers']:.0f} workers  CPU per event: "
                 f"rating {cpu['rating']:.2f} ms, postgresql {cpu['postgresql']:.2f} ms, "
                 f"rabbitmq {cpu['rabbitmq']:.2f} ms",
                 flush=True,

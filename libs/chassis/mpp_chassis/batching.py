@@ -105,6 +105,12 @@ class BatchEventHandler(ReliableEventHandler):
             for _, message in batch:
                 self.queue_consumer.requeue_message(message)
 
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        if exc_info is None:  # one event alone, applied
+            service = self.container.service_name
+            metrics.EVENT_BATCH_SIZE.labels(service, self.event_type).observe(1)
+        return super().handle_result(message, worker_ctx, result, exc_info)
+
     def handle_batch_result(self, batch, worker_ctx, result=None, exc_info=None):
         service = self.container.service_name
         if exc_info is None:
