@@ -290,3 +290,32 @@ def test_a_keyed_submission_is_answered_with_its_rating_however_often_it_arrives
     for bad in ("", "k" * 65, 7):
         with pytest.raises(ValidationFailed):
             rating.call("submit_rating", {"token": rating.complete("t-2", "ag-1"), "stars": 5}, bad)
+
+
+def test_a_batch_of_facts_invites_each_ticket_once_in_one_transaction(rating):
+    """Issue 20: the handlers take the deliveries at hand as one list and apply them in one
+    transaction; the use case runs once per event inside it. Completions and verdicts of three
+    tickets, one completion delivered twice in the batch and again in a later one, give three
+    invitations, each with its own token, and the later batch changes nothing."""
+    from tests.rating.interface.conftest import not_required_payload
+
+    tickets = ("t-b1", "t-b2", "t-b3")
+    completions = [envelope("ticket_completed", _completed(t)) for t in tickets]
+    verdicts = [
+        envelope("payment_not_required", not_required_payload(t, "ag-1"), "payment")
+        for t in tickets
+    ]
+    rating.call("handle_ticket_completed", [*completions, completions[0]])
+    rating.call("handle_payment_not_required", verdicts)
+    with rating.db.connect() as conn:
+        rows = conn.execute(select(invitations.c.ticket_id, invitations.c.token)).all()
+    assert sorted(ticket for ticket, _ in rows) == sorted(tickets)
+    assert len({token for _, token in rows}) == 3 and all(token for _, token in rows)
+
+    rating.call("handle_ticket_completed", [completions[1], completions[2]])  # redelivered
+    rating.call("handle_payment_not_required", verdicts[:1])
+    with rating.db.connect() as conn:
+        again = conn.execute(select(invitations.c.ticket_id, invitations.c.token)).all()
+    assert sorted(again) == sorted(rows)
+    invited = outbox_events(rating, "rating_invited")
+    assert sorted(e["payload"]["ticket_id"] for e in invited) == sorted(tickets)
