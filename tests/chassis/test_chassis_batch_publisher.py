@@ -1,13 +1,21 @@
 """The outbox relay's publisher: one batch, one wait for the broker's acknowledgements; within the
-batch, the events no queue takes are told apart from the ones delivered."""
+batch, the events no queue takes are told apart from the ones delivered; the confirmed ones are
+marked sent with one statement."""
 
 from __future__ import annotations
 
+import json
+import threading
+from datetime import UTC, datetime
+
 import pytest
 from kombu import Connection, Exchange, Queue
+from sqlalchemy import create_engine, event, func, insert, select
 
-from mpp_chassis.outbox import BatchPublisher
+from mpp_chassis.migrate import upgrade
+from mpp_chassis.outbox import BatchPublisher, OutboxRelay
 from mpp_contracts.envelope import make_envelope
+from mpp_queue.adapters.tables import metadata as queue_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +66,47 @@ def test_a_batch_is_confirmed_and_its_unroutable_events_are_named(amqp_uri):
     assert first.content_type == "application/json"
     assert first.properties["delivery_mode"] == 2  # persistent
     assert first.headers["nameko.correlation_id"] == delivered[0]["correlation_id"]
+
+
+@pytest.mark.parametrize("count", [1, 5])
+def test_the_relay_marks_a_published_batch_sent_with_one_statement(amqp_uri, tmp_path, count):
+    """Issue 20 item 3 asked the relay to publish *and mark* in batches: a round's confirmed
+    events are marked sent by one ``UPDATE … WHERE seq IN (…)``, whatever their number."""
+    url = f"sqlite:///{tmp_path}/relay.db"
+    upgrade("queue", url)
+    engine = create_engine(url)
+    outbox = queue_metadata.tables["outbox"]
+    exchange = Exchange("queue.events", type="topic", durable=True)
+    with Connection(amqp_uri) as conn:
+        Queue("relay-listener", exchange, routing_key="agency_registered")(conn.channel()).declare()
+    events = [envelope(f"R{n}") for n in range(count)]
+    with engine.begin() as conn:
+        for body in events:
+            conn.execute(
+                insert(outbox).values(
+                    event_id=body["id"],
+                    event_type="agency_registered",
+                    source="queue",
+                    body=json.dumps(body),
+                    correlation_id=body["correlation_id"],
+                    created_at=datetime.now(UTC),
+                    attempts=0,
+                )
+            )
+    updates: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement)
+
+    relay = OutboxRelay(engine=engine, outbox=outbox, amqp_uri=amqp_uri, wakeup=threading.Event())
+    try:
+        assert relay.publish_pending() == count
+    finally:
+        relay.stop()
+    assert len(updates) == 1, updates
+    with engine.connect() as conn:
+        unsent = conn.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar()
+    assert unsent == 0
+    engine.dispose()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("queue", "payment", "rating", "gateway")
-HANDLER = re.compile(r'@(?:event|broadcast)_handler\(\s*"(\w+)",\s*"(\w+)"')
+HANDLER = re.compile(r'@(?:batch_event|event|broadcast)_handler\(\s*"(\w+)",\s*"(\w+)"')
 
 
 def handled() -> set[tuple[str, str]]:

@@ -130,10 +130,12 @@ def test_two_replicas_of_queue_and_rating_share_the_work_and_do_nothing_twice(ma
     for replica in ("rating-0", "rating-1"):
         events = [r for r in logs[replica] if r.get("entrypoint") == "handle_ticket_completed"]
         assert events, f"{replica} handled no ticket_completed event"
+    # every ticket_completed was applied once by one of them (processed_events above); a worker
+    # may apply several, the deliveries at hand (mpp_chassis.batching), so workers <= events
     handled_ok = [
         r
         for replica in ("rating-0", "rating-1")
         for r in logs[replica]
         if r.get("entrypoint") == "handle_ticket_completed" and r.get("outcome") == "ok"
     ]
-    assert len(handled_ok) >= TICKETS, "every ticket_completed reached one of the replicas"
+    assert 2 <= len(handled_ok) <= TICKETS

@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import threading
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -136,6 +137,25 @@ class UnitOfWork:
             _log.info("duplicate event skipped", extra={"handler": handler})
             return False
         return True
+
+    def claimed(self, events: Iterable[dict], handler: str) -> Iterator[dict]:
+        """The events of a batch that ``handler`` has not handled yet, each claimed
+        (:meth:`claim_event`) in this unit of work just before the caller applies it; a batch
+        handler loops over them and commits once. While an event is applied, the events it
+        causes, and the log lines, carry its own correlation id; the worker's is back once the
+        loop ends."""
+        worker = self.correlation_id
+        try:
+            for event in events:
+                self._context_data[context.CORRELATION_KEY] = event["correlation_id"]
+                context.correlation_id.set(event["correlation_id"])
+                context.event_id.set(event["id"])
+                if self.claim_event(event["id"], handler):
+                    yield event
+        finally:
+            self._context_data[context.CORRELATION_KEY] = worker
+            context.correlation_id.set(worker)
+            context.event_id.set(None)
 
     def commit(self) -> None:
         self.session.commit()
@@ -273,6 +293,15 @@ class Database(DependencyProvider):
             on_commit=self.wakeup.set,
             autocommit=self.autocommit,
         )
+
+    def end_transaction(self, worker_ctx) -> None:
+        """Roll back the worker's transaction now and return its connection. An event handler
+        whose worker failed calls it before it talks to the broker (a retry's publish, a
+        batch's fallback): no lock is held across that round trip. SQLite's write lock held
+        there stalled every other worker, whose wait for it blocks the event loop."""
+        session = self.sessions.get(worker_ctx)
+        if session is not None:
+            session.close()
 
     def worker_teardown(self, worker_ctx) -> None:
         session = self.sessions.pop(worker_ctx, None)

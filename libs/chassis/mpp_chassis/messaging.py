@@ -287,16 +287,24 @@ class ReliableEventHandler(EventHandler):
         super().start()
 
     def handle_message(self, body, message):
+        envelope = self._read(body, message)
+        if envelope is not None:
+            self._run_or_hold(envelope, message)
+
+    def _read(self, body, message) -> dict | None:
+        """The loaded envelope; None for a malformed event, which will never succeed and is
+        sent straight to the dead letters."""
         try:
-            envelope = read_envelope(body)
+            return read_envelope(body)
         except Exception:
-            # a malformed event will never succeed: send it straight to the dead letters
             _log.error("malformed event dead-lettered", extra={"event_type": self.event_type})
             metrics.EVENTS_HANDLED.labels(
                 self.container.service_name, self.event_type, "malformed"
             ).inc()
             message.reject(requeue=False)
-            return
+            return None
+
+    def _run_or_hold(self, envelope: dict, message) -> None:
         if self.gate.shut:  # hold it, unacknowledged, off the consumer's own thread
             self.container.spawn_managed_thread(partial(self._run_when_open, envelope, message))
             return
@@ -313,13 +321,17 @@ class ReliableEventHandler(EventHandler):
         try:
             self.container.spawn_worker(
                 self,
-                (envelope,),
+                self._worker_args(envelope),
                 {},
                 context_data=context_data,
                 handle_result=handle_result,
             )
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
+
+    def _worker_args(self, envelope: dict) -> tuple:
+        """What the handler method is called with for one event."""
+        return (envelope,)
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
         outcome = "ok" if exc_info is None else "error"
@@ -330,6 +342,7 @@ class ReliableEventHandler(EventHandler):
             metrics.EVENT_RETRIES_IN_FLIGHT.labels(service, self.event_type).dec()
         if exc_info is None:
             return super().handle_result(message, worker_ctx, result, exc_info)
+        self.end_transactions(worker_ctx)
         error = type(exc_info[1]).__name__
         if isinstance(exc_info[1], DATABASE_UNAVAILABLE):
             self.gate.shut_for(exc_info[1])
@@ -354,6 +367,18 @@ class ReliableEventHandler(EventHandler):
             return super().handle_result(message, worker_ctx, result, exc_info)
         self.queue_consumer.ack_message(message)  # only after the copy was confirmed
         return result, exc_info
+
+    def end_transactions(self, worker_ctx) -> None:
+        """Roll back a failed worker's transactions before the broker is asked anything
+        (``Database.end_transaction``)."""
+        for dependency in self.container.dependencies:
+            end = getattr(dependency, "end_transaction", None)
+            if not callable(end):
+                continue
+            try:
+                end(worker_ctx)
+            except Exception as exc:  # a lost connection: the worker's teardown closes it
+                _log.debug("transaction not ended early: %s", type(exc).__name__)
 
     def _copy(self, message, **publish) -> None:
         properties = message.properties

@@ -30,6 +30,17 @@ OUTBOX_PARKED_NOW = Gauge(
 EVENTS_HANDLED = Counter(
     "mpp_events_handled_total", "Events handled", ["service", "event_type", "outcome"]
 )
+EVENT_BATCH_SIZE = Histogram(
+    "mpp_event_batch_size",
+    "Events applied by one worker in one transaction (batching handlers; 1: one by one)",
+    ["service", "event_type"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+EVENT_BATCHES_FAILED = Counter(
+    "mpp_event_batches_failed_total",
+    "Batches rolled back and handled again one event at a time",
+    ["service", "event_type"],
+)
 EVENT_RETRIES = Counter(
     "mpp_event_retries_total",
     "Failed events sent to wait and be delivered again (backoff)",

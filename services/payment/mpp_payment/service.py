@@ -11,6 +11,7 @@ from nameko.dependency_providers import Config
 from nameko.timer import Timer
 from prometheus_client import Gauge
 
+from mpp_chassis.batching import batch_event_handler
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.environment import NO_SIMULATOR, Secret, StartupCheck, when
@@ -107,19 +108,22 @@ class PaymentService(OpsEndpoints):
             usecases.upsert_service(self.uow, event["payload"])
             self.uow.commit()
 
-    @event_handler("queue", "ticket_completed")
-    def handle_ticket_completed(self, event: dict) -> None:
+    @batch_event_handler("queue", "ticket_completed")
+    def handle_ticket_completed(self, events: list[dict]) -> None:
         """This service owns "does this ticket need paying?": it opens the invoice or says that
-        none is required; the rating service invites from these facts only."""
-        if self.uow.claim_event(event["id"], "handle_ticket_completed"):
+        none is required; the rating service invites from these facts only. The completions at
+        hand are applied in one transaction (mpp_chassis.batching); the charges follow it."""
+        settings = self.settings
+        attempts = []
+        for event in self.uow.claimed(events, "handle_ticket_completed"):
             amount = usecases.invoice_amount(self.uow, event["payload"])
             if amount <= 0:
                 usecases.payment_not_required(self.uow, event["payload"])
-                self.uow.commit()
-                return
-            attempt = charging.open_invoice(self.uow, self.settings, event["payload"], amount)
-            self.uow.commit()  # the invoice exists now, "preparing payment"
-            charging.charge_now(self.uow, self.settings, attempt)
+            else:
+                attempts.append(charging.open_invoice(self.uow, settings, event["payload"], amount))
+        self.uow.commit()  # the invoices exist now, "preparing payment"
+        for attempt in attempts:  # never raises: the sweep retries a charge that failed
+            charging.charge_now(self.uow, settings, attempt)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_payment(self, payment_id: str) -> dict:

@@ -9,10 +9,11 @@ from nameko.dependency_providers import Config
 from nameko.timer import timer
 from sqlalchemy.exc import IntegrityError
 
+from mpp_chassis.batching import batch_event_handler
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.environment import Secret, StartupCheck
-from mpp_chassis.messaging import event_handler, rpc
+from mpp_chassis.messaging import rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
@@ -271,21 +272,21 @@ class QueueService(OpsEndpoints):
 
     # -- facts from other services
 
-    @event_handler("payment", "payment_requested")
-    def handle_payment_requested(self, event: dict) -> None:
-        self._on_payment(event, "handle_payment_requested", initial=True)
+    @batch_event_handler("payment", "payment_requested")
+    def handle_payment_requested(self, events: list[dict]) -> None:
+        self._on_payment(events, "handle_payment_requested", initial=True)
 
-    @event_handler("payment", "payment_succeeded")
-    def handle_payment_succeeded(self, event: dict) -> None:
-        self._on_payment(event, "handle_payment_succeeded", initial=False)
+    @batch_event_handler("payment", "payment_succeeded")
+    def handle_payment_succeeded(self, events: list[dict]) -> None:
+        self._on_payment(events, "handle_payment_succeeded", initial=False)
 
-    def _on_payment(self, event: dict, handler: str, *, initial: bool) -> None:
-        if self.uow.claim_event(event["id"], handler):
+    def _on_payment(self, events: list[dict], handler: str, *, initial: bool) -> None:
+        for event in self.uow.claimed(events, handler):
             usecases.record_payment(self.uow, event["payload"], initial=initial)
-            self.uow.commit()
+        self.uow.commit()
 
-    @event_handler("rating", "rating_invited")
-    def handle_rating_invited(self, event: dict) -> None:
-        if self.uow.claim_event(event["id"], "handle_rating_invited"):
+    @batch_event_handler("rating", "rating_invited")
+    def handle_rating_invited(self, events: list[dict]) -> None:
+        for event in self.uow.claimed(events, "handle_rating_invited"):
             usecases.record_rating_invitation(self.uow, event["payload"])
-            self.uow.commit()
+        self.uow.commit()

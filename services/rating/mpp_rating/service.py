@@ -5,6 +5,7 @@ from __future__ import annotations
 from nameko.dependency_providers import Config
 from nameko.timer import timer
 
+from mpp_chassis.batching import batch_event_handler
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.environment import StartupCheck
@@ -44,29 +45,35 @@ class RatingService(OpsEndpoints):
             usecases.on_agency_registered(self.uow, event["payload"])
             self.uow.commit()
 
-    @event_handler("queue", "ticket_completed")
-    def handle_ticket_completed(self, event: dict) -> None:
-        if self.uow.claim_event(event["id"], "handle_ticket_completed"):
-            usecases.on_ticket_completed(self.uow, self.settings, event["payload"])
-            self.uow.commit()
+    # the hot handlers of every journey apply the deliveries at hand in one transaction
+    # (mpp_chassis.batching): each receives a list of envelopes and commits once
+    @batch_event_handler("queue", "ticket_completed")
+    def handle_ticket_completed(self, events: list[dict]) -> None:
+        settings = self.settings
+        for event in self.uow.claimed(events, "handle_ticket_completed"):
+            usecases.on_ticket_completed(self.uow, settings, event["payload"])
+        self.uow.commit()
 
-    @event_handler("payment", "payment_succeeded")
-    def handle_payment_succeeded(self, event: dict) -> None:
-        if self.uow.claim_event(event["id"], "handle_payment_succeeded"):
-            usecases.on_payment_settled(self.uow, self.settings, event["payload"])
-            self.uow.commit()
+    @batch_event_handler("payment", "payment_succeeded")
+    def handle_payment_succeeded(self, events: list[dict]) -> None:
+        self._on_payment_settled(events, "handle_payment_succeeded")
 
-    @event_handler("payment", "payment_not_required")
-    def handle_payment_not_required(self, event: dict) -> None:
-        if self.uow.claim_event(event["id"], "handle_payment_not_required"):
-            usecases.on_payment_settled(self.uow, self.settings, event["payload"])
-            self.uow.commit()
+    @batch_event_handler("payment", "payment_not_required")
+    def handle_payment_not_required(self, events: list[dict]) -> None:
+        self._on_payment_settled(events, "handle_payment_not_required")
 
-    @event_handler("rating", "rating_submitted")
-    def handle_rating_submitted(self, event: dict) -> None:
-        if self.uow.claim_event(event["id"], "handle_rating_submitted"):
-            usecases.on_rating_submitted(self.uow, self.settings, event["payload"])
-            self.uow.commit()
+    def _on_payment_settled(self, events: list[dict], handler: str) -> None:
+        settings = self.settings
+        for event in self.uow.claimed(events, handler):
+            usecases.on_payment_settled(self.uow, settings, event["payload"])
+        self.uow.commit()
+
+    @batch_event_handler("rating", "rating_submitted")
+    def handle_rating_submitted(self, events: list[dict]) -> None:
+        settings = self.settings
+        for event in self.uow.claimed(events, "handle_rating_submitted"):
+            usecases.on_rating_submitted(self.uow, settings, event["payload"])
+        self.uow.commit()
 
     @timer(interval=ESCALATION_INTERVAL_SECONDS)
     def escalate_overdue_complaints(self) -> None:

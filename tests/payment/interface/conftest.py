@@ -59,7 +59,7 @@ class Payment:
         ticket_id = str(uuid.uuid4())
         self.call(
             "handle_ticket_completed",
-            envelope("ticket_completed", completed_payload(ticket_id, agency_id, fee)),
+            [envelope("ticket_completed", completed_payload(ticket_id, agency_id, fee))],
         )
         return self.call("get_ticket_payment", ticket_id)
 

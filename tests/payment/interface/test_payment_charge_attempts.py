@@ -37,7 +37,7 @@ def complete(payment) -> str:
     """The queue says a ticket was completed; the ticket's id."""
     ticket_id = str(uuid.uuid4())
     event = envelope("ticket_completed", completed_payload(ticket_id, "agency-1"))
-    payment.call("handle_ticket_completed", event)
+    payment.call("handle_ticket_completed", [event])
     return ticket_id
 
 

@@ -26,10 +26,10 @@ ADMIN = {"role": "agency_admin", "agency_id": "agency-1", "key_id": "k1"}
 def test_invoice_opened_once_with_a_valid_qris(payment):
     ticket_id = str(uuid.uuid4())
     event = envelope("ticket_completed", completed_payload(ticket_id, "agency-1"))
-    payment.call("handle_ticket_completed", event)
-    payment.call("handle_ticket_completed", event)  # redelivered
+    payment.call("handle_ticket_completed", [event])
+    payment.call("handle_ticket_completed", [event])  # redelivered
     again = envelope("ticket_completed", completed_payload(ticket_id, "agency-1"))
-    payment.call("handle_ticket_completed", again)  # a second event for the same ticket
+    payment.call("handle_ticket_completed", [again])  # a second event for the same ticket
     with payment.db.connect() as conn:
         count = conn.execute(
             select(func.count()).where(payments.c.ticket_id == ticket_id)
@@ -49,8 +49,8 @@ def test_free_service_opens_no_invoice_and_says_none_is_required(payment):
     verdict is a fact others act on (payment_not_required, once however often it comes)."""
     ticket_id = str(uuid.uuid4())
     completed = envelope("ticket_completed", completed_payload(ticket_id, "agency-1", fee=0))
-    payment.call("handle_ticket_completed", completed)
-    payment.call("handle_ticket_completed", completed)  # a redelivery
+    payment.call("handle_ticket_completed", [completed])
+    payment.call("handle_ticket_completed", [completed])  # a redelivery
     assert payment.events("payment_requested") == []
     (verdict,) = payment.events("payment_not_required")
     assert verdict["payload"]["ticket_id"] == ticket_id

@@ -110,8 +110,8 @@ def test_floor_through_the_entry_points(queue):
         source="payment",
         mall="mpp-test",
     )
-    queue("handle_payment_requested", read_envelope(payment))
-    queue("handle_payment_requested", read_envelope(payment))  # a redelivery changes nothing
+    queue("handle_payment_requested", [read_envelope(payment)])
+    queue("handle_payment_requested", [read_envelope(payment)])  # a redelivery changes nothing
     assert queue("get_ticket", done["id"], None, officer)["payment"] == {
         "id": "pay-1",
         "status": "pending",

@@ -72,15 +72,17 @@ class Rating:
         service = {"service_id": overrides["service_id"]} if "service_id" in overrides else {}
         self.call(
             "handle_ticket_completed",
-            envelope("ticket_completed", completed_payload(ticket_id, agency_id, **overrides)),
+            [envelope("ticket_completed", completed_payload(ticket_id, agency_id, **overrides))],
         )
         self.call(
             "handle_payment_not_required",
-            envelope(
-                "payment_not_required",
-                not_required_payload(ticket_id, agency_id, **service),
-                "payment",
-            ),
+            [
+                envelope(
+                    "payment_not_required",
+                    not_required_payload(ticket_id, agency_id, **service),
+                    "payment",
+                )
+            ],
         )
         with self.db.connect() as conn:
             return conn.execute(

@@ -65,8 +65,8 @@ def test_rate_once_and_read_the_summary_from_the_read_model(rating):
     # the read model is fed by the service's own event; a second delivery changes nothing
     submitted = outbox_events(rating, "rating_submitted")[0]
     assert "comment" not in submitted["payload"] and submitted["payload"]["has_comment"]
-    rating.call("handle_rating_submitted", submitted)
-    rating.call("handle_rating_submitted", submitted)
+    rating.call("handle_rating_submitted", [submitted])
+    rating.call("handle_rating_submitted", [submitted])
     summary = wait_until(
         lambda: (s := rating.call("summary", {"agency": "ag-1"}))["count"] and s,
         message="read model folded the rating",
@@ -216,7 +216,7 @@ def test_a_complaint_classified_as_a_dispute_gets_fourteen_days(rating):
 def test_paid_service_invites_only_after_payment_whatever_the_order(rating):
     rating.call(
         "handle_ticket_completed",
-        envelope("ticket_completed", _completed("t-paid", fee_idr=50000)),
+        [envelope("ticket_completed", _completed("t-paid", fee_idr=50000))],
     )
     with rating.db.connect() as conn:
         assert conn.execute(select(invitations.c.token)).scalar_one() is None
@@ -229,7 +229,7 @@ def test_paid_service_invites_only_after_payment_whatever_the_order(rating):
         "status": "paid",
         "provider": "simulator",
     }
-    rating.call("handle_payment_succeeded", envelope("payment_succeeded", paid, "payment"))
+    rating.call("handle_payment_succeeded", [envelope("payment_succeeded", paid, "payment")])
     with rating.db.connect() as conn:
         assert conn.execute(select(invitations.c.token)).scalar_one()
         assert conn.execute(select(func.count()).select_from(invitations)).scalar_one() == 1
@@ -245,10 +245,10 @@ def test_a_free_ticket_is_invited_on_the_payment_services_verdict_not_its_fee(
     comes with payment_not_required, before or after the completion."""
     from tests.rating.interface.conftest import not_required_payload
 
-    completed = ("handle_ticket_completed", envelope("ticket_completed", _completed("t-free")))
+    completed = ("handle_ticket_completed", [envelope("ticket_completed", _completed("t-free"))])
     verdict = (
         "handle_payment_not_required",
-        envelope("payment_not_required", not_required_payload("t-free", "ag-1"), "payment"),
+        [envelope("payment_not_required", not_required_payload("t-free", "ag-1"), "payment")],
     )
     first, second = (verdict, completed) if verdict_first else (completed, verdict)
 
@@ -290,3 +290,32 @@ def test_a_keyed_submission_is_answered_with_its_rating_however_often_it_arrives
     for bad in ("", "k" * 65, 7):
         with pytest.raises(ValidationFailed):
             rating.call("submit_rating", {"token": rating.complete("t-2", "ag-1"), "stars": 5}, bad)
+
+
+def test_a_batch_of_facts_invites_each_ticket_once_in_one_transaction(rating):
+    """Issue 20: the handlers take the deliveries at hand as one list and apply them in one
+    transaction; the use case runs once per event inside it. Completions and verdicts of three
+    tickets, one completion delivered twice in the batch and again in a later one, give three
+    invitations, each with its own token, and the later batch changes nothing."""
+    from tests.rating.interface.conftest import not_required_payload
+
+    tickets = ("t-b1", "t-b2", "t-b3")
+    completions = [envelope("ticket_completed", _completed(t)) for t in tickets]
+    verdicts = [
+        envelope("payment_not_required", not_required_payload(t, "ag-1"), "payment")
+        for t in tickets
+    ]
+    rating.call("handle_ticket_completed", [*completions, completions[0]])
+    rating.call("handle_payment_not_required", verdicts)
+    with rating.db.connect() as conn:
+        rows = conn.execute(select(invitations.c.ticket_id, invitations.c.token)).all()
+    assert sorted(ticket for ticket, _ in rows) == sorted(tickets)
+    assert len({token for _, token in rows}) == 3 and all(token for _, token in rows)
+
+    rating.call("handle_ticket_completed", [completions[1], completions[2]])  # redelivered
+    rating.call("handle_payment_not_required", verdicts[:1])
+    with rating.db.connect() as conn:
+        again = conn.execute(select(invitations.c.ticket_id, invitations.c.token)).all()
+    assert sorted(again) == sorted(rows)
+    invited = outbox_events(rating, "rating_invited")
+    assert sorted(e["payload"]["ticket_id"] for e in invited) == sorted(tickets)
