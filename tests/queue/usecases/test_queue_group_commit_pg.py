@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import eventlet
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from mpp_chassis.db import UnitOfWork
@@ -111,3 +112,23 @@ def test_a_group_that_cannot_be_stored_gives_its_places_back(pg_floor, monkeypat
     pg_floor("take_ticket", {"service_id": line["id"]}, settings=True)
     with pytest.raises(Conflict):
         pg_floor("take_ticket", {"service_id": line["id"]}, settings=True)
+
+
+def test_a_group_sends_fewer_statements_and_commits_once(pg_floor):
+    """Eight take-tickets alone: 8 × 6 statements and 8 commits. Grouped: each still reads its
+    service, claims its place and counts its position, but the tickets and their events go in
+    with one multi-row insert each, the line's counters and serving times are read once, and
+    the group commits once."""
+    _, line = setup_agency(pg_floor)
+    pg_floor("take_ticket", {"service_id": line["id"]}, settings=True)  # warm the caches
+    sent, commits = [], []
+    event.listen(pg_floor.engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    event.listen(pg_floor.engine, "commit", lambda conn: commits.append(conn))
+    gatherer = Gatherer(window_seconds=0.5, size=8)
+    answers = take_at_once(pg_floor, gatherer, [({"service_id": line["id"]}, None)] * 8)
+    assert sorted(a["number"] for a in answers) == [f"A-{n:03d}" for n in range(2, 10)]
+    assert (gatherer.groups, gatherer.grouped) == (1, 8)
+    assert len(commits) == 1
+    assert len(sent) == 8 * 2 + 2 + 8 + 2 < 8 * 6, sent
+    assert sum(s.startswith("INSERT INTO tickets") for s in sent) == 1
+    assert sum(s.startswith("INSERT INTO outbox") for s in sent) == 1

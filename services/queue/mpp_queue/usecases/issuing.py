@@ -460,12 +460,14 @@ def take_tickets(leader, settings: Settings, requests: list[TakeRequest]) -> lis
 
     Each place is claimed as alone (its own statement, committed apart); then the group's tickets
     go in with one multi-row insert and their events with another; then each virtual ticket's
-    reads; then one commit. Returns one outcome per request, in order: its virtual ticket; the
-    error it alone met before writing anything (unknown service, quota used up, invalid NIK),
-    to raise; or ``None``: that caller takes its ticket alone, as without grouping (its request
-    key is another's in this group, or a keyed request met a conflict, which alone answers it
-    with the first arrival's ticket). Raises if the group could not be stored: its places go
-    back and every caller goes alone.
+    position (its line's open counters and serving times read once per line); then one commit.
+
+    Returns one outcome per request, in order: its virtual ticket; the error it alone met before
+    writing anything (unknown service, quota used up, invalid NIK), to raise; or ``None``: that
+    caller takes its ticket alone, as without grouping (its request key is another's in this
+    group, or a keyed request met a conflict, which alone answers it with the first arrival's
+    ticket). Raises if the group could not be stored: its places go back and every caller goes
+    alone.
     """
     outcomes: list = [None] * len(requests)
     takes: list[tuple[int, _Take]] = []
@@ -499,9 +501,10 @@ def take_tickets(leader, settings: Settings, requests: list[TakeRequest]) -> lis
                     for _, take in takes
                 ]
             )
+            line_memo: dict = {}  # a line's open counters and serving times, read once
             for i, take in takes:
                 view = _issued_view(take.row, take.service)
-                outcomes[i] = ticket_view(session, settings, view, requests[i].now)
+                outcomes[i] = ticket_view(session, settings, view, requests[i].now, line_memo)
     except Exception:
         leader.rollback()
         for _, take in takes:
