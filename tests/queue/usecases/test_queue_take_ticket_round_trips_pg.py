@@ -68,3 +68,27 @@ def test_a_replayed_key_costs_its_lookup_and_its_view(pg_floor):
     assert replayed[0]["id"] == first["id"] and replayed[0]["number"] == "A-001"
     assert not any("service_day_counts" in s or "INSERT" in s for s in sent), sent
     assert len(pg_floor.events("ticket_issued")) == 1
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["press", "keyed"])
+def test_a_call_next_stores_its_call_and_event_in_one_statement(pg_floor, keyed):
+    """Before: 7 statements (8 keyed): the counter, (the press's key,) the line's heads, the
+    claim, the streak, the ticket, the call and its event. The call now carries its event."""
+    from tests.queue.usecases.conftest import STAFF
+    from tests.queue.usecases.test_queue_tickets_flow import counter
+
+    agency, svc = setup_agency(pg_floor)
+    desk = counter(pg_floor, agency, [svc])
+    for _ in range(3):
+        pg_floor.advance(seconds=1)
+        pg_floor("take_ticket", {"service_id": svc["id"]}, settings=True)
+    pg_floor("call_next", desk["id"], STAFF, settings=True)  # warm the caches
+    key = "p" * 64 if keyed else None
+    sent = statements_of(
+        pg_floor,
+        lambda: pg_floor("call_next", desk["id"], STAFF, settings=True, request_key=key),
+    )
+    assert len(sent) == (7 if keyed else 6), sent
+    assert any(s.startswith("WITH change AS (INSERT INTO calls") for s in sent)
+    called = pg_floor.events("ticket_called")
+    assert [e["payload"]["number"] for e in called] == ["A-001", "A-002"]
