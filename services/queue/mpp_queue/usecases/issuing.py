@@ -64,7 +64,8 @@ def issue(
 
     The number comes from an atomic upsert on ``(prefix, day)``, unique across processes (or is
     ``seq``, already drawn by :func:`claim_place`). The ticket copies the service's fee and SLA,
-    so a later catalogue change never rewrites it.
+    so a later catalogue change never rewrites it. On PostgreSQL the ticket and its event are
+    one statement (a booking's check-in, a transfer).
     """
     session = uow.session
     day = numbering.mall_day(now, settings.mall_timezone)
@@ -86,8 +87,9 @@ def issue(
         transferred_from=transferred_from,
         request_key=request_key,
     )
-    session.execute(_INSERT_TICKET, row)
-    uow.add_event("ticket_issued", _issued_payload(row, service))
+    uow.execute_with_event(
+        _insert_ticket_values(tuple(row)), row, "ticket_issued", _issued_payload(row, service)
+    )
     return _issued_view(row, service)
 
 
