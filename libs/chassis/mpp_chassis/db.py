@@ -7,6 +7,7 @@ same transaction as the handler's effect (idempotent consumers).
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -34,6 +35,27 @@ _log = logging.getLogger(__name__)
 def _insert(table):
     """``INSERT INTO table`` built once (values are bound per execution)."""
     return insert(table)
+
+
+_EVENT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "source",
+    "body",
+    "correlation_id",
+    "created_at",
+    "attempts",
+)
+
+
+@functools.cache
+def _with_event(statement, outbox):
+    """``WITH change AS (statement) INSERT INTO outbox …``: PostgreSQL runs a data-modifying CTE
+    once, to completion, even when nothing reads it. Built once per statement."""
+    values = {
+        name: bindparam(f"outbox_{name}", type_=outbox.c[name].type) for name in _EVENT_COLUMNS
+    }
+    return insert(outbox).values(values).add_cte(statement.cte("change"))
 
 
 @functools.cache
@@ -79,6 +101,17 @@ class UnitOfWork:
 
     def add_event(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Store an event in the outbox, inside the current transaction."""
+        envelope, row = self._event(event_type, payload)
+        self.session.execute(_insert(self._outbox), row)
+        self._events.append(envelope)
+        return envelope
+
+    def event_row(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """An event's outbox row, not yet stored: for :meth:`store_events` (several in one
+        statement) and :meth:`execute_with_event` (with the change that implies it)."""
+        return self._event(event_type, payload)[1]
+
+    def _event(self, event_type: str, payload: dict[str, Any]) -> tuple[dict, dict]:
         if self._outbox is None:
             raise RuntimeError(f"{self._source} has no outbox: it emits no events")
         envelope = make_envelope(
@@ -88,20 +121,46 @@ class UnitOfWork:
             mall=self._mall,
             correlation_id=self.correlation_id,
         )
-        self.session.execute(
-            _insert(self._outbox),
-            {
-                "event_id": envelope["id"],
-                "event_type": event_type,
-                "source": self._source,
-                "body": json.dumps(envelope),
-                "correlation_id": envelope["correlation_id"],
-                "created_at": datetime.now(UTC),
-                "attempts": 0,
-            },
-        )
-        self._events.append(envelope)
-        return envelope
+        return envelope, {
+            "event_id": envelope["id"],
+            "event_type": event_type,
+            "source": self._source,
+            "body": json.dumps(envelope),
+            "correlation_id": envelope["correlation_id"],
+            "created_at": datetime.now(UTC),
+            "attempts": 0,
+        }
+
+    def store_events(self, rows: list[dict[str, Any]]) -> None:
+        """Store events (:meth:`event_row`) in one multi-row insert, in this transaction."""
+        if rows:
+            self.session.execute(_insert(self._outbox), rows)
+            self._events.extend(rows)
+
+    def execute_with_event(
+        self, statement, params: dict[str, Any], event_type: str, payload: dict[str, Any]
+    ) -> None:
+        """Run ``statement`` (an ``INSERT`` or ``UPDATE`` without ``RETURNING``) and store the
+        event it implies, in one round trip where the database allows it: on PostgreSQL the
+        change is a data-modifying CTE of the outbox insert; elsewhere two statements. The
+        statement's parameters must not be named ``outbox_*``."""
+        row = self.event_row(event_type, payload)
+        if self.session.get_bind().dialect.name == "postgresql":
+            combined = _with_event(statement, self._outbox)
+            self.session.execute(combined, {**params, **{f"outbox_{k}": v for k, v in row.items()}})
+        else:
+            self.session.execute(statement, params)
+            self.session.execute(_insert(self._outbox), row)
+        self._events.append(row)
+
+    def sharing(self, leader: UnitOfWork) -> UnitOfWork:
+        """This worker's unit of work writing in ``leader``'s transaction (group commit,
+        :mod:`mpp_chassis.grouping`): its events carry this worker's correlation id and commit,
+        or roll back, with the leader's."""
+        joined = copy.copy(self)
+        joined.session = leader.session
+        joined._events = leader._events
+        return joined
 
     def execute_now(self, statement, params: dict[str, Any]):
         """Run one statement in a transaction of its own (autocommit), outside this unit of work,

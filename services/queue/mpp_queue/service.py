@@ -13,6 +13,7 @@ from mpp_chassis.batching import batch_event_handler
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.environment import Secret, StartupCheck
+from mpp_chassis.grouping import ALONE, GroupCommit
 from mpp_chassis.messaging import rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
@@ -42,6 +43,7 @@ class QueueService(OpsEndpoints):
     )
     config = Config()
     uow = Database(metadata)
+    ticket_group = GroupCommit()
     collector = FrozenSurvivors()
     metrics_ = Metrics()
 
@@ -144,15 +146,26 @@ class QueueService(OpsEndpoints):
         """The new ticket as its holder sees it: with the access code (also on a retry)."""
         data = contracts.load(contracts.TicketCreateSchema, data)
         request_key = contracts.request_key(request_key)
+        settings = self.settings
+        if self.ticket_group.enabled and usecases.groups_take_tickets(self.uow):
+            # concurrent take-tickets of this process share one transaction and one commit
+            # (docs/decisions/0011-group-commit-take-ticket.md); what the group cannot settle
+            # for this caller, it does alone below
+            request = usecases.TakeRequest(self.uow, data, request_key, usecases.now_utc())
+            view = self.ticket_group.submit(
+                request, lambda requests: usecases.take_tickets(self.uow, settings, requests)
+            )
+            if view is not ALONE:
+                return usecases.citizen_view(settings, view)
         # the view's reads (position, wait) share the ticket's transaction: apart, they cost two
         # more round trips (BEGIN, ROLLBACK). On PostgreSQL the line's hot counter rows were
         # claimed and committed on their own, so this transaction holds only its new rows.
         view = self._once_per_request(
             request_key,
-            lambda: usecases.take_ticket(self.uow, self.settings, data, request_key=request_key),
-            lambda key: usecases.ticket_for_request(self.uow.session, self.settings, key),
+            lambda: usecases.take_ticket(self.uow, settings, data, request_key=request_key),
+            lambda key: usecases.ticket_for_request(self.uow.session, settings, key),
         )
-        return usecases.citizen_view(self.settings, view)
+        return usecases.citizen_view(settings, view)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_ticket(

@@ -111,7 +111,7 @@ def test_a_ticket_that_cannot_be_stored_gives_its_place_back(floor, monkeypatch)
     """On PostgreSQL the place and number are claimed in a statement of their own (the line's hot
     rows stay locked only for that statement); when the ticket then fails to be stored, the place
     returns to the day's quota and the number stays unused, like a voided paper ticket."""
-    from mpp_queue.usecases import issuing as ticket_usecases
+    from mpp_chassis.db import UnitOfWork
 
     agency, svc = setup_agency(floor, daily_quota=2)
     assert take(floor, svc)["number"] == "A-001"
@@ -120,7 +120,7 @@ def test_a_ticket_that_cannot_be_stored_gives_its_place_back(floor, monkeypatch)
         raise RuntimeError("the database went away mid-ticket")
 
     with monkeypatch.context() as patch:
-        patch.setattr(ticket_usecases, "issue", broken_insert)
+        patch.setattr(UnitOfWork, "execute_with_event", broken_insert)  # the ticket's insert
         with pytest.raises(RuntimeError):
             take(floor, svc)
     assert issued_today(floor, svc) == 1, "the failed ticket's place is back"

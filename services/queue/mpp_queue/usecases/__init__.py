@@ -38,7 +38,15 @@ from .counter_actions import (
 )
 from .counter_calls import call_next, call_ticket, ticket_for_press
 from .floor import close_past_days, display_snapshot, queue_stats, sweep_sla
-from .issuing import issue_ticket, reconcile_quotas, take_ticket, ticket_for_request
+from .issuing import (
+    TakeRequest,
+    groups_take_tickets,
+    issue_ticket,
+    reconcile_quotas,
+    take_ticket,
+    take_tickets,
+    ticket_for_request,
+)
 from .tickets import citizen_view, get_ticket, staff_view, ticket_view
 
 __all__ = [
@@ -76,6 +84,9 @@ __all__ = [
     "sweep_no_shows",
     "sweep_sla",
     "take_ticket",
+    "take_tickets",
+    "TakeRequest",
+    "groups_take_tickets",
     "ticket_for_press",
     "ticket_for_request",
     "ticket_action",

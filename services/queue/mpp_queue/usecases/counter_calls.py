@@ -60,7 +60,20 @@ def _claim(session, ticket_id: str, counter: dict, actor: dict | None, now: date
     )
 
 
-_INSERT_CALL = insert(calls)  # values bound per execution: built (and cache-keyed) once
+_CALL_KEYS = (
+    "id",
+    "ticket_id",
+    "counter_id",
+    "agency_id",
+    "number",
+    "kind",
+    "day",
+    "called_at",
+    "announcement",
+    "request_key",
+)
+# built (and cache-keyed) once; a parameter per column, the form the event's CTE needs
+_INSERT_CALL = insert(calls).values({k: bindparam(k, type_=calls.c[k].type) for k in _CALL_KEYS})
 
 
 def record_call(
@@ -75,9 +88,10 @@ def record_call(
 ) -> None:
     """Keep the call for the display board and announce it (``ticket_called``/``_recalled``).
     A keyed press stores its key with the call (unique): its twin's insert fails and the caller
-    answers the twin with the ticket this press called (:func:`ticket_for_press`)."""
+    answers the twin with the ticket this press called (:func:`ticket_for_press`). The call and
+    its event are one statement on PostgreSQL (``UnitOfWork.execute_with_event``)."""
     text = announce.announcement(row["number"], counter["name"])
-    uow.session.execute(
+    uow.execute_with_event(
         _INSERT_CALL,
         {
             "id": str(uuid.uuid4()),
@@ -91,8 +105,6 @@ def record_call(
             "announcement": text,
             "request_key": request_key,
         },
-    )
-    uow.add_event(
         "ticket_called" if kind == "call" else "ticket_recalled",
         {
             **ticket_event(row),

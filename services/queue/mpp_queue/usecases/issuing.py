@@ -3,13 +3,15 @@ reconciled), take-ticket and its replay by request key."""
 
 from __future__ import annotations
 
+import functools
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, literal, select, text, update
 
 from mpp_chassis.db import next_in_sequence
-from mpp_contracts.errors import Conflict, NotFound
+from mpp_contracts.errors import EXPECTED_ERRORS, Conflict, NotFound
 from mpp_queue.adapters.tables import (
     service_day_counts,
     services,
@@ -62,45 +64,73 @@ def issue(
 
     The number comes from an atomic upsert on ``(prefix, day)``, unique across processes (or is
     ``seq``, already drawn by :func:`claim_place`). The ticket copies the service's fee and SLA,
-    so a later catalogue change never rewrites it.
+    so a later catalogue change never rewrites it. On PostgreSQL the ticket and its event are
+    one statement (a booking's check-in, a transfer).
     """
     session = uow.session
     day = numbering.mall_day(now, settings.mall_timezone)
     if seq is None:
         seq = next_in_sequence(session, ticket_sequences, {"prefix": service["prefix"], "day": day})
-    row = {
+    row = _ticket_row(
+        service,
+        now,
+        day,
+        seq,
+        priority=priority,
+        nik_hash=nik_hash,
+        nik_last4=nik_last4,
+        phone=phone,
+        journey_id=journey_id,
+        queued_at=queued_at,
+        booking_id=booking_id,
+        booked_slot_start=booked_slot_start,
+        transferred_from=transferred_from,
+        request_key=request_key,
+    )
+    uow.execute_with_event(
+        _insert_ticket_values(tuple(row)), row, "ticket_issued", _issued_payload(row, service)
+    )
+    return _issued_view(row, service)
+
+
+def _ticket_row(service: dict, now: datetime, day, seq: int, **fields) -> dict:
+    """A new waiting ticket's row: the service's fee and SLA copied, so a later catalogue change
+    never rewrites it."""
+    return {
         "id": str(uuid.uuid4()),
-        "journey_id": journey_id or str(uuid.uuid4()),
+        "journey_id": fields["journey_id"] or str(uuid.uuid4()),
         "number": numbering.format_number(service["prefix"], seq),
         "day": day,
         "agency_id": service["agency_id"],
         "service_id": service["id"],
         "status": TicketStatus.WAITING.value,
-        "priority": priority,
-        "nik_hash": nik_hash,
-        "nik_last4": nik_last4,
-        "phone": phone,
+        "priority": fields["priority"],
+        "nik_hash": fields["nik_hash"],
+        "nik_last4": fields["nik_last4"],
+        "phone": fields["phone"],
         "issued_at": now,
-        "queued_at": queued_at or now,
+        "queued_at": fields["queued_at"] or now,
         "call_count": 0,
         "fee_idr": service["fee_idr"],
-        "booking_id": booking_id,
-        "booked_slot_start": booked_slot_start,
-        "transferred_from": transferred_from,
+        "booking_id": fields["booking_id"],
+        "booked_slot_start": fields["booked_slot_start"],
+        "transferred_from": fields["transferred_from"],
         "sla_minutes": service["sla_minutes"],
         "sla_deadline": sla.sla_deadline(now, service["sla_minutes"]),
-        "request_key": request_key,
+        "request_key": fields["request_key"],
     }
-    session.execute(_INSERT_TICKET, row)
-    uow.add_event(
-        "ticket_issued",
-        {
-            **ticket_event({**row, "service_code": service["code"]}),
-            "booking_id": booking_id,
-            "transferred_from": transferred_from,
-            "queued_at": row["queued_at"],
-        },
-    )
+
+
+def _issued_payload(row: dict, service: dict) -> dict:
+    return {
+        **ticket_event({**row, "service_code": service["code"]}),
+        "booking_id": row["booking_id"],
+        "transferred_from": row["transferred_from"],
+        "queued_at": row["queued_at"],
+    }
+
+
+def _issued_view(row: dict, service: dict) -> dict:
     return {**row, "service_code": service["code"], "service_name": service["name"]}
 
 
@@ -153,7 +183,7 @@ def _place_key(service_id: str, day) -> str:
     return f"{service_id}/{day.isoformat()}"
 
 
-def claim_place(uow, service: dict, day) -> tuple[int, bool]:
+def claim_place(uow, service: dict, day, *, place_held: bool = False) -> tuple[int, bool]:
     """Take one of today's walk-in places and the line's next number, or refuse (409) when the
     service's daily quota is used up. Returns ``(sequence value, claimed apart)``.
 
@@ -163,11 +193,13 @@ def claim_place(uow, service: dict, day) -> tuple[int, bool]:
     locks last that statement, not the ticket's whole transaction; "claimed apart" tells the
     caller to return the place if the ticket is then not stored (its number stays unused, a gap
     like a voided paper ticket). SQLite has one writer at a time: there both stay in the ticket's
-    transaction and a refusal rolls them back.
+    transaction and a refusal rolls them back. ``place_held``: the caller took the place lock
+    already (take-ticket's first statement, ``_TAKE_PRELUDE_PG``).
     """
     session = uow.session
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_HOLD_PLACES, {"place": _place_key(service["id"], day)})
+        if not place_held:
+            session.execute(_HOLD_PLACES, {"place": _place_key(service["id"], day)})
         rows = uow.execute_now(
             _CLAIM_PLACE_PG,
             {
@@ -238,6 +270,119 @@ def reconcile_quotas(uow, settings: Settings, now: datetime | None = None) -> in
     return corrected
 
 
+@dataclass
+class _Take:
+    """A take-ticket between its checks and its insert: its place and number are claimed."""
+
+    uow: object
+    service: dict
+    row: dict
+    apart: bool
+
+
+# On PostgreSQL take-ticket's first round trip does three things: reads the service, looks up a
+# keyed request's earlier ticket and takes the line's place lock (shared, until commit: see
+# reconcile_quotas). Apart they cost three round trips; the lock is harmless when the service is
+# unknown or the request a replay.
+_ISSUED_FOR_KEY = (
+    select(tickets.c.id).where(tickets.c.request_key == bindparam("request_key")).scalar_subquery()
+)
+_TAKE_PRELUDE_PG = select(
+    services,
+    _ISSUED_FOR_KEY.label("issued_id"),
+    func.pg_advisory_xact_lock_shared(PLACE_LOCK_CLASS, func.hashtext(bindparam("place"))).label(
+        "place_held"
+    ),
+).select_from(
+    select(literal(1).label("one"))
+    .subquery("one")
+    .outerjoin(services, services.c.id == bindparam("service_id"))
+)
+
+
+def _begin_take(
+    uow, settings: Settings, data: dict, now: datetime, request_key: str | None, *, replay: bool
+) -> dict | _Take:
+    """Take-ticket up to its insert: the checks and the claimed place, or (``replay``) the view
+    of the ticket a keyed request already issued."""
+    session = uow.session
+    day = numbering.mall_day(now, settings.mall_timezone)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        found = (
+            session.execute(
+                _TAKE_PRELUDE_PG,
+                {
+                    "service_id": data["service_id"],
+                    "request_key": request_key if replay else None,
+                    "place": _place_key(data["service_id"], day),
+                },
+            )
+            .mappings()
+            .one()
+        )
+        if found["issued_id"] is not None:
+            return ticket_view(session, settings, load_ticket(session, found["issued_id"]), now)
+        if found["id"] is None or not found["active"]:
+            raise NotFound("SERVICE_NOT_FOUND", "no such service in the mall's catalogue")
+        service = {column.name: found[column.name] for column in services.c}
+    else:
+        if replay and request_key is not None:
+            issued = ticket_for_request(session, settings, request_key, now)
+            if issued is not None:
+                return issued
+        service = active_service(session, data["service_id"])
+    nik_hash, nik_last4 = citizen_nik(data.get("nik"), settings, day)
+    seq, apart = claim_place(uow, service, day, place_held=postgres)
+    row = _ticket_row(
+        service,
+        now,
+        day,
+        seq,
+        priority=data.get("priority"),
+        nik_hash=nik_hash,
+        nik_last4=nik_last4,
+        phone=data.get("phone"),
+        journey_id=None,
+        queued_at=None,
+        booking_id=None,
+        booked_slot_start=None,
+        transferred_from=None,
+        request_key=request_key,
+    )
+    return _Take(uow, service, row, apart)
+
+
+def _return_place(take: _Take) -> None:
+    """A claimed place whose ticket was not stored goes back (its number stays unused)."""
+    if take.apart:
+        take.uow.execute_now(
+            _RETURN_PLACE,
+            {"place_service_id": take.service["id"], "place_day": take.row["day"]},
+        )
+
+
+@functools.cache
+def _insert_ticket_values(keys: tuple[str, ...]):
+    """``INSERT INTO tickets`` with a bound parameter per key, built once: the form a CTE needs
+    (:meth:`UnitOfWork.execute_with_event`)."""
+    return insert(tickets).values({k: bindparam(k, type_=tickets.c[k].type) for k in keys})
+
+
+def _store_take(take: _Take) -> None:
+    """Insert the ticket and its ``ticket_issued`` event (one statement on PostgreSQL)."""
+    try:
+        take.uow.execute_with_event(
+            _insert_ticket_values(tuple(take.row)),
+            take.row,
+            "ticket_issued",
+            _issued_payload(take.row, take.service),
+        )
+    except Exception:
+        _return_place(take)
+        raise
+
+
 def issue_ticket(
     uow,
     settings: Settings,
@@ -250,29 +395,9 @@ def issue_ticket(
     Returns the stored row; :func:`take_ticket` adds the virtual ticket (position and ETA).
     ``request_key`` is stored with it, unique (see :func:`take_ticket`).
     """
-    session = uow.session
-    service = active_service(session, data["service_id"])
-    now = now or now_utc()
-    day = numbering.mall_day(now, settings.mall_timezone)
-    nik_hash, nik_last4 = citizen_nik(data.get("nik"), settings, day)
-    seq, apart = claim_place(uow, service, day)
-    try:
-        return issue(
-            uow,
-            settings,
-            service,
-            now,
-            priority=data.get("priority"),
-            nik_hash=nik_hash,
-            nik_last4=nik_last4,
-            phone=data.get("phone"),
-            seq=seq,
-            request_key=request_key,
-        )
-    except Exception:
-        if apart:
-            uow.execute_now(_RETURN_PLACE, {"place_service_id": service["id"], "place_day": day})
-        raise
+    take = _begin_take(uow, settings, data, now or now_utc(), request_key, replay=False)
+    _store_take(take)
+    return _issued_view(take.row, take.service)
 
 
 _BY_REQUEST_KEY = select(tickets.c.id).where(tickets.c.request_key == bindparam("request_key"))
@@ -305,9 +430,92 @@ def take_ticket(
     answers it with :func:`ticket_for_request` after rolling back.
     """
     now = now or now_utc()
-    if request_key is not None:
-        issued = ticket_for_request(uow.session, settings, request_key, now)
-        if issued is not None:
-            return issued
-    row = issue_ticket(uow, settings, data, now, request_key=request_key)
-    return ticket_view(uow.session, settings, row, now)
+    begun = _begin_take(uow, settings, data, now, request_key, replay=True)
+    if isinstance(begun, dict):
+        return begun
+    _store_take(begun)
+    return ticket_view(uow.session, settings, _issued_view(begun.row, begun.service), now)
+
+
+# -- group commit (mpp_chassis.grouping; docs/decisions/0011-group-commit-take-ticket.md) --------
+
+
+@dataclass(frozen=True)
+class TakeRequest:
+    """One caller's take-ticket in a group: its own unit of work (its events carry its
+    correlation id), its request, and the instant it arrived (its ticket's ``issued_at``)."""
+
+    uow: object
+    data: dict
+    request_key: str | None
+    now: datetime
+
+
+def groups_take_tickets(uow) -> bool:
+    """Take-tickets are grouped on PostgreSQL only: SQLite has one writer at a time, and its
+    counters stay in the ticket's transaction, so a group there would need a savepoint each."""
+    return uow.session.get_bind().dialect.name == "postgresql"
+
+
+def take_tickets(leader, settings: Settings, requests: list[TakeRequest]) -> list:
+    """:func:`take_ticket` for a group of callers, in ``leader``'s transaction, committed once.
+
+    Each place is claimed as alone (its own statement, committed apart); then the group's tickets
+    go in with one multi-row insert and their events with another; then each virtual ticket's
+    position (its line's open counters and serving times read once per line); then one commit.
+
+    Returns one outcome per request, in order: its virtual ticket; the error it alone met before
+    writing anything (unknown service, quota used up, invalid NIK), to raise; or ``None``: that
+    caller takes its ticket alone, as without grouping (its request key is another's in this
+    group, or a keyed request met a conflict, which alone answers it with the first arrival's
+    ticket). Raises if the group could not be stored: its places go back and every caller goes
+    alone.
+    """
+    outcomes: list = [None] * len(requests)
+    takes: list[tuple[int, _Take]] = []
+    keys: set[str] = set()
+    session = leader.session
+    try:
+        for i, request in enumerate(requests):
+            key = request.request_key
+            if key is not None:
+                if key in keys:  # its twin is in this group: alone, after the commit, it replays
+                    continue
+                keys.add(key)
+            uow = request.uow.sharing(leader)
+            try:
+                begun = _begin_take(uow, settings, request.data, request.now, key, replay=True)
+            except Conflict as exc:
+                outcomes[i] = None if key is not None else exc
+                continue
+            except EXPECTED_ERRORS as exc:
+                outcomes[i] = exc
+                continue
+            if isinstance(begun, dict):
+                outcomes[i] = begun
+            else:
+                takes.append((i, begun))
+        if takes:
+            session.execute(_INSERT_TICKET, [take.row for _, take in takes])
+            leader.store_events(
+                [
+                    take.uow.event_row("ticket_issued", _issued_payload(take.row, take.service))
+                    for _, take in takes
+                ]
+            )
+            line_memo: dict = {}  # a line's open counters and serving times, read once
+            for i, take in takes:
+                view = _issued_view(take.row, take.service)
+                outcomes[i] = ticket_view(session, settings, view, requests[i].now, line_memo)
+    except Exception:
+        leader.rollback()
+        for _, take in takes:
+            _return_place(take)
+        raise
+    try:
+        leader.commit()
+    except Exception as exc:  # as a ticket alone, its caller gets the error (stored or not)
+        leader.rollback()
+        for i, _ in takes:
+            outcomes[i] = exc
+    return outcomes

@@ -220,17 +220,27 @@ def recent_service_seconds(session, service_id: str, n: int = eta.RECENT_SAMPLE_
     return [(r.completed_at - r.started_at).total_seconds() for r in reversed(rows) if r.started_at]
 
 
-def place_in_line(session, settings: Settings, row: dict, now: datetime) -> dict:
+def place_in_line(
+    session, settings: Settings, row: dict, now: datetime, line_memo: dict | None = None
+) -> dict:
     """Position and estimated wait of a waiting ticket (docs/queue-rules.md, "Virtual ticket").
 
     ``ahead`` is how many tickets of the same line the calling rule would call first (with the
     streak of the most priority-heavy open counter serving it); ``position`` = ``ahead + 1``. A
     booked ticket held until its slot has no position; its wait is the time to the slot.
+
+    ``line_memo`` (a dict the caller keeps) shares the line's open counters and recent serving
+    times between the views of one transaction (a group of take-tickets of the same line).
     """
     result = {"position": None, "ahead": None, "estimated_wait_minutes": None}
     if row["status"] != TicketStatus.WAITING.value:
         return result
-    open_counters = _serving_counters(session, row["agency_id"], row["service_id"])
+    line = (row["agency_id"], row["service_id"])
+    if line_memo is not None and line in line_memo:
+        open_counters, recent = line_memo[line]
+    else:
+        open_counters = _serving_counters(session, *line)
+        recent = None
     streak = max((c.priority_streak for c in open_counters), default=0)
     ahead = _ahead_in_line(session, settings, row, streak, now)
     if ahead is None:
@@ -238,15 +248,23 @@ def place_in_line(session, settings: Settings, row: dict, now: datetime) -> dict
         if slot is not None and slot > now:
             result["estimated_wait_minutes"] = -(-int((slot - now).total_seconds()) // 60)
         return result
+    if recent is None:
+        recent = recent_service_seconds(session, row["service_id"])
+        if line_memo is not None:
+            line_memo[line] = (open_counters, recent)
     result["ahead"] = ahead
     result["position"] = ahead + 1
-    result["estimated_wait_minutes"] = eta.estimate_wait_minutes(
-        ahead, recent_service_seconds(session, row["service_id"]), len(open_counters)
-    )
+    result["estimated_wait_minutes"] = eta.estimate_wait_minutes(ahead, recent, len(open_counters))
     return result
 
 
-def ticket_view(session, settings: Settings, row: dict, now: datetime | None = None) -> dict:
+def ticket_view(
+    session,
+    settings: Settings,
+    row: dict,
+    now: datetime | None = None,
+    line_memo: dict | None = None,
+) -> dict:
     now = now or now_utc()
     payment = rating = transferred_to = None
     if row.get("payment_id"):
@@ -292,7 +310,7 @@ def ticket_view(session, settings: Settings, row: dict, now: datetime | None = N
         "call_count": row.get("call_count", 0),
         "counter_id": row.get("counter_id"),
         "counter_name": row.get("counter_name"),
-        **place_in_line(session, settings, row, now),
+        **place_in_line(session, settings, row, now, line_memo),
         "fee_idr": row["fee_idr"],
         "booking_id": row.get("booking_id"),
         "booked_slot_start": iso(row.get("booked_slot_start")),

@@ -1,0 +1,134 @@
+"""Take-tickets grouped in one transaction (issue 20, item 2), through the use cases and the
+chassis's gatherer as the service wires them: one caller's invalid request fails alone, and a
+group that cannot be stored gives its places back and sends every caller alone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import eventlet
+import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
+
+from mpp_chassis.db import UnitOfWork
+from mpp_chassis.grouping import ALONE, Gatherer
+from mpp_chassis.migrate import upgrade
+from mpp_contracts.errors import Conflict, NotFound, ValidationFailed
+from mpp_queue import usecases
+from tests.queue.usecases.conftest import Floor, setup_agency
+from tests.queue.usecases.test_queue_tickets_flow import issued_today
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_floor(pg_url_factory):
+    url = pg_url_factory("mpp_queue_group")
+    upgrade("queue", url)
+    floor = Floor(url, usecases.Settings(nik_hash_key="group"))
+    yield floor
+    floor.engine.dispose()
+
+
+def take_at_once(floor: Floor, gatherer: Gatherer, requests: list[tuple[dict, str | None]]):
+    """Each request from its own greenthread, as the service's take_ticket entry point does:
+    join a group; what the group cannot settle, take alone (a keyed conflict answered with the
+    first arrival's ticket). Returns each caller's ticket or error."""
+
+    def caller(i: int, data: dict, key: str | None):
+        uow = floor.uow()
+        now = floor.now + timedelta(milliseconds=i)
+        try:
+            view = gatherer.submit(
+                usecases.TakeRequest(uow, data, key, now),
+                lambda group: usecases.take_tickets(uow, floor.settings, group),
+            )
+            if view is ALONE:
+                try:
+                    view = floor("take_ticket", data, settings=True, request_key=key, now=now)
+                except (IntegrityError, Conflict):
+                    view = key and floor("ticket_for_request", key, settings=True)
+                    if not view:
+                        raise
+            return view
+        except Exception as exc:
+            return exc
+        finally:
+            uow.session.close()
+
+    threads = [eventlet.spawn(caller, i, *request) for i, request in enumerate(requests)]
+    return [t.wait() for t in threads]
+
+
+def test_an_invalid_request_in_a_group_fails_alone(pg_floor):
+    agency, open_line = setup_agency(pg_floor)
+    _, full_line = setup_agency(pg_floor, "IMIGRASI", code="PASPOR", prefix="B", daily_quota=1)
+    pg_floor("take_ticket", {"service_id": full_line["id"]}, settings=True)
+    twin = "t" * 64
+    gatherer = Gatherer(window_seconds=0.5, size=7)  # the seven below fill exactly one group
+    answers = take_at_once(
+        pg_floor,
+        gatherer,
+        [
+            ({"service_id": open_line["id"]}, None),
+            ({"service_id": "no-such-service"}, None),
+            ({"service_id": open_line["id"], "priority": "elderly"}, None),
+            ({"service_id": full_line["id"]}, None),
+            ({"service_id": open_line["id"], "nik": "3171014506900"}, None),
+            ({"service_id": open_line["id"]}, twin),
+            ({"service_id": open_line["id"]}, twin),
+        ],
+    )
+    assert (gatherer.groups, gatherer.grouped) == (1, 7)
+    assert [answers[i]["number"] for i in (0, 2, 5)] == ["A-001", "A-002", "A-003"]
+    assert isinstance(answers[1], NotFound) and answers[1].code == "SERVICE_NOT_FOUND"
+    assert isinstance(answers[3], Conflict) and answers[3].code == "QUOTA_EXHAUSTED"
+    assert isinstance(answers[4], ValidationFailed)
+    assert answers[6]["id"] == answers[5]["id"], "the twin, alone after the commit, replayed"
+    assert answers[2]["position"] == 1 and answers[0]["position"] == 2  # elderly first
+    issued = pg_floor.events("ticket_issued")
+    assert sorted(e["payload"]["number"] for e in issued) == ["A-001", "A-002", "A-003", "B-001"]
+    assert issued_today(pg_floor, open_line) == 3 and issued_today(pg_floor, full_line) == 1
+
+
+def test_a_group_that_cannot_be_stored_gives_its_places_back(pg_floor, monkeypatch):
+    _, line = setup_agency(pg_floor, daily_quota=4)
+    failures = []
+
+    def broken_store(self, rows):
+        failures.append(len(rows))
+        raise RuntimeError("the database went away mid-group")
+
+    gatherer = Gatherer(window_seconds=0.5, size=3)
+    with monkeypatch.context() as patch:
+        patch.setattr(UnitOfWork, "store_events", broken_store)
+        answers = take_at_once(pg_floor, gatherer, [({"service_id": line["id"]}, None)] * 3)
+    assert failures == [3], "the group failed once; its callers then went alone"
+    numbers = sorted(a["number"] for a in answers)
+    assert numbers == ["A-004", "A-005", "A-006"]  # A-001..003 were drawn by the failed group
+    assert issued_today(pg_floor, line) == 3, "the group's places went back to the quota"
+    assert len(pg_floor.events("ticket_issued")) == 3
+    pg_floor("take_ticket", {"service_id": line["id"]}, settings=True)
+    with pytest.raises(Conflict):
+        pg_floor("take_ticket", {"service_id": line["id"]}, settings=True)
+
+
+def test_a_group_sends_fewer_statements_and_commits_once(pg_floor):
+    """Eight take-tickets alone: 8 × 6 statements and 8 commits. Grouped: each still reads its
+    service, claims its place and counts its position, but the tickets and their events go in
+    with one multi-row insert each, the line's counters and serving times are read once, and
+    the group commits once."""
+    _, line = setup_agency(pg_floor)
+    pg_floor("take_ticket", {"service_id": line["id"]}, settings=True)  # warm the caches
+    sent, commits = [], []
+    event.listen(pg_floor.engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    event.listen(pg_floor.engine, "commit", lambda conn: commits.append(conn))
+    gatherer = Gatherer(window_seconds=0.5, size=8)
+    answers = take_at_once(pg_floor, gatherer, [({"service_id": line["id"]}, None)] * 8)
+    assert sorted(a["number"] for a in answers) == [f"A-{n:03d}" for n in range(2, 10)]
+    assert (gatherer.groups, gatherer.grouped) == (1, 8)
+    assert len(commits) == 1
+    assert len(sent) == 8 * 2 + 2 + 8 + 2 < 8 * 6, sent
+    assert sum(s.startswith("INSERT INTO tickets") for s in sent) == 1
+    assert sum(s.startswith("INSERT INTO outbox") for s in sent) == 1
