@@ -42,11 +42,11 @@ from .issuing import (
     TakeRequest,
     groups_take_tickets,
     issue_ticket,
-    reconcile_quotas,
     take_ticket,
     take_tickets,
     ticket_for_request,
 )
+from .places import reconcile_quotas
 from .tickets import citizen_view, get_ticket, staff_view, ticket_view
 
 __all__ = [
