@@ -6,6 +6,7 @@ by ``kubectl kustomize`` on a copy of deploy/k8s."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -59,12 +60,12 @@ def pin(overlay: Path, *args: str, path: str | None = None) -> subprocess.Comple
 
 def digest_map(tmp_path: Path, digests: dict[str, str]) -> str:
     """A ``--digests`` file for the base's images as it names them (name:tag)."""
-    sys.path.insert(0, str(DEPLOY))
-    try:
-        from pin_images import split, third_party_images
-    finally:
-        sys.path.remove(str(DEPLOY))
-    found = {image: digests[split(image)[0]] for image in third_party_images()}
+    spec = importlib.util.spec_from_file_location("pin_images", DEPLOY / "pin_images.py")
+    pin_images = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pin_images)  # a script beside the manifests, not a package
+    found = {
+        image: digests[pin_images.split(image)[0]] for image in pin_images.third_party_images()
+    }
     path = tmp_path / "digests.json"
     path.write_text(json.dumps(found))
     return str(path)
