@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/contracts -e libs/chassis -e services/queue -e services/payment -e cli \
             -e services/rating -e services/gateway
 
-.PHONY: run test lint format migrate bench chaos fuzz dlq lock clean screenshots
+.PHONY: run test lint format migrate bench bench-levers chaos fuzz dlq lock clean screenshots
 
 $(BIN)/.installed: constraints.txt requirements-dev.txt $(wildcard */*/pyproject.toml */pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: $(BIN)/.installed  ## benchmarks vs the framework's ceiling (bench/README
 	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null 2>&1; } || true
 	rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null 2>&1 || true
 	$(BIN)/python -m bench.run $(ARGS)
+
+bench-levers: $(BIN)/.installed  ## issue 20's levers on and off in one run; ARGS="--baseline DIR" adds DIR's code
+	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null 2>&1; } || true
+	rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null 2>&1 || true
+	$(BIN)/python -m bench.levers $(ARGS)
 
 chaos: $(BIN)/.installed  ## the long fault runs (kills, broker links, PostgreSQL/Redis/RabbitMQ/provider; tests/chaos)
 	CHAOS_PROFILE=long $(BIN)/python -m pytest tests/chaos -v -s $(PYTEST_ARGS)

@@ -24,14 +24,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def migrate(service: str, url: str, python: str = sys.executable) -> None:
+def migrate(service: str, url: str, python: str = sys.executable, root: Path = ROOT) -> None:
     subprocess.run(
         [
             python,
             "-c",
             f"from mpp_chassis.migrate import upgrade; upgrade({service!r}, {url!r})",
         ],
-        cwd=ROOT,
+        cwd=root,
         check=True,
         capture_output=True,
     )
@@ -44,6 +44,7 @@ class ServiceProcess:
     env: dict
     log_path: Path
     python: str = sys.executable  # the interpreter whose installed packages run the service
+    root: Path = ROOT  # the checkout whose config files it runs with
     process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -57,7 +58,7 @@ class ServiceProcess:
                 f"services/{self.name}/config.yaml",
                 f"mpp_{self.name}.service:{self.name.capitalize()}Service",
             ],
-            cwd=ROOT,
+            cwd=self.root,
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -108,6 +109,7 @@ class Mall:
     extra_env: dict = field(default_factory=dict)
     processes: list[ServiceProcess] = field(default_factory=list)
     python: str = sys.executable  # another venv's python runs the mall on its interpreter
+    root: Path = ROOT  # … with that checkout's config files (bench/levers.py: an older commit)
 
     def __post_init__(self) -> None:
         self.gateway_port = free_port()
@@ -149,6 +151,7 @@ class Mall:
             self.env_for(name, port),
             self.log_dir / f"{name}-{index}.log",
             python=self.python,
+            root=self.root,
         )
         proc.start()
         self.processes.append(proc)
@@ -156,7 +159,7 @@ class Mall:
 
     def start(self) -> Mall:
         for name in SERVICES:
-            migrate(name, self.db_urls[name], self.python)
+            migrate(name, self.db_urls[name], self.python, self.root)
         started = [self.start_service(name) for name in SERVICES]
         for proc in started:
             proc.wait_healthy()
