@@ -10,8 +10,9 @@ each configuration, a fresh mall (its own RabbitMQ vhost and PostgreSQL database
 three measurements as ``make bench``: take-ticket in a closed loop (its ratio to the ceiling),
 completed → rating token at 100 tickets/s (p99), and the CPU of whole citizen journeys summed
 over every process (``bench/journey_cost.py``; in ceiling hops measured in the same step). The
-levers are switched by their settings: ``GROUP_COMMIT_MS=0`` (no group commit,
-docs/decisions/0011) and ``EVENT_BATCH_SIZE=1`` (events one by one, docs/decisions/0005). With
+levers are switched by their settings: ``GATEWAY_TAKE_BATCH_MS=0`` (one RPC per take-ticket,
+docs/decisions/0014), ``GROUP_COMMIT_MS=0`` (no group commit in the queue, docs/decisions/0011)
+and ``EVENT_BATCH_SIZE=1`` (events one by one, docs/decisions/0005). With
 ``--baseline`` the code of another checkout (e.g. the commit before issue 20) runs the same
 steps, on its own interpreter and config files. ``--rounds`` repeats the whole cycle, so the
 spread between rounds shows the machine's own noise. Figures compare within one run only.
@@ -42,11 +43,15 @@ from tests.support import infra
 from tests.support.mall import SERVICES, Mall
 
 UNLIMITED = {"RATE_LIMIT_PER_MINUTE": "100000000", "RATE_LIMIT_PUBLIC_PER_MINUTE": "100000000"}
-CONFIGURATIONS = {
-    "all levers": {},
+OFF = {
+    "gateway batching off": {"GATEWAY_TAKE_BATCH_MS": "0"},
     "group commit off": {"GROUP_COMMIT_MS": "0"},
     "event batching off": {"EVENT_BATCH_SIZE": "1"},
-    "both off": {"GROUP_COMMIT_MS": "0", "EVENT_BATCH_SIZE": "1"},
+}
+CONFIGURATIONS = {
+    "all levers": {},
+    **OFF,
+    "all off": {name: value for env in OFF.values() for name, value in env.items()},
 }
 PROFILES = {
     "full": dict(seconds=15, connections=20, rate=100, token_seconds=10, journeys=200),

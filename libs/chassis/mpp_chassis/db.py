@@ -162,6 +162,16 @@ class UnitOfWork:
         joined._events = leader._events
         return joined
 
+    def correlated(self, correlation_id: str | None) -> UnitOfWork:
+        """This unit of work (same session, same transaction, same pending events) for one item
+        of a batched call: the events it stores carry ``correlation_id``, the id of the request
+        the item came from, not the batch's. Without an id, this unit of work itself."""
+        if not correlation_id:
+            return self
+        joined = copy.copy(self)
+        joined._context_data = {**self._context_data, context.CORRELATION_KEY: correlation_id}
+        return joined
+
     def execute_now(self, statement, params: dict[str, Any]):
         """Run one statement in a transaction of its own (autocommit), outside this unit of work,
         and return its rows (or, for a statement without rows, how many it changed).

@@ -296,3 +296,28 @@ def request_key(value: object) -> str | None:
         "invalid request key",
         {"request_key": [f"1 to {REQUEST_KEY_MAX} characters"]},
     )
+
+
+TAKE_BATCH_MAX = 64  # items in one ``take_tickets`` call; a gateway sends GROUP_COMMIT_SIZE at most
+
+
+class TakeBatchItemSchema(StrictSchema):
+    """One take-ticket of a gateway's batch: its body and key are loaded per item by the service
+    (so one invalid item is refused alone), its correlation id is the HTTP request's."""
+
+    data = fields.Dict(required=True)
+    request_key = fields.Raw(load_default=None, allow_none=True)
+    correlation_id = Text(max_length=100, load_default=None, allow_none=True)
+
+
+class TakeBatchSchema(StrictSchema):
+    takes = fields.List(
+        fields.Nested(TakeBatchItemSchema),
+        required=True,
+        validate=validate.Length(min=1, max=TAKE_BATCH_MAX),
+    )
+
+
+def load_take_batch(takes: object) -> list[dict]:
+    """The items of ``take_tickets`` (a malformed batch is refused whole: ``ValidationFailed``)."""
+    return load(TakeBatchSchema, {"takes": takes})["takes"]

@@ -14,6 +14,7 @@ from nameko.timer import timer
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.environment import NO_SIMULATOR, Secret, StartupCheck
+from mpp_chassis.grouping import GroupCommit
 from mpp_chassis.metrics import Metrics
 from mpp_contracts.errors import Unauthorized
 from mpp_gateway import auth, idempotency
@@ -58,6 +59,7 @@ class GatewayService(
     uow = Database(metadata)
     metrics_ = Metrics()
     queue_rpc = TimedRpcProxy("queue")
+    take_batch = GroupCommit()  # GROUP_COMMIT_MS / _SIZE here: GATEWAY_TAKE_BATCH_MS / _SIZE
     payment_rpc = TimedRpcProxy("payment")
     rating_rpc = TimedRpcProxy("rating")
     limiter = RateLimiter()

@@ -6,6 +6,7 @@ import logging
 import os
 
 from nameko.dependency_providers import Config
+from nameko.exceptions import serialize
 from nameko.timer import timer
 from sqlalchemy.exc import IntegrityError
 
@@ -166,6 +167,69 @@ class QueueService(OpsEndpoints):
             lambda key: usecases.ticket_for_request(self.uow.session, settings, key),
         )
         return usecases.citizen_view(settings, view)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def take_tickets(self, takes: list) -> list[dict]:
+        """Several citizens' take-tickets in one call: a gateway process gathers the ones that
+        reach it at once (docs/decisions/0014-take-tickets-batched-at-the-gateway.md). Each item
+        is ``{"data", "request_key", "correlation_id"}`` (the body and key ``take_ticket``
+        takes, and the id of the HTTP request it came from, which its event carries); each answer
+        is ``{"ticket": <the citizen's view>}`` or ``{"error": <the error, serialized>}``, in
+        order. On PostgreSQL the items share one transaction as a group commit does; one item's
+        refusal (or failure) never fails the others, which are answered as if alone."""
+        takes = contracts.load_take_batch(takes)
+        settings = self.settings
+        now = usecases.now_utc()
+        answers: list = [None] * len(takes)
+        requests, slots = [], []
+        for i, item in enumerate(takes):
+            try:
+                data = contracts.load(contracts.TicketCreateSchema, item["data"])
+                key = contracts.request_key(item["request_key"])
+            except EXPECTED_ERRORS as exc:
+                answers[i] = exc
+                continue
+            uow = self.uow.correlated(item["correlation_id"])
+            requests.append(usecases.TakeRequest(uow, data, key, now))
+            slots.append(i)
+        # keyed requests go alone: a retry racing its first attempt in another batch must meet
+        # it as a single request does, not fail a whole group's insert
+        grouped = [r for r in requests if r.request_key is None]
+        outcomes = {}
+        if len(grouped) > 1 and usecases.groups_take_tickets(self.uow):
+            try:
+                done = usecases.take_tickets(self.uow, settings, grouped)
+                outcomes = dict(zip(map(id, grouped), done, strict=True))
+            except Exception:  # the group could not be stored: its places went back
+                _log.warning("a batch of take-tickets goes one by one", exc_info=True)
+                outcomes = {}
+        for i, request in zip(slots, requests, strict=True):
+            outcome = outcomes.get(id(request), ALONE)
+            answers[i] = self._take_alone(settings, request) if outcome is ALONE else outcome
+        return [
+            {"error": serialize(a)}
+            if isinstance(a, BaseException)
+            else {"ticket": usecases.citizen_view(settings, a)}
+            for a in answers
+        ]
+
+    def _take_alone(self, settings, request: usecases.TakeRequest):
+        """One item of a batch in its own transaction, as ``take_ticket`` would: its ticket, or
+        the error it met (rolled back), never raised into the others."""
+        uow = self.uow.correlated(request.uow.correlation_id)  # pending events: this worker's
+        key = request.request_key
+        try:
+            return self._once_per_request(
+                key,
+                lambda: usecases.take_ticket(uow, settings, request.data, request_key=key),
+                lambda k: usecases.ticket_for_request(self.uow.session, settings, k),
+            )
+        except EXPECTED_ERRORS as exc:
+            return exc
+        except Exception as exc:  # a bug: this caller gets a 500, the others their tickets
+            self.uow.rollback()
+            _log.exception("take-ticket in a batch failed")
+            return exc
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_ticket(

@@ -31,6 +31,7 @@ def gateway():
     service.config = {}
     service.limiter.hit.return_value = None  # not rate limited
     service.queue_rpc.take_ticket.return_value = {"id": "t-1"}
+    service.take_batch.enabled = False  # one RPC per take-ticket (batching: test_take_batch_e2e)
     return service
 
 

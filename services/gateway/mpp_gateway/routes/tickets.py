@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from nameko.exceptions import deserialize
+
+from mpp_chassis import context
+from mpp_chassis.grouping import ALONE
 from mpp_contracts import rpc as contracts
+from mpp_contracts.errors import ServiceUnavailable
 from mpp_gateway import idempotency
 from mpp_gateway.http import route
 from mpp_gateway.responses import OFFICER, actor, ok
@@ -28,7 +33,26 @@ class TicketsRoutes:
         # with an Idempotency-Key the queue issues one ticket per key: a retry that took over
         # an abandoned claim gets the ticket the first attempt issued
         key = idempotency.request_key(request)
+        if self.take_batch.enabled:
+            # the take-tickets reaching this process at once go to the queue in one RPC
+            # (docs/decisions/0014-take-tickets-batched-at-the-gateway.md)
+            correlation = context.correlation_id.get()
+            item = {"data": body, "request_key": key, "correlation_id": correlation}
+            ticket = self.take_batch.submit(item, self.take_tickets_at_once)
+            if ticket is not ALONE:
+                return ok(ticket, 201)
         return ok(self.queue_rpc.take_ticket(body, request_key=key), 201)
+
+    def take_tickets_at_once(self, items: list[dict]) -> list:
+        """One ``take_tickets`` RPC for a batch: each caller's ticket, or its own error (raised
+        to it alone). A queue that does not answer in time is every caller's 503, as it would
+        be alone; any other failure of the call sends each caller alone (an older queue without
+        ``take_tickets``, say)."""
+        try:
+            answers = self.queue_rpc.take_tickets(items)
+        except ServiceUnavailable as exc:
+            return [exc] * len(items)
+        return [deserialize(a["error"]) if "error" in a else a["ticket"] for a in answers]
 
     @route(
         "GET",
