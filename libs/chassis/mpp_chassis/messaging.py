@@ -76,6 +76,20 @@ DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.TimeoutError, sa_exc.Dis
 DATABASE_RETRY_AFTER_SECONDS = 2
 
 
+def answer_for(error: BaseException) -> BaseException:
+    """What a caller receives for ``error``: itself, or, for a database error that a retry may
+    cure, :class:`ServiceUnavailable` (the gateway's 503 with ``Retry-After``) instead of an
+    unexpected error (its 500). Every RPC's error goes through it (:class:`DatabaseAwareRpc`),
+    and so does each item's of a batched call (the queue's ``take_tickets``)."""
+    if isinstance(error, DATABASE_UNAVAILABLE):
+        return ServiceUnavailable(
+            "DATABASE_UNAVAILABLE",
+            "the service's database is unavailable or busy; retry",
+            {"retry_after": DATABASE_RETRY_AFTER_SECONDS},
+        )
+    return error
+
+
 class _UnconfirmedPublisher(Publisher):
     use_confirms = False
 
@@ -99,13 +113,8 @@ class DatabaseAwareRpc(Rpc):
     """
 
     def handle_result(self, message, worker_ctx, result, exc_info):
-        if exc_info is not None and isinstance(exc_info[1], DATABASE_UNAVAILABLE):
-            error = ServiceUnavailable(
-                "DATABASE_UNAVAILABLE",
-                "the service's database is unavailable or busy; retry",
-                {"retry_after": DATABASE_RETRY_AFTER_SECONDS},
-            )
-            exc_info = (ServiceUnavailable, error, exc_info[2])
+        if exc_info is not None and (error := answer_for(exc_info[1])) is not exc_info[1]:
+            exc_info = (type(error), error, exc_info[2])
         config = self.container.config
         responder = _ReplyResponder(
             config[AMQP_URI_CONFIG_KEY],

@@ -15,7 +15,7 @@ from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.environment import Secret, StartupCheck
 from mpp_chassis.grouping import ALONE, GroupCommit
-from mpp_chassis.messaging import rpc
+from mpp_chassis.messaging import answer_for, rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
@@ -226,10 +226,10 @@ class QueueService(OpsEndpoints):
             )
         except EXPECTED_ERRORS as exc:
             return exc
-        except Exception as exc:  # a bug: this caller gets a 500, the others their tickets
+        except Exception as exc:  # this caller's 503 (database) or 500, the others' tickets
             self.uow.rollback()
             _log.exception("take-ticket in a batch failed")
-            return exc
+            return answer_for(exc)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_ticket(

@@ -2,7 +2,7 @@
 presses that reach it at once; docs/decisions/0014), through the real service on PostgreSQL:
 the 50 requests of the group-commit test in batches give the same numbers, refusals and events
 as the same 50 one at a time, each event carries its own request's correlation id, and a
-malformed batch is refused whole."""
+malformed batch is refused whole; a database that does not answer is each item's 503."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from nameko.exceptions import deserialize
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import select
 
-from mpp_contracts.errors import ValidationFailed
+from mpp_contracts.errors import ServiceUnavailable, ValidationFailed
 from tests.queue.interface.test_queue_group_commit_pg import outcome, plan, start_queue, summary
 from tests.queue.usecases.conftest import OUTBOX
+from tests.support.mall import free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -81,3 +82,22 @@ def test_batches_give_what_one_at_a_time_gives(container_factory, amqp_uri, pg_u
         if "ticket" in answer:
             by_number.setdefault(answer["ticket"]["number"], item["correlation_id"])
     assert {e["payload"]["number"]: e["correlation_id"] for e in issued} == by_number
+
+
+def test_a_database_that_does_not_answer_is_each_items_503_not_a_500(container_factory, amqp_uri):
+    from mpp_queue.service import QueueService
+
+    config = {
+        "AMQP_URI": amqp_uri,
+        "DB_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",  # nothing listens
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+        "NIK_HASH_KEY": "group-key",
+        "OUTBOX_POLL_SECONDS": 60,
+    }
+    container = container_factory(QueueService, config)
+    container.start()
+    item = {"data": {"service_id": str(uuid.uuid4())}, "request_key": None}
+    with ClusterRpcProxy(config) as cluster:
+        answers = cluster.queue.take_tickets([item, {**item, "correlation_id": "c-2"}])
+    errors = [deserialize(answer["error"]) for answer in answers]
+    assert [(type(e), e.code) for e in errors] == [(ServiceUnavailable, "DATABASE_UNAVAILABLE")] * 2
