@@ -86,3 +86,11 @@ def test_a_newer_version_than_known_is_refused_not_misread():
 def test_no_event_schema_has_a_field_for_a_nik():
     for event_type, spec in EVENT_TYPES.items():
         assert not any("nik" in name for name in spec.schema().fields), event_type
+
+
+def test_a_completion_from_before_routing_loads_as_one_payment_decides():
+    """ticket_completed gained optional fields (issue 20): a recorded one loads without them, as
+    a completion routed to the payment service (``payment_required`` None)."""
+    envelope = json.loads((FIXTURES / "ticket_completed.v1.json").read_text())
+    loaded = read_envelope(envelope)["payload"]
+    assert loaded["payment_required"] is None and loaded["payment_terms_version"] is None

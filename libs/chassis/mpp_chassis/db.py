@@ -45,6 +45,7 @@ _EVENT_COLUMNS = (
     "correlation_id",
     "created_at",
     "attempts",
+    "routing_key",
 )
 
 
@@ -99,19 +100,26 @@ class UnitOfWork:
     def correlation_id(self) -> str:
         return context.ensure_correlation(self._context_data)
 
-    def add_event(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Store an event in the outbox, inside the current transaction."""
-        envelope, row = self._event(event_type, payload)
+    def add_event(
+        self, event_type: str, payload: dict[str, Any], routing_key: str | None = None
+    ) -> dict[str, Any]:
+        """Store an event in the outbox, inside the current transaction. It is published with
+        ``routing_key`` (default: its type), so consumers can bind to some events of a type."""
+        envelope, row = self._event(event_type, payload, routing_key)
         self.session.execute(_insert(self._outbox), row)
         self._events.append(envelope)
         return envelope
 
-    def event_row(self, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def event_row(
+        self, event_type: str, payload: dict[str, Any], routing_key: str | None = None
+    ) -> dict[str, Any]:
         """An event's outbox row, not yet stored: for :meth:`store_events` (several in one
         statement) and :meth:`execute_with_event` (with the change that implies it)."""
-        return self._event(event_type, payload)[1]
+        return self._event(event_type, payload, routing_key)[1]
 
-    def _event(self, event_type: str, payload: dict[str, Any]) -> tuple[dict, dict]:
+    def _event(
+        self, event_type: str, payload: dict[str, Any], routing_key: str | None = None
+    ) -> tuple[dict, dict]:
         if self._outbox is None:
             raise RuntimeError(f"{self._source} has no outbox: it emits no events")
         envelope = make_envelope(
@@ -129,6 +137,7 @@ class UnitOfWork:
             "correlation_id": envelope["correlation_id"],
             "created_at": datetime.now(UTC),
             "attempts": 0,
+            "routing_key": routing_key,
         }
 
     def store_events(self, rows: list[dict[str, Any]]) -> None:
@@ -138,13 +147,18 @@ class UnitOfWork:
             self._events.extend(rows)
 
     def execute_with_event(
-        self, statement, params: dict[str, Any], event_type: str, payload: dict[str, Any]
+        self,
+        statement,
+        params: dict[str, Any],
+        event_type: str,
+        payload: dict[str, Any],
+        routing_key: str | None = None,
     ) -> None:
         """Run ``statement`` (an ``INSERT`` or ``UPDATE`` without ``RETURNING``) and store the
         event it implies, in one round trip where the database allows it: on PostgreSQL the
         change is a data-modifying CTE of the outbox insert; elsewhere two statements. The
         statement's parameters must not be named ``outbox_*``."""
-        row = self.event_row(event_type, payload)
+        row = self.event_row(event_type, payload, routing_key)
         if self.session.get_bind().dialect.name == "postgresql":
             combined = _with_event(statement, self._outbox)
             self.session.execute(combined, {**params, **{f"outbox_{k}": v for k, v in row.items()}})

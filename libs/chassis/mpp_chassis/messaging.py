@@ -255,13 +255,20 @@ class ReliableEventHandler(EventHandler):
     to the dead letters (see the module's docstring).
 
     The handler method receives the loaded envelope (payload validated, unknown fields dropped).
+    ``routing_key`` binds the queue (named for the type, as always) to another key than the
+    type: ``"ticket_completed.#"`` takes every routing of the type (``ticket_completed`` and
+    ``ticket_completed.free``), while a handler bound to the type takes only the events published
+    with the type itself.
     """
 
     gate = ConsumingGate()
 
-    def __init__(self, source_service: str, event_type: str, **kwargs) -> None:
+    def __init__(
+        self, source_service: str, event_type: str, routing_key: str | None = None, **kwargs
+    ) -> None:
         kwargs.setdefault("requeue_on_error", True)
         super().__init__(source_service, event_type, **kwargs)
+        self.routing_key = routing_key or event_type
 
     def setup(self) -> None:
         super().setup()
@@ -270,7 +277,7 @@ class ReliableEventHandler(EventHandler):
         self.queue = Queue(
             self.queue.name,
             exchange=self.queue.exchange,
-            routing_key=self.event_type,
+            routing_key=self.routing_key,
             durable=True,
             auto_delete=False,
             exclusive=False,

@@ -213,7 +213,7 @@ class OutboxRelay:
         c = outbox.c
         self._locking = engine.dialect.name == "postgresql"
         pending = (
-            select(c.seq, c.event_type, c.source, c.body, c.attempts)
+            select(c.seq, c.event_type, c.routing_key, c.source, c.body, c.attempts)
             .where(
                 c.sent_at.is_(None),
                 c.next_attempt_at.is_(None) | (c.next_attempt_at <= bindparam("now")),
@@ -326,7 +326,10 @@ class OutboxRelay:
             return [], unroutable
         envelopes = [(row, json.loads(row.body)) for row in due]
         confirmed, returned = self.publisher.publish_batch(
-            [(row.source, row.event_type, envelope) for row, envelope in envelopes]
+            [
+                (row.source, row.routing_key or row.event_type, envelope)
+                for row, envelope in envelopes
+            ]
         )
         sent = []
         for row, envelope in envelopes:

@@ -36,6 +36,10 @@ def add_chassis_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("attempts", Integer, nullable=False, default=0),
         Column("next_attempt_at", UtcDateTime(), nullable=True),
         Column("last_error", String(200), nullable=True),
+        # the routing key the relay publishes with; NULL = the event type (a consumer binds the
+        # type). A producer routes some events of a type apart (``ticket_completed.free``), so
+        # consumers bind what they need: the type alone, or ``<type>.#`` for every one of them
+        Column("routing_key", String(100), nullable=True),
         # the relay's work: unsent rows in order. Partial, so it stays as small as the backlog
         # however many sent rows are kept, and read by an index scan that marks the entries of
         # rows since sent as dead (the bitmap scan of ``sent_at IS NULL`` visited every version
@@ -73,3 +77,15 @@ def create_unsent_index(op) -> None:
 
 def drop_unsent_index(op) -> None:
     op.drop_index(UNSENT_INDEX, table_name="outbox")
+
+
+def add_routing_key(op) -> None:
+    """Alembic step shared by every service's migration that adds ``outbox.routing_key``."""
+    import sqlalchemy as sa
+
+    op.add_column("outbox", sa.Column("routing_key", sa.String(100), nullable=True))
+
+
+def drop_routing_key(op) -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("routing_key")

@@ -95,6 +95,13 @@ class TicketCompletedSchema(TicketSchema):
     completed_at = Time(required=True)
     waiting_seconds = fields.Integer(required=True)
     serving_seconds = fields.Integer(required=True)
+    # the payment service's verdict for the catalogue version in force at completion, when the
+    # queue holds it (payment_terms_set): false = routed as ``ticket_completed.free``, nothing to
+    # pay. Absent (None) = routed as ``ticket_completed``: the payment service decides
+    payment_required = fields.Boolean(allow_none=True, load_default=None)
+    payment_terms_version = fields.Integer(
+        allow_none=True, load_default=None, validate=validate.Range(min=1)
+    )
 
 
 class TicketEndedSchema(TicketSchema):
@@ -147,6 +154,17 @@ class PaymentNotRequiredSchema(Schema):
     ticket_id = fields.String(required=True)
     agency_id = fields.String(required=True)
     service_id = fields.String(required=True)
+
+
+class PaymentTermsSetSchema(Schema):
+    """The payment service's verdict for one version of a service: whether a ticket completed
+    while that version is in force needs paying (its fee then > 0). Sent when its copy of the
+    catalogue takes a new version; the queue routes completions by it."""
+
+    service_id = fields.String(required=True)
+    agency_id = fields.String(required=True)
+    version = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))
+    payment_required = fields.Boolean(required=True)
 
 
 class PaymentRefundedSchema(PaymentSchema):
@@ -238,6 +256,7 @@ EVENT_TYPES: dict[str, EventSpec] = {
         "payment_expired",
     ),
     **_specs("payment", PaymentNotRequiredSchema, "payment_not_required"),
+    **_specs("payment", PaymentTermsSetSchema, "payment_terms_set"),
     **_specs("payment", PaymentRefundedSchema, "payment_refunded"),
     **_specs("payment", PaymentFlaggedSchema, "payment_flagged"),
     **_specs("rating", RatingInvitedSchema, "rating_invited"),

@@ -105,9 +105,12 @@ class PaymentService(OpsEndpoints):
 
     def _catalogue(self, event: dict, handler: str) -> None:
         if self.uow.claim_event(event["id"], handler):
-            usecases.upsert_service(self.uow, event["payload"])
+            usecases.apply_catalogue_event(self.uow, event["payload"])
             self.uow.commit()
 
+    # bound to the routing key ``ticket_completed`` only: a completion the queue routed as
+    # ``ticket_completed.free`` (our terms for the version in force said "not required") never
+    # comes here (docs/decisions/0013-free-completions-routing.md)
     @batch_event_handler("queue", "ticket_completed")
     def handle_ticket_completed(self, events: list[dict]) -> None:
         """This service owns "does this ticket need paying?": it opens the invoice or says that
@@ -117,7 +120,7 @@ class PaymentService(OpsEndpoints):
         attempts = []
         for event in self.uow.claimed(events, "handle_ticket_completed"):
             amount = usecases.invoice_amount(self.uow, event["payload"])
-            if amount <= 0:
+            if not usecases.needs_paying(amount):
                 usecases.payment_not_required(self.uow, event["payload"])
             else:
                 attempts.append(charging.open_invoice(self.uow, settings, event["payload"], amount))

@@ -108,11 +108,11 @@ def make_provider(
 # -- catalogue copy ----------------------------------------------------------------------------
 
 
-def upsert_service(uow, payload: dict) -> None:
+def upsert_service(uow, payload: dict) -> bool:
     """Apply a catalogue event to the copy unless the copy already holds a newer (or the same)
     version: consumers run concurrently and relays of several replicas publish in any order, so
     a stale fee must never win. An event without a version (from before versions) only
-    replaces a copy without one."""
+    replaces a copy without one. True if the copy changed."""
     version = payload.get("version")
     values = {
         "agency_id": payload["agency_id"],
@@ -127,15 +127,34 @@ def upsert_service(uow, payload: dict) -> None:
         older = or_(older, catalogue.c.version < version)
     change = update(catalogue).where(catalogue.c.id == payload["service_id"], older)
     if uow.session.execute(change.values(**values)).rowcount:
-        return
+        return True
     known = select(catalogue.c.id).where(catalogue.c.id == payload["service_id"])
     if uow.session.execute(known).first() is not None:
-        return  # the copy is newer already
+        return False  # the copy is newer already
     try:
         with uow.session.begin_nested():
             uow.session.execute(insert(catalogue).values(id=payload["service_id"], **values))
     except IntegrityError:  # another event of this service inserted it meanwhile
-        uow.session.execute(change.values(**values))
+        return bool(uow.session.execute(change.values(**values)).rowcount)
+    return True
+
+
+def apply_catalogue_event(uow, payload: dict) -> None:
+    """Keep the copy (:func:`upsert_service`) and, when it took this version, publish this
+    service's verdict for it (``payment_terms_set``): the queue routes each completion by it, so
+    a completion of a free service reaches the rating service without passing here
+    (docs/decisions/0013-free-completions-routing.md). The verdict stays ours; the queue only
+    compares the version it is for with the one in force at completion."""
+    if upsert_service(uow, payload):
+        uow.add_event(
+            "payment_terms_set",
+            {
+                "service_id": payload["service_id"],
+                "agency_id": payload["agency_id"],
+                "version": payload.get("version"),
+                "payment_required": needs_paying(payload["fee_idr"]),
+            },
+        )
 
 
 # -- invoices ----------------------------------------------------------------------------------
@@ -152,6 +171,12 @@ def event_payload(row) -> dict:
         "method": row["method"],
         "provider": row["provider"],
     }
+
+
+def needs_paying(amount: int) -> bool:
+    """The rule for a ticket's amount (:func:`invoice_amount`), and for a service version's
+    terms: anything above 0 rupiah is invoiced; 0 is "no payment required"."""
+    return amount > 0
 
 
 def invoice_amount(uow, ticket: dict) -> int:

@@ -15,7 +15,7 @@ from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.environment import Secret, StartupCheck
 from mpp_chassis.grouping import ALONE, GroupCommit
-from mpp_chassis.messaging import answer_for, rpc
+from mpp_chassis.messaging import answer_for, event_handler, rpc
 from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
@@ -361,6 +361,14 @@ class QueueService(OpsEndpoints):
         for event in self.uow.claimed(events, handler):
             usecases.record_payment(self.uow, event["payload"], initial=initial)
         self.uow.commit()
+
+    @event_handler("payment", "payment_terms_set")
+    def handle_payment_terms_set(self, event: dict) -> None:
+        """The payment service's verdict per service version, kept to route completions of a
+        free service as ``ticket_completed.free`` (usecases.payment_terms)."""
+        if self.uow.claim_event(event["id"], "handle_payment_terms_set"):
+            usecases.set_payment_terms(self.uow, event["payload"])
+            self.uow.commit()
 
     @batch_event_handler("rating", "rating_invited")
     def handle_rating_invited(self, events: list[dict]) -> None:

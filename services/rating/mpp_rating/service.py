@@ -47,7 +47,9 @@ class RatingService(OpsEndpoints):
 
     # the hot handlers of every journey apply the deliveries at hand in one transaction
     # (mpp_chassis.batching): each receives a list of envelopes and commits once
-    @batch_event_handler("queue", "ticket_completed")
+    # every completion: ``ticket_completed`` and ``ticket_completed.free`` (one the queue routed
+    # past the payment service, its terms said nothing is owed)
+    @batch_event_handler("queue", "ticket_completed", routing_key="ticket_completed.#")
     def handle_ticket_completed(self, events: list[dict]) -> None:
         settings = self.settings
         for event in self.uow.claimed(events, "handle_ticket_completed"):

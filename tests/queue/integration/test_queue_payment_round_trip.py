@@ -1,8 +1,9 @@
 """Over real RabbitMQ, with the real payment service as the consumer: the queue's events leave
 through its outbox relay, the payment service decides from them, and its answer comes back to
 the queue. A paid service's completed ticket gets an invoice at the fee the queue published,
-and the ticket shows that invoice; a free service's ticket gets the verdict that nothing is
-owed, not an invoice (on SQLite and PostgreSQL).
+and the ticket shows that invoice. The payment service's verdict per service version comes
+back too (``payment_terms_set``), and a free service's completion is then routed past it as
+``ticket_completed.free``: no verdict per ticket, no invoice (on SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from kombu import Connection, Exchange, Queue
 from nameko.testing.services import entrypoint_hook
 from sqlalchemy import create_engine, select
 
 from mpp_chassis.migrate import upgrade
 from mpp_contracts.errors import NotFound
 from mpp_payment.adapters.tables import metadata as payment_metadata
+from mpp_queue.adapters.tables import metadata as queue_metadata
 from tests.queue.usecases.conftest import VALID_NIK
 from tests.support.infra import wait_until
 from tests.support.mall import free_port
@@ -61,8 +64,20 @@ def floor(container_factory, amqp_uri, db_url_factory):
             ).scalars()
             return [json.loads(body)["payload"]["ticket_id"] for body in bodies]
 
+    def terms(service_id: str) -> tuple | None:
+        """The payment service's terms the queue keeps for a service: (version, required)."""
+        services = queue_metadata.tables["services"]
+        with engines["queue"].connect() as conn:
+            return conn.execute(
+                select(services.c.payment_terms_version, services.c.payment_required).where(
+                    services.c.id == service_id
+                )
+            ).one_or_none()
+
     queue.payment = lambda entrypoint, *args: hook("payment", entrypoint, *args)
     queue.payment_events = payment_events
+    queue.terms = lambda service_id: tuple(terms(service_id) or ())
+    queue.amqp_uri = amqp_uri
     yield queue
     for engine in engines.values():
         engine.dispose()
@@ -105,12 +120,26 @@ def test_a_completed_paid_ticket_gets_its_invoice_and_the_queue_learns_of_it(flo
     assert invoice["amount_idr"] == 350000  # the fee the queue published
     assert invoice["agency_id"] == agency["id"]
 
-    free_done = serve(queue, counter, officer)
-    assert free_done["service_id"] == info["id"]
-
-    def verdict_for_the_free_ticket() -> bool:
-        return free_done["id"] in queue.payment_events("payment_not_required")
-
-    wait_until(verdict_for_the_free_ticket, timeout=30, message="payment_not_required")
+    # the payment service's verdict per service version reached the queue (payment_terms_set)
+    wait_until(
+        lambda: queue.terms(info["id"]) == (1, False) and queue.terms(passport["id"]) == (1, True),
+        timeout=30,
+        message="payment's terms at the queue",
+    )
+    with Connection(queue.amqp_uri) as conn:  # where the rating service takes free completions
+        free_completions = Queue(
+            "test-free-completions",
+            exchange=Exchange("queue.events", type="topic", durable=True),
+            routing_key="ticket_completed.free",
+            exclusive=True,
+        )(conn.channel())
+        free_completions.declare()
+        free_done = serve(queue, counter, officer)
+        assert free_done["service_id"] == info["id"]
+        routed = wait_until(free_completions.get, timeout=30, message="a free completion")
+    assert json.loads(routed.body)["payload"]["ticket_id"] == free_done["id"]
+    assert json.loads(routed.body)["payload"]["payment_required"] is False
+    # routed past the payment service: no verdict, no invoice (its queue binds ticket_completed)
+    assert free_done["id"] not in queue.payment_events("payment_not_required")
     with pytest.raises(NotFound):
         queue.payment("get_ticket_payment", free_done["id"])

@@ -53,6 +53,11 @@ services = Table(
     Column("unplugged_at", UtcDateTime(), nullable=True),
     # +1 on every change, carried by the catalogue events so copies apply them in order
     Column("version", Integer, nullable=False, default=1, server_default="1"),
+    # the payment service's latest verdict for this service (payment_terms_set): the catalogue
+    # version it is for, and whether a completion then needs paying. Its fact, kept to route
+    # completions (ticket_completed.free); NULL until payment has sent it
+    Column("payment_terms_version", Integer, nullable=True),
+    Column("payment_required", Boolean, nullable=True),
     UniqueConstraint("agency_id", "code", name="uq_services_agency_code"),
 )
 

@@ -46,10 +46,12 @@ from .issuing import (
     take_tickets,
     ticket_for_request,
 )
+from .payment_terms import set_payment_terms
 from .places import reconcile_quotas
 from .tickets import citizen_view, get_ticket, staff_view, ticket_view
 
 __all__ = [
+    "set_payment_terms",
     "counter_line",
     "withdraw_ticket",
     "Settings",

@@ -26,6 +26,7 @@ from mpp_queue.domain.tickets import (
 from .common import Settings, check_agency, invalid, load_row, now_utc
 from .counter_calls import call_ticket, record_call, ticket_for_press
 from .issuing import active_service, issue
+from .payment_terms import completion_route
 from .tickets import OPEN_STATES, citizen_view, load_ticket, ticket_event, ticket_view
 
 # -- counter actions ---------------------------------------------------------------------------
@@ -155,6 +156,7 @@ def ticket_action(
         )
     elif action == "complete":
         called, started, done = (row[k] for k in ("called_at", "started_at", "completed_at"))
+        route, terms = completion_route(session, row["service_id"])
         uow.add_event(
             "ticket_completed",
             {
@@ -167,7 +169,9 @@ def ticket_action(
                 "completed_at": done,
                 "waiting_seconds": int((called - row["issued_at"]).total_seconds()),
                 "serving_seconds": int((done - started).total_seconds()),
+                **terms,
             },
+            routing_key=route,
         )
     else:
         uow.add_event(

@@ -77,7 +77,10 @@ def _maybe_invite(uow, settings: Settings, row: dict) -> None:
 
 def on_ticket_completed(uow, settings: Settings, payload: dict) -> None:
     """The queue's fact: the visit was served (by whom, where). Its fee is not read: whether
-    the ticket needs paying is the payment service's fact (:func:`on_payment_settled`)."""
+    the ticket needs paying is the payment service's fact (:func:`on_payment_settled`). A
+    completion the queue routed as free carries that fact (``payment_required: false``, the
+    payment service's terms for the version in force; it never reaches the payment service), so
+    it is settled at once."""
     facts = {
         "agency_id": payload["agency_id"],
         "service_id": payload["service_id"],
@@ -86,7 +89,9 @@ def on_ticket_completed(uow, settings: Settings, payload: dict) -> None:
         "completed": True,
         "completed_at": payload["completed_at"],
     }
-    row = _record(uow, payload["ticket_id"], {**facts, "settled": False}, facts)
+    if payload.get("payment_required") is False:
+        facts["settled"] = True
+    row = _record(uow, payload["ticket_id"], {"settled": False, **facts}, facts)
     _maybe_invite(uow, settings, row)
 
 
