@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, func, update
 
 from mpp_chassis.db import next_in_sequence
 from mpp_contracts.errors import BadRequest, Conflict, NotFound
@@ -28,9 +27,9 @@ from mpp_payment.usecases import (
     Settings,
     check_agency,
     event_payload,
+    insert_unless_present,
     journal,
-    load_attempt,
-    load_payment,
+    load_payment_and_attempt,
     make_provider,
     now_utc,
 )
@@ -51,11 +50,10 @@ def simulator_notification(
     returns the signed notification it will send to the mall's webhook. Only an agency_admin of
     the invoice's agency (or the mall admin) may press the button: a citizen never can."""
     _simulator_enabled(settings)
-    row = load_payment(uow.session, payment_id)
+    row, current = load_payment_and_attempt(uow.session, payment_id)
     check_agency(actor, row["agency_id"], "the simulator pays for an agency administrator only")
     if row["provider"] != "simulator":
         raise Conflict("NOT_SIMULATED", "this payment is not handled by the simulator")
-    current = load_attempt(uow.session, payment_id, row["method_attempt"])
     if current is None or current["status"] == AttemptStatus.CREATING.value:
         raise Conflict("CHARGE_NOT_READY", "the payment's charge is still being prepared")
     provider = make_provider("simulator", settings, uow.session)
@@ -64,14 +62,30 @@ def simulator_notification(
     return provider.notification(order, "paid", amount, "SIM-" + uuid.uuid4().hex[:12].upper())
 
 
+_REPLAYED = (
+    update(notifications)
+    .where(
+        notifications.c.provider == bindparam("notice_provider"),
+        notifications.c.notice_key == bindparam("key"),
+    )
+    .values(replays=notifications.c.replays + 1, last_received_at=bindparam("now"))
+)
+_NOTICE_COLUMNS = (
+    "provider",
+    "payment_id",
+    "notice_key",
+    "body",
+    "outcome",
+    "received_at",
+    "replays",
+    "last_received_at",
+)
+
+
 def _seen(uow, provider: str, key: str, now) -> bool:
     """True if this verified notice was stored before; its replay is counted on that one row."""
-    replayed = uow.session.execute(
-        update(notifications)
-        .where(notifications.c.provider == provider, notifications.c.notice_key == key)
-        .values(replays=notifications.c.replays + 1, last_received_at=now)
-    ).rowcount
-    return bool(replayed)
+    params = {"notice_provider": provider, "key": key, "now": now}
+    return bool(uow.session.execute(_REPLAYED, params).rowcount)
 
 
 def _record(
@@ -80,21 +94,20 @@ def _record(
     """Store a verified notice once (unique on provider + key). The payment row is locked, so
     a concurrent twin of this notice usually waits and then finds it in :func:`_seen`; where
     the lock is not taken (SQLite), the unique index turns the twin's insert into a no-op."""
-    try:
-        with uow.session.begin_nested():
-            uow.session.execute(
-                insert(notifications).values(
-                    provider=provider,
-                    payment_id=payment_id,
-                    notice_key=key,
-                    body=body,
-                    outcome=outcome,
-                    received_at=now,
-                    replays=0,
-                    last_received_at=now,
-                )
-            )
-    except IntegrityError:
+    stored = uow.session.execute(
+        insert_unless_present(notifications, _NOTICE_COLUMNS, "id"),
+        {
+            "provider": provider,
+            "payment_id": payment_id,
+            "notice_key": key,
+            "body": body,
+            "outcome": outcome,
+            "received_at": now,
+            "replays": 0,
+            "last_received_at": now,
+        },
+    ).first()
+    if stored is None:
         _seen(uow, provider, key, now)
 
 
@@ -120,10 +133,9 @@ def handle_notification(
         payment_id, number = attempts.parse_order_id(note.order_id)
     except ValueError:
         raise BadRequest("UNKNOWN_ORDER", "the notice names no charge attempt of ours") from None
-    row = load_payment(uow.session, payment_id, lock=True)
+    row, attempt = load_payment_and_attempt(uow.session, payment_id, number or None, lock=True)
     if row["provider"] != provider_name:
         raise Conflict("PROVIDER_MISMATCH", "this payment is not handled by that provider")
-    attempt = load_attempt(uow.session, payment_id, number or row["method_attempt"])
     if attempt is None:
         raise BadRequest("UNKNOWN_ORDER", "this payment has no such charge attempt")
     now = now_utc()
@@ -215,36 +227,88 @@ def _apply_paid(n: _Notice) -> dict:
         "provider_ref": money["provider_ref"],
         "method": attempt["method"] or row["method"],
     }
-    if decision.flag:
-        values["flag"] = decision.flag
     # conditional on the status we read: even without a row lock exactly one writer wins
     won = n.uow.session.execute(
-        update(payments)
-        .where(payments.c.id == row["id"], payments.c.status == row["status"])
-        .values(**values)
+        _SETTLE,
+        {**_v(values), "payment_id": row["id"], "was": row["status"], "v_flag": decision.flag},
     ).rowcount
     if not won:
         return n.answer("duplicate", "duplicate")
-    n.uow.session.execute(this_attempt.values(**money))
-    n.uow.session.execute(  # the other charges stay payable at the provider: money on them
-        update(charge_attempts)  # is an overpayment
-        .where(
-            charge_attempts.c.payment_id == row["id"],
-            charge_attempts.c.id != attempt["id"],
-            charge_attempts.c.status.in_([s.value for s in attempts.OPEN]),
-        )
-        .values(status=AttemptStatus.SUPERSEDED.value, updated_at=now)
-    )
+    if decision.flag:
+        values["flag"] = decision.flag
     row.update(values)
+    n.uow.session.execute(_PAY_ATTEMPT, {**_v(money), "attempt_id": attempt["id"]})
+    # the other charges stay payable at the provider: money on them is an overpayment; on
+    # PostgreSQL this statement carries payment_succeeded (a data-modifying CTE)
+    n.uow.execute_with_event(
+        _SUPERSEDE_OTHERS,
+        {"invoice_id": row["id"], "attempt_id": attempt["id"], "now": now},
+        "payment_succeeded",
+        event_payload(row),
+    )
     journal(
         n.uow,
         ledger.entries_for_payment(row["id"], row["agency_id"], row["provider"], amount, now),
         row["agency_id"],
     )
-    n.uow.add_event("payment_succeeded", event_payload(row))
     if decision.flag:
         n.uow.add_event("payment_flagged", {**event_payload(row), "flag": decision.flag})
     return n.answer("applied", decision.flag or "applied", decision.flag)
+
+
+def _bound(table, names: tuple[str, ...]) -> dict:
+    """``SET name = :v_name`` for each name (a bound parameter may not be named as a column)."""
+    return {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
+
+
+def _v(values: dict) -> dict:
+    return {f"v_{name}": value for name, value in values.items()}
+
+
+# the settling writes of a paid notice, built once (values bound per execution)
+_SETTLE = (
+    update(payments)
+    .where(payments.c.id == bindparam("payment_id"), payments.c.status == bindparam("was"))
+    .values(
+        {
+            **_bound(
+                payments,
+                (
+                    "status",
+                    "updated_at",
+                    "paid_at",
+                    "paid_amount_idr",
+                    "paid_attempt",
+                    "receipt_number",
+                    "provider_ref",
+                    "method",
+                ),
+            ),
+            "flag": func.coalesce(bindparam("v_flag", type_=payments.c.flag.type), payments.c.flag),
+        }
+    )
+)
+_PAY_ATTEMPT = (
+    update(charge_attempts)
+    .where(
+        charge_attempts.c.id == bindparam("attempt_id"),
+        charge_attempts.c.status != AttemptStatus.PAID.value,
+    )
+    .values(
+        _bound(
+            charge_attempts, ("status", "paid_at", "paid_amount_idr", "provider_ref", "updated_at")
+        )
+    )
+)
+_SUPERSEDE_OTHERS = (
+    update(charge_attempts)
+    .where(
+        charge_attempts.c.payment_id == bindparam("invoice_id"),
+        charge_attempts.c.id != bindparam("attempt_id"),
+        charge_attempts.c.status.in_([s.value for s in attempts.OPEN]),
+    )
+    .values(status=AttemptStatus.SUPERSEDED.value, updated_at=bindparam("now"))
+)
 
 
 def _apply_closing(n: _Notice) -> dict:
