@@ -309,12 +309,15 @@ def store_charge(uow, settings: Settings, attempt: dict, charge: adapters.Charge
         "v_updated_at": now,
         "attempt_id": attempt["id"],
     }
-    if not uow.session.execute(_GO_LIVE, values).rowcount:
+    shown = {**values, "invoice_id": attempt["payment_id"], "n": attempt["attempt"]}
+    if uow.session.get_bind().dialect.name == "postgresql":  # one statement: two CTEs
+        went_live = uow.session.execute(_GO_LIVE_AND_SHOW, shown).scalar_one()
+    else:
+        went_live = uow.session.execute(_GO_LIVE, values).rowcount
+        if went_live:
+            uow.session.execute(_SHOW_ON_INVOICE, shown)
+    if not went_live:
         uow.session.execute(_KEEP_REFERENCE, values)
-        return
-    uow.session.execute(
-        _SHOW_ON_INVOICE, {**values, "invoice_id": attempt["payment_id"], "n": attempt["attempt"]}
-    )
 
 
 def _charge_values(table) -> dict:
@@ -355,6 +358,19 @@ _SHOW_ON_INVOICE = (
     )
     .values(_charge_values(payments))
 )
+
+
+def _go_live_and_show():
+    """PostgreSQL: the attempt goes live and, only if it did, the invoice shows its charge; the
+    answer is whether it went live."""
+    live = _GO_LIVE.returning(charge_attempts.c.id).cte("live")
+    shown = _SHOW_ON_INVOICE.where(select(live.c.id).exists()).returning(payments.c.id)
+    return select(select(func.count()).select_from(live).scalar_subquery()).add_cte(
+        shown.cte("shown")
+    )
+
+
+_GO_LIVE_AND_SHOW = _go_live_and_show()
 
 
 def charge_now(uow, settings: Settings, attempt: NewCharge | None) -> None:

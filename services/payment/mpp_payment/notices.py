@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 
 from mpp_chassis.db import next_in_sequence
 from mpp_contracts.errors import BadRequest, Conflict, NotFound
@@ -29,6 +29,7 @@ from mpp_payment.usecases import (
     event_payload,
     insert_unless_present,
     journal,
+    load_payment,
     load_payment_and_attempt,
     make_provider,
     now_utc,
@@ -69,6 +70,19 @@ _REPLAYED = (
         notifications.c.notice_key == bindparam("key"),
     )
     .values(replays=notifications.c.replays + 1, last_received_at=bindparam("now"))
+)
+_ATTEMPT_AND_NOTICE = select(
+    charge_attempts,
+    select(notifications.c.id)
+    .where(
+        notifications.c.provider == bindparam("notice_provider"),
+        notifications.c.notice_key == bindparam("key"),
+    )
+    .exists()
+    .label("notice_seen"),
+).where(
+    charge_attempts.c.payment_id == bindparam("invoice_id"),
+    charge_attempts.c.attempt == bindparam("n"),
 )
 _NOTICE_COLUMNS = (
     "provider",
@@ -133,14 +147,26 @@ def handle_notification(
         payment_id, number = attempts.parse_order_id(note.order_id)
     except ValueError:
         raise BadRequest("UNKNOWN_ORDER", "the notice names no charge attempt of ours") from None
-    row, attempt = load_payment_and_attempt(uow.session, payment_id, number or None, lock=True)
+    row = load_payment(uow.session, payment_id, lock=True)
     if row["provider"] != provider_name:
         raise Conflict("PROVIDER_MISMATCH", "this payment is not handled by that provider")
+    key = note.key(provider_name)
+    # read after the lock, in a statement of its own: it sees what a twin that held it committed
+    found = uow.session.execute(
+        _ATTEMPT_AND_NOTICE,
+        {
+            "invoice_id": payment_id,
+            "n": number or row["method_attempt"],
+            "notice_provider": provider_name,
+            "key": key,
+        },
+    ).mappings()
+    attempt = found.first()
     if attempt is None:
         raise BadRequest("UNKNOWN_ORDER", "this payment has no such charge attempt")
+    attempt = dict(attempt)
     now = now_utc()
-    key = note.key(provider_name)
-    if _seen(uow, provider_name, key, now):
+    if attempt.pop("notice_seen") and _seen(uow, provider_name, key, now):
         return {"payment_id": payment_id, "result": "duplicate", "status": row["status"]}
     notice = _Notice(uow, settings, provider_name, row, attempt, note, key, body, now)
     if note.kind == "paid":
@@ -237,12 +263,11 @@ def _apply_paid(n: _Notice) -> dict:
     if decision.flag:
         values["flag"] = decision.flag
     row.update(values)
-    n.uow.session.execute(_PAY_ATTEMPT, {**_v(money), "attempt_id": attempt["id"]})
-    # the other charges stay payable at the provider: money on them is an overpayment; on
-    # PostgreSQL this statement carries payment_succeeded (a data-modifying CTE)
+    # this attempt paid, the others superseded (they stay payable at the provider: money on
+    # them is an overpayment), in one statement carrying payment_succeeded on PostgreSQL
     n.uow.execute_with_event(
-        _SUPERSEDE_OTHERS,
-        {"invoice_id": row["id"], "attempt_id": attempt["id"], "now": now},
+        _SETTLE_ATTEMPTS,
+        {**_v(money), "invoice_id": row["id"], "attempt_id": attempt["id"]},
         "payment_succeeded",
         event_payload(row),
     )
@@ -288,26 +313,34 @@ _SETTLE = (
         }
     )
 )
-_PAY_ATTEMPT = (
-    update(charge_attempts)
-    .where(
-        charge_attempts.c.id == bindparam("attempt_id"),
-        charge_attempts.c.status != AttemptStatus.PAID.value,
-    )
-    .values(
-        _bound(
-            charge_attempts, ("status", "paid_at", "paid_amount_idr", "provider_ref", "updated_at")
-        )
-    )
-)
-_SUPERSEDE_OTHERS = (
+_THIS = charge_attempts.c.id == bindparam("attempt_id")
+
+
+def _only_this(name: str):
+    """``CASE WHEN id = :attempt_id THEN :v_name ELSE name END``"""
+    column = charge_attempts.c[name]
+    return case((_THIS, bindparam(f"v_{name}", type_=column.type)), else_=column)
+
+
+_SETTLE_ATTEMPTS = (
     update(charge_attempts)
     .where(
         charge_attempts.c.payment_id == bindparam("invoice_id"),
-        charge_attempts.c.id != bindparam("attempt_id"),
-        charge_attempts.c.status.in_([s.value for s in attempts.OPEN]),
+        or_(
+            and_(_THIS, charge_attempts.c.status != AttemptStatus.PAID.value),
+            and_(~_THIS, charge_attempts.c.status.in_([s.value for s in attempts.OPEN])),
+        ),
     )
-    .values(status=AttemptStatus.SUPERSEDED.value, updated_at=bindparam("now"))
+    .values(
+        status=case(
+            (_THIS, bindparam("v_status", type_=charge_attempts.c.status.type)),
+            else_=AttemptStatus.SUPERSEDED.value,
+        ),
+        paid_at=_only_this("paid_at"),
+        paid_amount_idr=_only_this("paid_amount_idr"),
+        provider_ref=_only_this("provider_ref"),
+        updated_at=bindparam("v_updated_at", type_=charge_attempts.c.updated_at.type),
+    )
 )
 
 

@@ -194,7 +194,7 @@ def load_payment(session, payment_id: str, *, lock: bool = False) -> dict:
 
 def _payment_and_attempt():
     """The invoice and one of its attempts (by number; none given: the current one), read in one
-    statement; the invoice's row locked on PostgreSQL (``FOR UPDATE OF payments``)."""
+    statement."""
     attempt = charge_attempts.alias("a")
     number = func.coalesce(
         bindparam("number", type_=charge_attempts.c.attempt.type), payments.c.method_attempt
@@ -207,20 +207,23 @@ def _payment_and_attempt():
 
 
 _PAYMENT_AND_ATTEMPT = _payment_and_attempt()
-_PAYMENT_AND_ATTEMPT_LOCKED = _PAYMENT_AND_ATTEMPT.with_for_update(of=payments)
 _ATTEMPT_KEYS = tuple((f"a_{c.name}", c.name) for c in charge_attempts.columns)
 
 
 def load_payment_and_attempt(
-    session, payment_id: str, number: int | None = None, *, lock: bool = False
+    session, payment_id: str, number: int | None = None
 ) -> tuple[dict, dict | None]:
     """:func:`load_payment` and :func:`load_attempt` (attempt ``number``, else the invoice's
-    current one) in one round trip; the attempt is None if the invoice has no such attempt."""
-    query = _PAYMENT_AND_ATTEMPT_LOCKED if lock else _PAYMENT_AND_ATTEMPT
-    found = session.execute(query, {"payment_id": payment_id, "number": number}).mappings().first()
-    if found is None:
+    current one) in one round trip and one snapshot, without a lock (a lock taken by a join
+    rechecks only the locked row: a writer must lock the invoice, then read its attempt); the
+    attempt is None if the invoice has no such attempt."""
+    found = session.execute(
+        _PAYMENT_AND_ATTEMPT, {"payment_id": payment_id, "number": number}
+    ).mappings()
+    row = found.first()
+    if row is None:
         raise NotFound("PAYMENT_NOT_FOUND", "no such payment")
-    row = dict(found)
+    row = dict(row)
     attempt = {name: row.pop(label) for label, name in _ATTEMPT_KEYS}
     return row, (attempt if attempt["id"] is not None else None)
 

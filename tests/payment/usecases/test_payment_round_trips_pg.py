@@ -81,24 +81,26 @@ def journey(till) -> dict[str, list[str]]:
     return sent
 
 
-def test_a_journey_costs_payment_17_statements_where_it_cost_31(till):
+def test_a_journey_costs_payment_15_statements_where_it_cost_31(till):
     """Before: open_invoice 6 (a read, the invoice in a savepoint, the attempt, its event),
     charge_now 7 (the claim, two rereads, the simulator's read and insert, two updates),
-    the page's read 1, the simulator 4, the notice 13. Now 2 + 4 + 1 + 2 + 8: the invoice is
+    the page's read 1, the simulator 4, the notice 13. Now 2 + 3 + 1 + 2 + 7: the invoice is
     ``ON CONFLICT DO NOTHING``, events ride on a change (data-modifying CTE), the claim returns
-    the attempt, the invoice and its attempt are read together, the notice is stored without a
-    savepoint and the journal in one insert."""
+    the attempt, the live attempt and its invoice are one statement, the simulator reads the
+    invoice with its attempt, the notice checks it is new with the attempt's read, settles the
+    attempts in one update and is stored without a savepoint, the journal in one insert."""
     journey(till)  # warm the caches
     sent = journey(till)
     counts = {name: len(statements) for name, statements in sent.items()}
     assert counts == {
         "open_invoice": 2,
-        "charge_now": 4,
+        "charge_now": 3,
         "get_ticket_payment": 1,
         "simulator_notification": 2,
-        "handle_notification": 8,
+        "handle_notification": 7,
     }, sent
     assert sent["open_invoice"][1].startswith("WITH change AS (INSERT INTO charge_attempts")
+    assert sent["charge_now"][2].startswith("WITH live AS (UPDATE charge_attempts")
     applied = sent["handle_notification"]
     assert sum(s.startswith("WITH change AS (UPDATE charge_attempts") for s in applied) == 1
     assert not any("SAVEPOINT" in s for statements in sent.values() for s in statements)
