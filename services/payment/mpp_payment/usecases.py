@@ -155,15 +155,16 @@ def event_payload(row) -> dict:
     }
 
 
+_FEE = select(catalogue.c.fee_idr).where(catalogue.c.id == bindparam("service_id"))
+
+
 def invoice_amount(uow, ticket: dict) -> int:
     """What a completed ticket owes (0: nothing): the fee in force when it was completed — the
     service is rendered then, and a fee changed while the citizen waited applies to them
     (docs/payment-rules.md). It is read from our copy of the catalogue (kept from ``service_*``
     events, never overwritten by an older version); the fee the ticket event carries (the fee
     the ticket was issued with) is used only when our copy has not arrived yet."""
-    fee = uow.session.execute(
-        select(catalogue.c.fee_idr).where(catalogue.c.id == ticket["service_id"])
-    ).scalar_one_or_none()
+    fee = uow.session.execute(_FEE, {"service_id": ticket["service_id"]}).scalar_one_or_none()
     return ticket["fee_idr"] if fee is None else fee
 
 
