@@ -11,12 +11,13 @@ leaves the claim to lapse, and the retry, with the same key, gets the same charg
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from mpp_contracts.errors import Conflict, ValidationFailed
 from mpp_payment.adapters import providers as adapters
@@ -27,6 +28,7 @@ from mpp_payment.usecases import (
     Settings,
     event_payload,
     get_payment,
+    insert_unless_present,
     load_payment,
     make_provider,
     now_utc,
@@ -39,39 +41,56 @@ LEASE_SECONDS = 60  # a claimed charge is tried again by another worker only aft
 METHOD_COLUMNS = ("provider_ref", "qris_payload", "va_number", "ewallet_ref", "checkout_url")
 
 
-def _new_attempt(uow, row: dict, number: int, now: datetime) -> str:
-    attempt_id = str(uuid.uuid4())
-    uow.session.execute(
-        insert(charge_attempts).values(
-            id=attempt_id,
-            payment_id=row["id"],
-            attempt=number,
-            order_id=attempts.order_id(row["id"], number),
-            provider=row["provider"],
-            method=row["method"],
-            status=AttemptStatus.CREATING.value,
-            amount_idr=row["amount_idr"],
-            overpaid_idr=0,
-            overpaid_refunded_idr=0,
-            tries=0,
-            next_try_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    return attempt_id
+@dataclass(frozen=True)
+class NewCharge:
+    """An attempt just stored, waiting for its charge, with the invoice fields its request needs
+    (id, service code, ticket number): the charge made right after the commit
+    (:func:`charge_now`) reads neither back."""
+
+    attempt_id: str
+    invoice: dict
 
 
-def open_invoice(uow, settings: Settings, ticket: dict, amount: int) -> str | None:
+def _attempt_row(row: dict, number: int, now: datetime) -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "payment_id": row["id"],
+        "attempt": number,
+        "order_id": attempts.order_id(row["id"], number),
+        "provider": row["provider"],
+        "method": row["method"],
+        "status": AttemptStatus.CREATING.value,
+        "amount_idr": row["amount_idr"],
+        "overpaid_idr": 0,
+        "overpaid_refunded_idr": 0,
+        "tries": 0,
+        "next_try_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+@functools.cache
+def _insert_values(table, keys: tuple[str, ...]):
+    """``INSERT INTO table`` with a bound parameter per key, built once: the form a CTE needs
+    (:meth:`UnitOfWork.execute_with_event`)."""
+    return insert(table).values({k: bindparam(k, type_=table.c[k].type) for k in keys})
+
+
+def _new_attempt(uow, row: dict, number: int, now: datetime) -> NewCharge:
+    attempt = _attempt_row(row, number, now)
+    uow.session.execute(_insert_values(charge_attempts, tuple(attempt)), attempt)
+    return NewCharge(attempt["id"], row)
+
+
+def open_invoice(uow, settings: Settings, ticket: dict, amount: int) -> NewCharge | None:
     """Store the one invoice of a completed ticket whose service has a fee (``amount``, from
-    :func:`~mpp_payment.usecases.invoice_amount`) and its first charge attempt; the id of that
-    attempt, for :func:`run_charge` (None: the ticket has its invoice already). A second invoice
-    for the same ticket is refused by a unique key."""
-    exists = uow.session.execute(
-        select(payments.c.id).where(payments.c.ticket_id == ticket["ticket_id"])
-    ).first()
-    if exists:
-        return None
+    :func:`~mpp_payment.usecases.invoice_amount`) and its first charge attempt; that attempt, for
+    :func:`charge_now` (None: the ticket has its invoice already). A second invoice for the same
+    ticket is refused by a unique key.
+
+    Two statements on PostgreSQL: the invoice (``ON CONFLICT DO NOTHING``: no read first, no
+    savepoint), then the attempt carrying ``payment_requested`` (a data-modifying CTE)."""
     created = now_utc()
     method = settings.default_method
     row = {
@@ -92,21 +111,26 @@ def open_invoice(uow, settings: Settings, ticket: dict, amount: int) -> str | No
         "created_at": created,
         "updated_at": created,
     }
-    try:
-        with uow.session.begin_nested():
-            uow.session.execute(insert(payments).values(**row))
-    except IntegrityError:
-        return None  # a concurrent delivery opened it first
-    attempt_id = _new_attempt(uow, row, 1, created)
-    uow.add_event("payment_requested", event_payload(row))
-    return attempt_id
+    stored = uow.session.execute(insert_unless_present(payments, tuple(row), "id"), row).first()
+    if stored is None:
+        return None  # the ticket has its invoice (a redelivery, or a concurrent one won)
+    attempt = _attempt_row(row, 1, created)
+    uow.execute_with_event(
+        _insert_values(charge_attempts, tuple(attempt)),
+        attempt,
+        "payment_requested",
+        event_payload(row),
+    )
+    return NewCharge(attempt["id"], row)
 
 
-def choose_method(uow, settings: Settings, payment_id: str, method: str) -> tuple[dict, str | None]:
+def choose_method(
+    uow, settings: Settings, payment_id: str, method: str
+) -> tuple[dict, NewCharge | None]:
     """The citizen switches a pending invoice to another method: the current attempt is
     superseded (its charge stays payable at the provider until it lapses; money on it is still
     recorded) and a new attempt waits for its charge. Choosing the current method again changes
-    nothing. Returns the invoice's view and the new attempt's id (for :func:`run_charge`)."""
+    nothing. Returns the invoice's view and the new attempt (for :func:`charge_now`)."""
     if method not in adapters.METHODS:
         raise ValidationFailed(
             "VALIDATION_FAILED", "invalid fields", {"method": [f"one of {adapters.METHODS}"]}
@@ -132,14 +156,14 @@ def choose_method(uow, settings: Settings, payment_id: str, method: str) -> tupl
         updated_at=now,
         **dict.fromkeys(METHOD_COLUMNS),
     )
-    attempt_id = _new_attempt(uow, row, row["method_attempt"], now)
+    attempt = _new_attempt(uow, row, row["method_attempt"], now)
     uow.session.execute(
         update(payments)
         .where(payments.c.id == payment_id)
         .values({k: row[k] for k in ("method", "method_attempt", "expires_at", "updated_at")})
         .values(dict.fromkeys(METHOD_COLUMNS))
     )
-    return payment_view(row, "preparing"), attempt_id
+    return payment_view(row, "preparing"), attempt
 
 
 def waiting(uow) -> int:
@@ -193,35 +217,50 @@ def _request(settings: Settings, attempt: dict, row: dict, now: datetime):
     )
 
 
-def run_charge(uow, settings: Settings, attempt_id: str, *, provider=None) -> bool:
-    """Make the provider charge of one waiting attempt; True once its answer is stored.
+_CLAIM = (
+    update(charge_attempts)
+    .where(
+        charge_attempts.c.id == bindparam("attempt_id"),
+        charge_attempts.c.status == AttemptStatus.CREATING.value,
+        or_(
+            charge_attempts.c.next_try_at.is_(None),
+            charge_attempts.c.next_try_at <= bindparam("now"),
+        ),
+    )
+    .values(
+        tries=charge_attempts.c.tries + 1,
+        next_try_at=bindparam("lease"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*charge_attempts.columns)
+)
 
-    Three transactions, none open during the provider call: the claim (a lease, so replicas do
-    not call at once), then, for the simulator whose book shares our database, its answer, then
-    ours. A failed call is noted on the attempt with its next try (doubling, at most 5 min)."""
+
+def run_charge(uow, settings: Settings, attempt: str | NewCharge, *, provider=None) -> bool:
+    """Make the provider charge of one waiting attempt (its id, or a :class:`NewCharge` just
+    stored); True once its answer is stored.
+
+    Two transactions, none open during the provider call: the claim (a lease, so replicas do not
+    call at once; ``UPDATE … RETURNING`` the attempt), then the answer stored. The simulator's
+    book lives in our database: it records the charge in that second transaction, so a worker
+    killed before it committed leaves no order in the book, and the retry, with the same key,
+    opens it. A failed call is noted on the attempt with its next try (doubling, at most 5 min)."""
     now = now_utc()
-    claimed = uow.session.execute(
-        update(charge_attempts)
-        .where(
-            charge_attempts.c.id == attempt_id,
-            charge_attempts.c.status == AttemptStatus.CREATING.value,
-            or_(charge_attempts.c.next_try_at.is_(None), charge_attempts.c.next_try_at <= now),
+    new = attempt if isinstance(attempt, NewCharge) else None
+    attempt_id = new.attempt_id if new else attempt
+    claimed = (
+        uow.session.execute(
+            _CLAIM,
+            {"attempt_id": attempt_id, "now": now, "lease": now + timedelta(seconds=LEASE_SECONDS)},
         )
-        .values(
-            tries=charge_attempts.c.tries + 1,
-            next_try_at=now + timedelta(seconds=LEASE_SECONDS),
-            updated_at=now,
-        )
-    ).rowcount
-    if not claimed:
+        .mappings()
+        .first()
+    )
+    if claimed is None:
         uow.rollback()
         return False
-    attempt = dict(
-        uow.session.execute(select(charge_attempts).where(charge_attempts.c.id == attempt_id))
-        .mappings()
-        .one()
-    )
-    row = load_payment(uow.session, attempt["payment_id"])
+    attempt = dict(claimed)
+    row = new.invoice if new else load_payment(uow.session, attempt["payment_id"])
     uow.commit()  # the claim is kept; nothing is open while the provider is asked
     provider = provider or make_provider(attempt["provider"], settings, uow.session)
     try:
@@ -230,7 +269,6 @@ def run_charge(uow, settings: Settings, attempt_id: str, *, provider=None) -> bo
         uow.rollback()
         _charge_failed(uow, attempt, exc)
         return False
-    uow.commit()  # what the provider did is the provider's (the simulator's book is here)
     store_charge(uow, settings, attempt, charge)
     uow.commit()
     return True
@@ -261,53 +299,87 @@ def store_charge(uow, settings: Settings, attempt: dict, charge: adapters.Charge
     attempt superseded meanwhile only keeps the reference (reconciliation asks about it)."""
     now = now_utc()
     expires = numbers.expires_at(now, attempt["method"], settings.expiry_minutes)
-    columns = {
-        "provider_ref": charge.provider_ref,
-        "qris_payload": charge.qris_payload,
-        "va_number": charge.va_number,
-        "ewallet_ref": charge.ewallet_ref,
-        "checkout_url": charge.checkout_url,
+    values = {
+        "v_provider_ref": charge.provider_ref,
+        "v_qris_payload": charge.qris_payload,
+        "v_va_number": charge.va_number,
+        "v_ewallet_ref": charge.ewallet_ref,
+        "v_checkout_url": charge.checkout_url,
+        "v_expires_at": expires,
+        "v_updated_at": now,
+        "attempt_id": attempt["id"],
     }
-    went_live = uow.session.execute(
-        update(charge_attempts)
-        .where(
-            charge_attempts.c.id == attempt["id"],
-            charge_attempts.c.status == AttemptStatus.CREATING.value,
-        )
-        .values(
-            status=AttemptStatus.LIVE.value,
-            expires_at=expires,
-            next_try_at=None,
-            last_error=None,
-            updated_at=now,
-            **columns,
-        )
-    ).rowcount
+    shown = {**values, "invoice_id": attempt["payment_id"], "n": attempt["attempt"]}
+    if uow.session.get_bind().dialect.name == "postgresql":  # one statement: two CTEs
+        went_live = uow.session.execute(_GO_LIVE_AND_SHOW, shown).scalar_one()
+    else:
+        went_live = uow.session.execute(_GO_LIVE, values).rowcount
+        if went_live:
+            uow.session.execute(_SHOW_ON_INVOICE, shown)
     if not went_live:
-        uow.session.execute(
-            update(charge_attempts)
-            .where(charge_attempts.c.id == attempt["id"], charge_attempts.c.provider_ref.is_(None))
-            .values(expires_at=expires, updated_at=now, **columns)
-        )
-        return
-    uow.session.execute(
-        update(payments)
-        .where(
-            payments.c.id == attempt["payment_id"],
-            payments.c.method_attempt == attempt["attempt"],
-            payments.c.status == states.PaymentStatus.PENDING.value,
-        )
-        .values(expires_at=expires, updated_at=now, **columns)
+        uow.session.execute(_KEEP_REFERENCE, values)
+
+
+def _charge_values(table) -> dict:
+    """``SET column = :v_column`` for the charge's columns, its deadline and ``updated_at``."""
+    names = (*METHOD_COLUMNS, "expires_at", "updated_at")
+    return {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
+
+
+# storing a provider's answer, built once (values bound per execution)
+_GO_LIVE = (
+    update(charge_attempts)
+    .where(
+        charge_attempts.c.id == bindparam("attempt_id"),
+        charge_attempts.c.status == AttemptStatus.CREATING.value,
+    )
+    .values(
+        {
+            **_charge_values(charge_attempts),
+            "status": AttemptStatus.LIVE.value,
+            "next_try_at": None,
+            "last_error": None,
+        }
+    )
+)
+_KEEP_REFERENCE = (
+    update(charge_attempts)
+    .where(
+        charge_attempts.c.id == bindparam("attempt_id"), charge_attempts.c.provider_ref.is_(None)
+    )
+    .values(_charge_values(charge_attempts))
+)
+_SHOW_ON_INVOICE = (
+    update(payments)
+    .where(
+        payments.c.id == bindparam("invoice_id"),
+        payments.c.method_attempt == bindparam("n"),
+        payments.c.status == states.PaymentStatus.PENDING.value,
+    )
+    .values(_charge_values(payments))
+)
+
+
+def _go_live_and_show():
+    """PostgreSQL: the attempt goes live and, only if it did, the invoice shows its charge; the
+    answer is whether it went live."""
+    live = _GO_LIVE.returning(charge_attempts.c.id).cte("live")
+    shown = _SHOW_ON_INVOICE.where(select(live.c.id).exists()).returning(payments.c.id)
+    return select(select(func.count()).select_from(live).scalar_subquery()).add_cte(
+        shown.cte("shown")
     )
 
 
-def charge_now(uow, settings: Settings, attempt_id: str | None) -> None:
+_GO_LIVE_AND_SHOW = _go_live_and_show()
+
+
+def charge_now(uow, settings: Settings, attempt: NewCharge | None) -> None:
     """Try a just-stored attempt's charge at once, after its transaction committed, so the QR is
     usually there when the citizen looks; whatever happens, the sweep retries it."""
-    if attempt_id is None:
+    if attempt is None:
         return
     try:
-        run_charge(uow, settings, attempt_id)
+        run_charge(uow, settings, attempt)
     except Exception:  # e.g. a lost connection: the sweep retries this work item
-        _log.exception("charge attempt left to the sweep", extra={"attempt": attempt_id})
+        _log.exception("charge attempt left to the sweep", extra={"attempt": attempt.attempt_id})
         uow.rollback()

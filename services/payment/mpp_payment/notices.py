@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 
 from mpp_chassis.db import next_in_sequence
 from mpp_contracts.errors import BadRequest, Conflict, NotFound
@@ -28,9 +27,10 @@ from mpp_payment.usecases import (
     Settings,
     check_agency,
     event_payload,
+    insert_unless_present,
     journal,
-    load_attempt,
     load_payment,
+    load_payment_and_attempt,
     make_provider,
     now_utc,
 )
@@ -51,11 +51,10 @@ def simulator_notification(
     returns the signed notification it will send to the mall's webhook. Only an agency_admin of
     the invoice's agency (or the mall admin) may press the button: a citizen never can."""
     _simulator_enabled(settings)
-    row = load_payment(uow.session, payment_id)
+    row, current = load_payment_and_attempt(uow.session, payment_id)
     check_agency(actor, row["agency_id"], "the simulator pays for an agency administrator only")
     if row["provider"] != "simulator":
         raise Conflict("NOT_SIMULATED", "this payment is not handled by the simulator")
-    current = load_attempt(uow.session, payment_id, row["method_attempt"])
     if current is None or current["status"] == AttemptStatus.CREATING.value:
         raise Conflict("CHARGE_NOT_READY", "the payment's charge is still being prepared")
     provider = make_provider("simulator", settings, uow.session)
@@ -64,14 +63,43 @@ def simulator_notification(
     return provider.notification(order, "paid", amount, "SIM-" + uuid.uuid4().hex[:12].upper())
 
 
+_REPLAYED = (
+    update(notifications)
+    .where(
+        notifications.c.provider == bindparam("notice_provider"),
+        notifications.c.notice_key == bindparam("key"),
+    )
+    .values(replays=notifications.c.replays + 1, last_received_at=bindparam("now"))
+)
+_ATTEMPT_AND_NOTICE = select(
+    charge_attempts,
+    select(notifications.c.id)
+    .where(
+        notifications.c.provider == bindparam("notice_provider"),
+        notifications.c.notice_key == bindparam("key"),
+    )
+    .exists()
+    .label("notice_seen"),
+).where(
+    charge_attempts.c.payment_id == bindparam("invoice_id"),
+    charge_attempts.c.attempt == bindparam("n"),
+)
+_NOTICE_COLUMNS = (
+    "provider",
+    "payment_id",
+    "notice_key",
+    "body",
+    "outcome",
+    "received_at",
+    "replays",
+    "last_received_at",
+)
+
+
 def _seen(uow, provider: str, key: str, now) -> bool:
     """True if this verified notice was stored before; its replay is counted on that one row."""
-    replayed = uow.session.execute(
-        update(notifications)
-        .where(notifications.c.provider == provider, notifications.c.notice_key == key)
-        .values(replays=notifications.c.replays + 1, last_received_at=now)
-    ).rowcount
-    return bool(replayed)
+    params = {"notice_provider": provider, "key": key, "now": now}
+    return bool(uow.session.execute(_REPLAYED, params).rowcount)
 
 
 def _record(
@@ -80,21 +108,20 @@ def _record(
     """Store a verified notice once (unique on provider + key). The payment row is locked, so
     a concurrent twin of this notice usually waits and then finds it in :func:`_seen`; where
     the lock is not taken (SQLite), the unique index turns the twin's insert into a no-op."""
-    try:
-        with uow.session.begin_nested():
-            uow.session.execute(
-                insert(notifications).values(
-                    provider=provider,
-                    payment_id=payment_id,
-                    notice_key=key,
-                    body=body,
-                    outcome=outcome,
-                    received_at=now,
-                    replays=0,
-                    last_received_at=now,
-                )
-            )
-    except IntegrityError:
+    stored = uow.session.execute(
+        insert_unless_present(notifications, _NOTICE_COLUMNS, "id"),
+        {
+            "provider": provider,
+            "payment_id": payment_id,
+            "notice_key": key,
+            "body": body,
+            "outcome": outcome,
+            "received_at": now,
+            "replays": 0,
+            "last_received_at": now,
+        },
+    ).first()
+    if stored is None:
         _seen(uow, provider, key, now)
 
 
@@ -123,12 +150,23 @@ def handle_notification(
     row = load_payment(uow.session, payment_id, lock=True)
     if row["provider"] != provider_name:
         raise Conflict("PROVIDER_MISMATCH", "this payment is not handled by that provider")
-    attempt = load_attempt(uow.session, payment_id, number or row["method_attempt"])
+    key = note.key(provider_name)
+    # read after the lock, in a statement of its own: it sees what a twin that held it committed
+    found = uow.session.execute(
+        _ATTEMPT_AND_NOTICE,
+        {
+            "invoice_id": payment_id,
+            "n": number or row["method_attempt"],
+            "notice_provider": provider_name,
+            "key": key,
+        },
+    ).mappings()
+    attempt = found.first()
     if attempt is None:
         raise BadRequest("UNKNOWN_ORDER", "this payment has no such charge attempt")
+    attempt = dict(attempt)
     now = now_utc()
-    key = note.key(provider_name)
-    if _seen(uow, provider_name, key, now):
+    if attempt.pop("notice_seen") and _seen(uow, provider_name, key, now):
         return {"payment_id": payment_id, "result": "duplicate", "status": row["status"]}
     notice = _Notice(uow, settings, provider_name, row, attempt, note, key, body, now)
     if note.kind == "paid":
@@ -215,36 +253,95 @@ def _apply_paid(n: _Notice) -> dict:
         "provider_ref": money["provider_ref"],
         "method": attempt["method"] or row["method"],
     }
-    if decision.flag:
-        values["flag"] = decision.flag
     # conditional on the status we read: even without a row lock exactly one writer wins
     won = n.uow.session.execute(
-        update(payments)
-        .where(payments.c.id == row["id"], payments.c.status == row["status"])
-        .values(**values)
+        _SETTLE,
+        {**_v(values), "payment_id": row["id"], "was": row["status"], "v_flag": decision.flag},
     ).rowcount
     if not won:
         return n.answer("duplicate", "duplicate")
-    n.uow.session.execute(this_attempt.values(**money))
-    n.uow.session.execute(  # the other charges stay payable at the provider: money on them
-        update(charge_attempts)  # is an overpayment
-        .where(
-            charge_attempts.c.payment_id == row["id"],
-            charge_attempts.c.id != attempt["id"],
-            charge_attempts.c.status.in_([s.value for s in attempts.OPEN]),
-        )
-        .values(status=AttemptStatus.SUPERSEDED.value, updated_at=now)
-    )
+    if decision.flag:
+        values["flag"] = decision.flag
     row.update(values)
+    # this attempt paid, the others superseded (they stay payable at the provider: money on
+    # them is an overpayment), in one statement carrying payment_succeeded on PostgreSQL
+    n.uow.execute_with_event(
+        _SETTLE_ATTEMPTS,
+        {**_v(money), "invoice_id": row["id"], "attempt_id": attempt["id"]},
+        "payment_succeeded",
+        event_payload(row),
+    )
     journal(
         n.uow,
         ledger.entries_for_payment(row["id"], row["agency_id"], row["provider"], amount, now),
         row["agency_id"],
     )
-    n.uow.add_event("payment_succeeded", event_payload(row))
     if decision.flag:
         n.uow.add_event("payment_flagged", {**event_payload(row), "flag": decision.flag})
     return n.answer("applied", decision.flag or "applied", decision.flag)
+
+
+def _bound(table, names: tuple[str, ...]) -> dict:
+    """``SET name = :v_name`` for each name (a bound parameter may not be named as a column)."""
+    return {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names}
+
+
+def _v(values: dict) -> dict:
+    return {f"v_{name}": value for name, value in values.items()}
+
+
+# the settling writes of a paid notice, built once (values bound per execution)
+_SETTLE = (
+    update(payments)
+    .where(payments.c.id == bindparam("payment_id"), payments.c.status == bindparam("was"))
+    .values(
+        {
+            **_bound(
+                payments,
+                (
+                    "status",
+                    "updated_at",
+                    "paid_at",
+                    "paid_amount_idr",
+                    "paid_attempt",
+                    "receipt_number",
+                    "provider_ref",
+                    "method",
+                ),
+            ),
+            "flag": func.coalesce(bindparam("v_flag", type_=payments.c.flag.type), payments.c.flag),
+        }
+    )
+)
+_THIS = charge_attempts.c.id == bindparam("attempt_id")
+
+
+def _only_this(name: str):
+    """``CASE WHEN id = :attempt_id THEN :v_name ELSE name END``"""
+    column = charge_attempts.c[name]
+    return case((_THIS, bindparam(f"v_{name}", type_=column.type)), else_=column)
+
+
+_SETTLE_ATTEMPTS = (
+    update(charge_attempts)
+    .where(
+        charge_attempts.c.payment_id == bindparam("invoice_id"),
+        or_(
+            and_(_THIS, charge_attempts.c.status != AttemptStatus.PAID.value),
+            and_(~_THIS, charge_attempts.c.status.in_([s.value for s in attempts.OPEN])),
+        ),
+    )
+    .values(
+        status=case(
+            (_THIS, bindparam("v_status", type_=charge_attempts.c.status.type)),
+            else_=AttemptStatus.SUPERSEDED.value,
+        ),
+        paid_at=_only_this("paid_at"),
+        paid_amount_idr=_only_this("paid_amount_idr"),
+        provider_ref=_only_this("provider_ref"),
+        updated_at=bindparam("v_updated_at", type_=charge_attempts.c.updated_at.type),
+    )
+)
 
 
 def _apply_closing(n: _Notice) -> dict:

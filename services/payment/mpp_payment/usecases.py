@@ -12,11 +12,12 @@ journal lines and its outbox events in the caller's one transaction.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from mpp_contracts.errors import NotFound
@@ -179,15 +180,16 @@ def needs_paying(amount: int) -> bool:
     return amount > 0
 
 
+_FEE = select(catalogue.c.fee_idr).where(catalogue.c.id == bindparam("service_id"))
+
+
 def invoice_amount(uow, ticket: dict) -> int:
     """What a completed ticket owes (0: nothing): the fee in force when it was completed — the
     service is rendered then, and a fee changed while the citizen waited applies to them
     (docs/payment-rules.md). It is read from our copy of the catalogue (kept from ``service_*``
     events, never overwritten by an older version); the fee the ticket event carries (the fee
     the ticket was issued with) is used only when our copy has not arrived yet."""
-    fee = uow.session.execute(
-        select(catalogue.c.fee_idr).where(catalogue.c.id == ticket["service_id"])
-    ).scalar_one_or_none()
+    fee = uow.session.execute(_FEE, {"service_id": ticket["service_id"]}).scalar_one_or_none()
     return ticket["fee_idr"] if fee is None else fee
 
 
@@ -204,14 +206,65 @@ def payment_not_required(uow, ticket: dict) -> None:
     )
 
 
+_PAYMENT = select(payments).where(payments.c.id == bindparam("payment_id"))
+_PAYMENT_LOCKED = _PAYMENT.with_for_update()
+
+
 def load_payment(session, payment_id: str, *, lock: bool = False) -> dict:
-    query = select(payments).where(payments.c.id == payment_id)
-    if lock:
-        query = query.with_for_update()
-    row = session.execute(query).mappings().first()
+    query = _PAYMENT_LOCKED if lock else _PAYMENT
+    row = session.execute(query, {"payment_id": payment_id}).mappings().first()
     if row is None:
         raise NotFound("PAYMENT_NOT_FOUND", "no such payment")
     return dict(row)
+
+
+def _payment_and_attempt():
+    """The invoice and one of its attempts (by number; none given: the current one), read in one
+    statement."""
+    attempt = charge_attempts.alias("a")
+    number = func.coalesce(
+        bindparam("number", type_=charge_attempts.c.attempt.type), payments.c.method_attempt
+    )
+    return (
+        select(payments, *(c.label(f"a_{c.name}") for c in attempt.columns))
+        .outerjoin(attempt, (attempt.c.payment_id == payments.c.id) & (attempt.c.attempt == number))
+        .where(payments.c.id == bindparam("payment_id"))
+    )
+
+
+_PAYMENT_AND_ATTEMPT = _payment_and_attempt()
+_ATTEMPT_KEYS = tuple((f"a_{c.name}", c.name) for c in charge_attempts.columns)
+
+
+def load_payment_and_attempt(
+    session, payment_id: str, number: int | None = None
+) -> tuple[dict, dict | None]:
+    """:func:`load_payment` and :func:`load_attempt` (attempt ``number``, else the invoice's
+    current one) in one round trip and one snapshot, without a lock (a lock taken by a join
+    rechecks only the locked row: a writer must lock the invoice, then read its attempt); the
+    attempt is None if the invoice has no such attempt."""
+    found = session.execute(
+        _PAYMENT_AND_ATTEMPT, {"payment_id": payment_id, "number": number}
+    ).mappings()
+    row = found.first()
+    if row is None:
+        raise NotFound("PAYMENT_NOT_FOUND", "no such payment")
+    row = dict(row)
+    attempt = {name: row.pop(label) for label, name in _ATTEMPT_KEYS}
+    return row, (attempt if attempt["id"] is not None else None)
+
+
+@functools.cache
+def insert_unless_present(table, columns: tuple[str, ...], returning: str):
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING <returning>`` (PostgreSQL and SQLite alike):
+    one round trip where a read, a savepoint and an insert took four; no row back means a row
+    with one of its unique keys exists. Written as text and built once per column set (SQLAlchemy
+    compiles an ``ON CONFLICT`` construct anew on every call)."""
+    return text(
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - names from a Table
+        f"VALUES ({', '.join(':' + c for c in columns)}) "
+        f"ON CONFLICT DO NOTHING RETURNING {returning}"
+    ).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
 
 
 def _with_attempts():
@@ -285,17 +338,19 @@ def payment_view(row: dict, charge_status: str = "ready", overpaid_idr: int = 0)
     }
 
 
+_VIEW_BY_ID = _with_attempts().where(payments.c.id == bindparam("payment_id"))
+_VIEW_BY_TICKET = _with_attempts().where(payments.c.ticket_id == bindparam("ticket_id"))
+
+
 def get_payment(uow, payment_id: str) -> dict:
-    row = uow.session.execute(_with_attempts().where(payments.c.id == payment_id)).mappings()
-    found = row.first()
+    found = uow.session.execute(_VIEW_BY_ID, {"payment_id": payment_id}).mappings().first()
     if found is None:
         raise NotFound("PAYMENT_NOT_FOUND", "no such payment")
     return _viewed(found)
 
 
 def get_ticket_payment(uow, ticket_id: str) -> dict:
-    row = uow.session.execute(_with_attempts().where(payments.c.ticket_id == ticket_id))
-    found = row.mappings().first()
+    found = uow.session.execute(_VIEW_BY_TICKET, {"ticket_id": ticket_id}).mappings().first()
     if found is None:
         raise NotFound("PAYMENT_NOT_FOUND", "this ticket has no invoice (yet)")
     return _viewed(found)
@@ -327,23 +382,30 @@ def load_attempt(session, payment_id: str, number: int) -> dict | None:
     return dict(found) if found else None
 
 
+_INSERT_JOURNAL = insert(journal_lines)
+
+
 def journal(uow, entries, agency_id: str) -> None:
+    """Store the entries' lines, all in one multi-row insert."""
+    rows = []
     for entry in entries:
         entry_id = str(uuid.uuid4())
-        for line in entry.lines:
-            uow.session.execute(
-                insert(journal_lines).values(
-                    entry_id=entry_id,
-                    account=line.account,
-                    agency_id=agency_id,
-                    debit_idr=line.debit,
-                    credit_idr=line.credit,
-                    kind=entry.metadata["kind"],
-                    reference=entry.reference,
-                    memo=entry.memo[:120],
-                    occurred_at=entry.occurred_at,
-                )
-            )
+        rows.extend(
+            {
+                "entry_id": entry_id,
+                "account": line.account,
+                "agency_id": agency_id,
+                "debit_idr": line.debit,
+                "credit_idr": line.credit,
+                "kind": entry.metadata["kind"],
+                "reference": entry.reference,
+                "memo": entry.memo[:120],
+                "occurred_at": entry.occurred_at,
+            }
+            for line in entry.lines
+        )
+    if rows:
+        uow.session.execute(_INSERT_JOURNAL, rows)
 
 
 # -- expiry --------------------------------------------------------------------------------------

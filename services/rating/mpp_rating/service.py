@@ -70,13 +70,6 @@ class RatingService(OpsEndpoints):
             usecases.on_payment_settled(self.uow, settings, event["payload"])
         self.uow.commit()
 
-    @batch_event_handler("rating", "rating_submitted")
-    def handle_rating_submitted(self, events: list[dict]) -> None:
-        settings = self.settings
-        for event in self.uow.claimed(events, "handle_rating_submitted"):
-            usecases.on_rating_submitted(self.uow, settings, event["payload"])
-        self.uow.commit()
-
     @timer(interval=ESCALATION_INTERVAL_SECONDS)
     def escalate_overdue_complaints(self) -> None:
         usecases.escalate_overdue(self.uow)
@@ -86,6 +79,7 @@ class RatingService(OpsEndpoints):
     def submit_rating(self, data: dict, request_key: str | None = None) -> dict:
         data = contracts.load(contracts.RatingCreateSchema, data)
         request_key = contracts.request_key(request_key)
+        # stores the rating, its event and its fold into the read model at once (decision 0030)
         result = usecases.submit_rating(self.uow, self.settings, data, request_key=request_key)
         self.uow.commit()
         return result

@@ -122,4 +122,4 @@ complaint_responses = Table(
     Column("created_at", UtcDateTime(), nullable=False),
 )
 
-add_chassis_tables(metadata)
+outbox, processed_events = add_chassis_tables(metadata)

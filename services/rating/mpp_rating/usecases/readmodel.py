@@ -1,12 +1,14 @@
-"""The aggregate read model: rating buckets per dimension and period, kept from rating_submitted."""
+"""The aggregate read model: rating buckets per dimension and period, folded by each submission."""
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, bindparam, func, select, text
 
 from mpp_rating.adapters.tables import (
+    processed_events,
     rating_buckets,
     ratings,
 )
@@ -17,7 +19,7 @@ from mpp_rating.domain.aggregates import (
     bucket_keys,
 )
 from mpp_rating.domain.ikm import ELEMENTS
-from mpp_rating.usecases.common import Settings
+from mpp_rating.usecases.common import Settings, now_utc
 
 _SUM_COLUMNS = (
     "count",
@@ -52,34 +54,69 @@ def rating_from_payload(payload: dict) -> Rating:
     )
 
 
-def on_rating_submitted(uow, settings: Settings, payload: dict) -> None:
-    """Fold one rating into its 12 buckets with atomic increments (upsert … SET x = x + n).
+_KEY_COLUMNS = ("dimension", "dimension_id", "period_kind", "period_start")
+#: The handler that folded ``rating_submitted`` before the submission did (decision 0030): the
+#: submission claims its event under this name, so a replica of the previous version, still
+#: consuming that queue during a rolling upgrade, skips the ratings folded here.
+FORMER_HANDLER = "handle_rating_submitted"
 
-    The caller claims the event first (``claim_event``), so a redelivered event is folded once;
-    concurrent handlers never lose an update because the increment happens in the database.
-    """
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    rating = rating_from_payload(payload)
-    increments = _increments(rating)
+@functools.cache
+def _fold_statement(rows: int, postgresql: bool):
+    """One upsert of ``rows`` buckets (``SET col = col + excluded.col``), written as text and
+    built once per row count: SQLAlchemy compiles an ``ON CONFLICT`` construct anew on every
+    call, which cost more than executing it. On PostgreSQL the event's claim rides along (a
+    data-modifying CTE); SQLite claims it with a statement of its own."""
+    columns = (*_KEY_COLUMNS, *_SUM_COLUMNS)
+    values = ", ".join(
+        "(" + ", ".join(f":{name}_{n}" for name in columns) + ")" for n in range(rows)
+    )
+    claim = (
+        "WITH claim AS (INSERT INTO processed_events (event_id, handler, processed_at) "
+        "VALUES (:claim_event_id, :claim_handler, :claim_at)) "
+        if postgresql
+        else ""
+    )
+    names = ", ".join(f'"{name}"' for name in columns)
+    increments = ", ".join(
+        f'"{name}" = rating_buckets."{name}" + excluded."{name}"' for name in _SUM_COLUMNS
+    )
+    sql = (
+        f"{claim}INSERT INTO rating_buckets ({names}) VALUES {values} "  # noqa: S608 - our names
+        f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET {increments}"
+    )
+    types = [bindparam(f"period_start_{n}", type_=Date) for n in range(rows)]
+    if postgresql:
+        types.append(bindparam("claim_at", type_=processed_events.c.processed_at.type))
+    return text(sql).bindparams(*types)
+
+
+def fold_rating(uow, settings: Settings, rating: Rating, event_id: str) -> None:
+    """Fold one rating into its buckets (up to 12: dimension × period) in one statement, in the
+    submission's own transaction, and claim its ``rating_submitted`` (``event_id``) for the
+    former handler (:data:`FORMER_HANDLER`).
+
+    Increments happen in the database (``SET x = x + n``), so concurrent submissions never lose
+    an update; the rows are locked in one fixed order (dimension, then period), so two
+    submissions sharing buckets never deadlock; the statement is the transaction's last, so a
+    busy agency's rows stay locked for its commit only."""
     session = uow.session
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for key in bucket_keys(rating, settings.tz):
-        stmt = dialect_insert(rating_buckets).values(
-            dimension=key.dimension,
-            dimension_id=key.id,
-            period_kind=key.period_kind,
-            period_start=key.period_start,
-            **increments,
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["dimension", "dimension_id", "period_kind", "period_start"],
-            set_={
-                name: rating_buckets.c[name] + value for name, value in increments.items() if value
-            },
-        )
-        session.execute(stmt)
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    increments = _increments(rating)
+    params: dict = {}
+    keys = bucket_keys(rating, settings.tz)
+    for n, key in enumerate(keys):
+        params[f"dimension_{n}"] = key.dimension
+        params[f"dimension_id_{n}"] = key.id
+        params[f"period_kind_{n}"] = key.period_kind
+        params[f"period_start_{n}"] = key.period_start
+        for name, value in increments.items():
+            params[f"{name}_{n}"] = value
+    if postgresql:
+        params.update(claim_event_id=event_id, claim_handler=FORMER_HANDLER, claim_at=now_utc())
+    else:
+        uow.claim_event(event_id, FORMER_HANDLER)
+    session.execute(_fold_statement(len(keys), postgresql), params)
 
 
 def aggregate_of(row) -> Aggregate:

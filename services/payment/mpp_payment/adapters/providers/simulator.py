@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, select, text, update
 
 from mpp_contracts.errors import BadRequest, Conflict, Unauthorized
 from mpp_payment.adapters.providers.base import (
@@ -19,6 +19,28 @@ from mpp_payment.adapters.providers.base import (
 )
 from mpp_payment.adapters.tables import simulator_book
 from mpp_payment.domain import numbers, qris, signatures
+
+_BOOK_COLUMNS = (
+    "order_id",
+    "idempotency_key",
+    "status",
+    "amount_idr",
+    "refunded_idr",
+    "expires_at",
+    "updated_at",
+)
+# an order opened once: a retried charge (same idempotency key, same order) leaves the book as
+# it is; one statement, where a read and an insert took two (text: built once, see usecases)
+_OPEN_ORDER = text(
+    f"INSERT INTO {simulator_book.name} ({', '.join(_BOOK_COLUMNS)}) "  # noqa: S608 - a Table's
+    f"VALUES ({', '.join(':' + c for c in _BOOK_COLUMNS)}) ON CONFLICT DO NOTHING"
+).bindparams(*(bindparam(c, type_=simulator_book.c[c].type) for c in _BOOK_COLUMNS))
+_MARK_PAID = (
+    update(simulator_book)
+    .where(simulator_book.c.order_id == bindparam("order"), simulator_book.c.status == "pending")
+    .values(status="paid", updated_at=bindparam("at"))
+    .returning(simulator_book.c.amount_idr)
+)
 
 
 class SimulatorProvider:
@@ -55,37 +77,28 @@ class SimulatorProvider:
             )
         else:
             charge = Charge(provider_ref=ref, ewallet_ref=request.order_id)
-        known = self._session.execute(
-            select(simulator_book.c.order_id).where(
-                (simulator_book.c.idempotency_key == request.idempotency_key)
-                | (simulator_book.c.order_id == request.order_id)
-            )
-        ).first()
-        if known is None:
-            self._session.execute(
-                insert(simulator_book).values(
-                    order_id=request.order_id,
-                    idempotency_key=request.idempotency_key,
-                    status="pending",
-                    amount_idr=request.amount_idr,
-                    refunded_idr=0,
-                    expires_at=request.expires_at,
-                    updated_at=request.expires_at,
-                )
-            )
+        self._session.execute(
+            _OPEN_ORDER,
+            {
+                "order_id": request.order_id,
+                "idempotency_key": request.idempotency_key,
+                "status": "pending",
+                "amount_idr": request.amount_idr,
+                "refunded_idr": 0,
+                "expires_at": request.expires_at,
+                "updated_at": request.expires_at,
+            },
+        )
         return charge
 
     def record_paid(self, order_id: str, at: datetime) -> int:
         """The citizen paid at the simulated provider: its book says paid, whatever we think."""
-        row = self._row(order_id)
+        paid = self._session.execute(_MARK_PAID, {"order": order_id, "at": at}).scalar()
+        if paid is not None:
+            return paid
+        row = self._row(order_id)  # paid before, or no such order
         if row is None:
             raise BadRequest("UNKNOWN_ORDER", "the simulator has no such order")
-        if row["status"] == "pending":
-            self._session.execute(
-                update(simulator_book)
-                .where(simulator_book.c.order_id == order_id)
-                .values(status="paid", updated_at=at)
-            )
         return row["amount_idr"]
 
     def notification(self, order_id: str, status: str, amount: int, ref: str) -> tuple[bytes, str]:
