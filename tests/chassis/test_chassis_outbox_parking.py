@@ -1,5 +1,6 @@
-"""An event no queue takes is parked instead of being retried forever, and republished once a
-consumer exists; events that are routable meanwhile are not held up by it."""
+"""An event of a type the mall consumes that no queue takes is parked instead of being retried
+forever, and republished once a consumer exists; events that are routable meanwhile are not held
+up by it. A type no service of the mall consumes is sent once, whether or not a queue listens."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ class Producer:
         self.uow.add_event(event_type, {"agency_id": code, "code": code, "name": code})
         self.uow.commit()
 
+    @dummy
+    def rename_counter(self, name: str) -> None:  # counter_updated: for dashboards only
+        payload = {"counter_id": "c-1", "agency_id": "a-1", "name": name, "service_ids": []}
+        self.uow.add_event("counter_updated", payload)
+        self.uow.commit()
+
 
 class Listener:
     name = "listener"
@@ -41,6 +48,14 @@ class Listener:
     @event_handler("queue", "agency_registered")
     def handle_agency_registered(self, event: dict) -> None:
         SEEN.append(event["payload"]["code"])
+
+
+class Dashboard:
+    name = "dashboard"
+
+    @event_handler("queue", "counter_updated")
+    def handle_counter_updated(self, event: dict) -> None:
+        SEEN.append(event["payload"]["name"])
 
 
 def rows(engine):
@@ -183,3 +198,34 @@ def test_a_parked_event_is_kept_past_the_retention_until_it_is_sent(
     assert republish(engine, outbox, "parked_long_ago") == 1
     assert relay.backlog_and_parked() == (2, 1)
     engine.dispose()
+
+
+def test_a_type_no_service_consumes_is_sent_once_and_never_parked(
+    container_factory, amqp_uri, tmp_path
+):
+    """``counter_updated`` is for dashboards (not in ``mpp_contracts.events.CONSUMED``): with no
+    queue bound it is confirmed and marked sent at its first attempt, not retried or parked (a
+    parked row is kept forever and raises MppOutboxParked); a queue bound later gets the next."""
+    producer, engine = start_producer(container_factory, amqp_uri, tmp_path)
+
+    def row_of(name: str):
+        with engine.connect() as conn:
+            return conn.execute(
+                select(outbox.c.attempts, outbox.c.sent_at, outbox.c.last_error).where(
+                    outbox.c.body.contains(f'"name": "{name}"')
+                )
+            ).one()
+
+    with entrypoint_hook(producer, "rename_counter") as rename:
+        rename("UNHEARD")
+        wait_until(lambda: row_of("UNHEARD").attempts >= 1, timeout=30, message="published")
+    unheard = row_of("UNHEARD")
+    assert unheard.sent_at is not None and unheard.last_error is None, unheard
+    assert unheard.attempts == 1
+    assert parked(engine, outbox) == []
+
+    container_factory(Dashboard, {"AMQP_URI": amqp_uri}).start()
+    with entrypoint_hook(producer, "rename_counter") as rename:
+        rename("HEARD")
+        wait_until(lambda: "HEARD" in SEEN, timeout=10, message="delivered to a bound queue")
+    assert "UNHEARD" not in SEEN

@@ -41,3 +41,13 @@ def test_the_events_table_names_exactly_the_consumers_that_exist():
     assert actual, "no handler found: the scan is broken"
     assert {event for event, _ in actual} <= events, "a handled event is missing from the table"
     assert pairs == actual
+
+
+def test_the_relay_must_route_exactly_the_types_a_service_consumes():
+    """``CONSUMED`` decides which types the outbox relay publishes ``mandatory`` (and parks when
+    no queue takes them): a handled type missing from it would be dropped by the broker while
+    its consumer is not deployed yet; an extra one would park forever."""
+    from mpp_contracts.events import CONSUMED, EVENT_TYPES
+
+    assert CONSUMED == {event for event, _ in handled()}
+    assert CONSUMED <= set(EVENT_TYPES)

@@ -25,6 +25,7 @@ from mpp_chassis import context
 from mpp_chassis.engine import POOL_SPARE, autocommit_pool_size, make_engine
 from mpp_chassis.outbox import OutboxRelay
 from mpp_contracts.envelope import make_envelope
+from mpp_contracts.events import CONSUMED
 
 __all__ = ["Database", "UnitOfWork", "make_engine"]  # make_engine: its home is mpp_chassis.engine
 
@@ -319,6 +320,7 @@ class Database(DependencyProvider):
                 poll_seconds=float(config.get("OUTBOX_POLL_SECONDS", 1.0)),
                 max_unroutable_attempts=int(config.get("OUTBOX_UNROUTABLE_ATTEMPTS", 5)),
                 park_after_seconds=float(config.get("OUTBOX_PARK_AFTER_SECONDS", 30)),
+                must_route=CONSUMED,
             )
         )
         self.sessions: dict = {}

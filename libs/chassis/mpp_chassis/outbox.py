@@ -7,14 +7,20 @@ update publishes the event again on restart; consumers deduplicate by event id, 
 at-least-once is enough. On PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED``, so
 replicas never publish a row twice at the same time.
 
-An event that no queue takes for about half a minute (no consumer of that type was ever started)
-is *parked*: kept in the outbox with ``last_error = 'unroutable'`` — never pruned, however old,
-until it is republished and sent — counted in ``mpp_outbox_parked_total`` and, while it waits,
-in the ``mpp_outbox_parked_events`` gauge (alert MppOutboxParked). Once a type has had no queue for
-that long, each new event of it is still published once (the first one a new consumer's queue
-takes ends the state) and parked at once if it comes back: retrying every one for half a minute
-kept thousands of rows in the relay's way on a busy floor. When a consumer for it is deployed
-later, send the parked events again:
+Only the types a service of the mall consumes (``must_route``: ``mpp_contracts.events.CONSUMED``
+for the services) are published ``mandatory``. Every other type (``ticket_issued``,
+``sla_breached``, …) is a fact for whoever listens — a dashboard, a national view — published once,
+confirmed and marked sent: a queue bound to it receives it, and with none bound the broker drops it
+(nothing parks, nothing waits for a consumer that is not part of the mall).
+
+An event of a consumed type that no queue takes for about half a minute (its consumer not
+deployed yet) is *parked*: kept in the outbox with ``last_error = 'unroutable'`` — never pruned,
+however old, until it is republished and sent — counted in ``mpp_outbox_parked_total`` and,
+while it waits, in the ``mpp_outbox_parked_events`` gauge (alert MppOutboxParked). Once a type
+has had no queue for that long, each new event of it is still published once (the first one a
+new consumer's queue takes ends the state) and parked at once if it comes back: retrying every
+one for half a minute kept thousands of rows in the relay's way on a busy floor. When a consumer
+for it is deployed later, send the parked events again:
 
     python -m mpp_chassis.outbox republish <service> [--type EVENT_TYPE]
 """
@@ -135,9 +141,13 @@ class BatchPublisher:
     def _confirmed(self, tag: int) -> bool:
         return tag <= self._acked_upto or tag in self._acked
 
-    def publish_batch(self, messages: list[tuple[str, str, dict]]) -> tuple[set[str], set[str]]:
+    def publish_batch(
+        self, messages: list[tuple[str, str, dict]], *, optional: set[str] = frozenset()
+    ) -> tuple[set[str], set[str]]:
         """Publish ``(exchange source, routing key, envelope)`` triples; return the ids the
-        broker confirmed and routed, and the ids it returned as unroutable."""
+        broker confirmed and routed, and the ids it returned as unroutable. The envelopes whose
+        ids are in ``optional`` are published without ``mandatory``: confirmed, they count as
+        sent whether a queue took them or not."""
         try:
             channel = self._open()
             self._returned.clear()
@@ -163,7 +173,7 @@ class BatchPublisher:
                     ),
                     exchange=exchange.name,
                     routing_key=routing_key,
-                    mandatory=True,
+                    mandatory=envelope["id"] not in optional,
                 )
                 tags[self._next_tag] = envelope["id"]
                 self._next_tag += 1
@@ -194,8 +204,12 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         max_unroutable_attempts: int = MAX_UNROUTABLE_ATTEMPTS,
         park_after_seconds: float = PARK_AFTER_SECONDS,
+        must_route: frozenset[str] | None = None,
     ) -> None:
         self.engine = engine
+        # the types a consumer must receive (None: every type); the others are facts for
+        # whoever listens, sent once (see the module's docstring)
+        self.must_route = must_route
         self.outbox = outbox
         self.publisher = BatchPublisher(amqp_uri)
         self.wakeup = wakeup
@@ -325,11 +339,15 @@ class OutboxRelay:
         if not due:
             return [], unroutable
         envelopes = [(row, json.loads(row.body)) for row in due]
+        must_route = self.must_route
         confirmed, returned = self.publisher.publish_batch(
             [
                 (row.source, row.routing_key or row.event_type, envelope)
                 for row, envelope in envelopes
-            ]
+            ],
+            optional=set()
+            if must_route is None
+            else {e["id"] for row, e in envelopes if row.event_type not in must_route},
         )
         sent = []
         for row, envelope in envelopes:

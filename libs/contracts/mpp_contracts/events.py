@@ -270,3 +270,24 @@ EVENT_TYPES: dict[str, EventSpec] = {
         "complaint_resolved",
     ),
 }
+
+
+CONSUMED: frozenset[str] = frozenset(
+    {
+        "agency_registered",
+        "service_plugged",
+        "service_updated",
+        "ticket_called",
+        "ticket_recalled",
+        "ticket_completed",
+        "payment_terms_set",
+        "payment_requested",
+        "payment_succeeded",
+        "payment_not_required",
+        "rating_invited",
+    }
+)
+"""The event types a service of the mall consumes (tests/contracts/test_events_doc.py keeps it
+equal to the handlers). The outbox relay publishes them ``mandatory`` and parks one that no queue
+took (its consumer is not deployed yet); every other type is a fact for whoever listens
+(dashboards), sent once whether or not a queue is bound (docs/events.md)."""
