@@ -6,6 +6,7 @@ import logging
 import time
 
 from nameko.extensions import DependencyProvider
+from nameko.web.handlers import HttpRequestHandler
 from prometheus_client import Counter, Gauge, Histogram
 
 from mpp_chassis import context
@@ -69,7 +70,14 @@ DEAD_LETTERS = Gauge(
 
 class Metrics(DependencyProvider):
     """Times every worker of the container, counts its outcome and logs one line per worker with
-    its correlation id (and event id for event handlers), so a journey can be followed."""
+    its correlation id (and event id for event handlers), so a journey can be followed.
+
+    ``log_http=False`` (the gateway) leaves the line out for HTTP workers: the gateway's access
+    log already writes one per request, with the same correlation id, status and duration.
+    """
+
+    def __init__(self, *, log_http: bool = True) -> None:
+        self.log_http = log_http
 
     def setup(self) -> None:
         self.started: dict = {}
@@ -94,6 +102,8 @@ class Metrics(DependencyProvider):
         ENTRYPOINT_CALLS.labels(service, name, outcome).inc()
         seconds = time.perf_counter() - started if started is not None else 0.0
         ENTRYPOINT_SECONDS.labels(service, name).observe(seconds)
+        if not self.log_http and isinstance(worker_ctx.entrypoint, HttpRequestHandler):
+            return
         _log.info(
             "%s %s",
             name,

@@ -57,7 +57,7 @@ class GatewayService(
     )
     config = Config()
     uow = Database(metadata)
-    metrics_ = Metrics()
+    metrics_ = Metrics(log_http=False)  # the access log has each request's line
     queue_rpc = TimedRpcProxy("queue")
     take_batch = GroupCommit()  # GROUP_COMMIT_MS / _SIZE here: GATEWAY_TAKE_BATCH_MS / _SIZE
     payment_rpc = TimedRpcProxy("payment")
