@@ -137,9 +137,9 @@ def statements_of_a_group(floor: Floor, requests: list[tuple[dict, str | None]])
 
 
 # a group's statements: the services (with the place locks), then per line its claim (committed
-# apart), its waiting tickets, open counters and serving times; the tickets' and the events'
-# inserts; whatever the group's size
-GROUP_STATEMENTS = 1 + 4 + 2
+# apart) and one read of its waiting tickets, open counters and serving times; the tickets' and
+# the events' inserts; whatever the group's size
+GROUP_STATEMENTS = 1 + 2 + 2
 
 
 def test_a_group_sends_a_constant_number_of_statements_and_commits_once(pg_floor):
@@ -187,7 +187,7 @@ def test_a_quota_that_fits_part_of_a_group_refuses_the_rest_alone(pg_floor):
 def test_grouped_positions_are_what_each_ticket_reads_alone(pg_floor):
     """Positions and waits computed once per line for the group are those each ticket's own
     view reads: with priority and regular tickets waiting, an open counter mid-way through a
-    priority streak and two lines in the group."""
+    priority streak, a serving time on record and two lines in the group."""
     agency, line = setup_agency(pg_floor)
     _, other = setup_agency(pg_floor, "IMIGRASI", code="PASPOR", prefix="B")
     for service in (line, other):
@@ -203,6 +203,10 @@ def test_grouped_positions_are_what_each_ticket_reads_alone(pg_floor):
         pg_floor("take_ticket", body, settings=True)
     counter = pg_floor("list_counters", agency["id"], now=False)["items"][0]
     pg_floor.advance(seconds=1)
+    served = pg_floor("call_next", counter["id"], STAFF, settings=True)
+    for action in ("start", "complete"):  # a serving time on record
+        pg_floor.advance(minutes=4)
+        pg_floor("ticket_action", served["id"], action, None, STAFF, settings=True)
     called = pg_floor("call_next", counter["id"], STAFF, settings=True)
     assert called["priority"] == "elderly", "the counter is mid-way through a priority streak"
     pg_floor.advance(seconds=1)
