@@ -4,6 +4,7 @@ leader handles each group once, and every caller gets its own outcome."""
 from __future__ import annotations
 
 import eventlet
+import eventlet.event
 import pytest
 
 from mpp_chassis.grouping import ALONE, Gatherer
@@ -47,6 +48,38 @@ def test_a_full_group_closes_before_its_window():
     with eventlet.Timeout(2):
         assert run_at_once(gatherer, list(range(6)), handle) == list(range(6))
     assert groups == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_callers_arriving_while_a_group_commits_go_into_the_next_one():
+    """Classic group commit: the next group stays open past its window until the group in
+    flight is handled, so it takes everything that arrived meanwhile."""
+    groups = []
+    first_in_flight = eventlet.event.Event()
+    first_may_finish = eventlet.event.Event()
+
+    def handle(items):
+        groups.append(list(items))
+        if len(groups) == 1:
+            first_in_flight.send()
+            first_may_finish.wait()  # the first group's commit, slow
+        return list(items)
+
+    gatherer = Gatherer(window_seconds=0.001, size=16)
+
+    def call(item):
+        return gatherer.submit(item, handle)
+
+    first = eventlet.spawn(call, 0)
+    first_in_flight.wait()
+    later = []
+    for item in range(1, 6):  # each arrives well after the window of the one before it
+        later.append(eventlet.spawn(call, item))
+        eventlet.sleep(0.01)
+    first_may_finish.send()
+    with eventlet.Timeout(2):
+        assert [first.wait()] + [g.wait() for g in later] == list(range(6))
+    assert groups == [[0], [1, 2, 3, 4, 5]]
+    assert (gatherer.groups, gatherer.grouped) == (2, 6)
 
 
 def test_an_error_outcome_is_raised_in_its_own_caller_only():

@@ -37,6 +37,12 @@ EVENT_BATCH_SIZE = Histogram(
     ["service", "event_type"],
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+GROUP_COMMIT_SIZE = Histogram(
+    "mpp_group_commit_size",
+    "Calls of one command handled in one transaction by a group commit (mpp_chassis.grouping)",
+    ["service", "command"],
+    buckets=(1, 2, 4, 8, 16, 32),
+)
 EVENT_BATCHES_FAILED = Counter(
     "mpp_event_batches_failed_total",
     "Batches rolled back and handled again one event at a time",

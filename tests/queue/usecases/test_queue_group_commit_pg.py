@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import eventlet
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
 from mpp_chassis.db import UnitOfWork
@@ -16,7 +16,7 @@ from mpp_chassis.grouping import ALONE, Gatherer
 from mpp_chassis.migrate import upgrade
 from mpp_contracts.errors import Conflict, NotFound, ValidationFailed
 from mpp_queue import usecases
-from tests.queue.usecases.conftest import Floor, setup_agency
+from tests.queue.usecases.conftest import STAFF, Floor, setup_agency
 from tests.queue.usecases.test_queue_tickets_flow import issued_today
 
 pytestmark = pytest.mark.postgres
@@ -114,21 +114,119 @@ def test_a_group_that_cannot_be_stored_gives_its_places_back(pg_floor, monkeypat
         pg_floor("take_ticket", {"service_id": line["id"]}, settings=True)
 
 
-def test_a_group_sends_fewer_statements_and_commits_once(pg_floor):
-    """Eight take-tickets alone: 8 × 6 statements and 8 commits. Grouped: each still reads its
-    service, claims its place and counts its position, but the tickets and their events go in
-    with one multi-row insert each, the line's counters and serving times are read once, and
-    the group commits once."""
+def statements_of_a_group(floor: Floor, requests: list[tuple[dict, str | None]]):
+    """What one group of ``requests`` sends PostgreSQL: its answers, statements and commits."""
+    sent, commits = [], []
+
+    def count(*args):
+        sent.append(args[2])
+
+    def committed(conn):
+        commits.append(conn)
+
+    event.listen(floor.engine, "before_cursor_execute", count)
+    event.listen(floor.engine, "commit", committed)
+    try:
+        gatherer = Gatherer(window_seconds=0.5, size=len(requests))
+        answers = take_at_once(floor, gatherer, requests)
+    finally:
+        event.remove(floor.engine, "before_cursor_execute", count)
+        event.remove(floor.engine, "commit", committed)
+    assert (gatherer.groups, gatherer.grouped) == (1, len(requests))
+    return answers, sent, commits
+
+
+# a group's statements: the services (with the place locks), then per line its claim (committed
+# apart) and one read of its waiting tickets, open counters and serving times; the tickets' and
+# the events' inserts; whatever the group's size
+GROUP_STATEMENTS = 1 + 2 + 2
+
+
+def test_a_group_sends_a_constant_number_of_statements_and_commits_once(pg_floor):
+    """Eight take-tickets alone: 8 × 6 statements and 8 commits. Grouped, set-based: the service
+    read once, the line's eight places claimed in one statement, one multi-row insert for the
+    tickets and one for their events, the line read once for all eight positions, one commit
+    (the group of one-by-one claims and counts before sent 28)."""
     _, line = setup_agency(pg_floor)
     pg_floor("take_ticket", {"service_id": line["id"]}, settings=True)  # warm the caches
-    sent, commits = [], []
-    event.listen(pg_floor.engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
-    event.listen(pg_floor.engine, "commit", lambda conn: commits.append(conn))
-    gatherer = Gatherer(window_seconds=0.5, size=8)
-    answers = take_at_once(pg_floor, gatherer, [({"service_id": line["id"]}, None)] * 8)
+    pg_floor.advance(seconds=1)
+    answers, sent, commits = statements_of_a_group(
+        pg_floor, [({"service_id": line["id"]}, None)] * 8
+    )
     assert sorted(a["number"] for a in answers) == [f"A-{n:03d}" for n in range(2, 10)]
-    assert (gatherer.groups, gatherer.grouped) == (1, 8)
+    assert sorted(a["position"] for a in answers) == list(range(2, 10))
     assert len(commits) == 1
-    assert len(sent) == 8 * 2 + 2 + 8 + 2 < 8 * 6, sent
+    assert len(sent) == GROUP_STATEMENTS, sent
     assert sum(s.startswith("INSERT INTO tickets") for s in sent) == 1
     assert sum(s.startswith("INSERT INTO outbox") for s in sent) == 1
+    answers, sent, _ = statements_of_a_group(pg_floor, [({"service_id": line["id"]}, None)] * 3)
+    assert len(sent) == GROUP_STATEMENTS, "three cost what eight cost"
+
+
+def test_a_quota_that_fits_part_of_a_group_refuses_the_rest_alone(pg_floor):
+    _, line = setup_agency(pg_floor, daily_quota=5)
+    pg_floor("take_ticket", {"service_id": line["id"]}, settings=True)
+    answers, sent, _ = statements_of_a_group(pg_floor, [({"service_id": line["id"]}, None)] * 8)
+    tickets = [a for a in answers if isinstance(a, dict)]
+    refused = [a for a in answers if not isinstance(a, dict)]
+    assert [a["number"] for a in answers[:4]] == ["A-002", "A-003", "A-004", "A-005"]
+    assert len(tickets) == 4, "the first four arrivals took the four places left"
+    assert all(isinstance(a, Conflict) and a.code == "QUOTA_EXHAUSTED" for a in refused)
+    assert refused[0].details == {"daily_quota": 5}
+    assert len(sent) == GROUP_STATEMENTS + 1, "what overshot the quota went back at once"
+    assert issued_today(pg_floor, line) == 5
+    with pg_floor.engine.connect() as conn:
+        assert conn.execute(text("SELECT issued FROM service_day_counts")).scalar_one() == 5
+    assert len(pg_floor.events("ticket_issued")) == 5
+    with pytest.raises(Conflict):
+        pg_floor("take_ticket", {"service_id": line["id"]}, settings=True)
+    answers, _, _ = statements_of_a_group(pg_floor, [({"service_id": line["id"]}, None)] * 2)
+    assert [a.code for a in answers] == ["QUOTA_EXHAUSTED"] * 2
+
+
+def test_grouped_positions_are_what_each_ticket_reads_alone(pg_floor):
+    """Positions and waits computed once per line for the group are those each ticket's own
+    view reads: with priority and regular tickets waiting, an open counter mid-way through a
+    priority streak, a serving time on record and two lines in the group."""
+    agency, line = setup_agency(pg_floor)
+    _, other = setup_agency(pg_floor, "IMIGRASI", code="PASPOR", prefix="B")
+    for service in (line, other):
+        pg_floor(
+            "add_counter",
+            service["agency_id"],
+            {"name": "1", "service_ids": [service["id"]]},
+            now=False,
+        )
+    for priority in (None, "elderly", None, "elderly", None):
+        pg_floor.advance(seconds=1)
+        body = {"service_id": line["id"]} | ({"priority": priority} if priority else {})
+        pg_floor("take_ticket", body, settings=True)
+    counter = pg_floor("list_counters", agency["id"], now=False)["items"][0]
+    pg_floor.advance(seconds=1)
+    served = pg_floor("call_next", counter["id"], STAFF, settings=True)
+    for action in ("start", "complete"):  # a serving time on record
+        pg_floor.advance(minutes=4)
+        pg_floor("ticket_action", served["id"], action, None, STAFF, settings=True)
+    called = pg_floor("call_next", counter["id"], STAFF, settings=True)
+    assert called["priority"] == "elderly", "the counter is mid-way through a priority streak"
+    pg_floor.advance(seconds=1)
+    requests = []
+    for i in range(9):
+        service = other if i % 4 == 3 else line
+        body = {"service_id": service["id"]} | ({"priority": "disabled"} if i % 3 == 0 else {})
+        requests.append((body, None))
+    answers, _, _ = statements_of_a_group(pg_floor, requests)
+    assert all(isinstance(a, dict) for a in answers), answers
+    for i, answer in enumerate(answers):
+        uow = pg_floor.uow()
+        try:
+            alone = usecases.ticket_view(
+                uow.session,
+                pg_floor.settings,
+                usecases.tickets.load_ticket(uow.session, answer["id"]),
+                pg_floor.now + timedelta(milliseconds=i),
+            )
+        finally:
+            uow.session.close()
+        shown = {k: answer[k] for k in ("position", "ahead", "estimated_wait_minutes")}
+        assert shown == {k: alone[k] for k in shown}, (i, answer["number"])

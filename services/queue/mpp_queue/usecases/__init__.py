@@ -38,16 +38,10 @@ from .counter_actions import (
 )
 from .counter_calls import call_next, call_ticket, ticket_for_press
 from .floor import close_past_days, display_snapshot, queue_stats, sweep_sla
-from .issuing import (
-    TakeRequest,
-    groups_take_tickets,
-    issue_ticket,
-    take_ticket,
-    take_tickets,
-    ticket_for_request,
-)
+from .issuing import issue_ticket, take_ticket, ticket_for_request
 from .payment_terms import set_payment_terms
 from .places import reconcile_quotas
+from .take_groups import TakeRequest, groups_take_tickets, take_tickets
 from .tickets import citizen_view, get_ticket, staff_view, ticket_view
 
 __all__ = [

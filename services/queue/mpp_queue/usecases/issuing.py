@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, insert, literal, select
 
 from mpp_chassis.db import next_in_sequence
-from mpp_contracts.errors import EXPECTED_ERRORS, Conflict, NotFound
+from mpp_contracts.errors import NotFound
 from mpp_queue.adapters.tables import (
     services,
     ticket_sequences,
@@ -299,87 +299,3 @@ def take_ticket(
         return begun
     _store_take(begun)
     return ticket_view(uow.session, settings, _issued_view(begun.row, begun.service), now)
-
-
-# -- group commit (mpp_chassis.grouping; docs/decisions/0011-group-commit-take-ticket.md) --------
-
-
-@dataclass(frozen=True)
-class TakeRequest:
-    """One caller's take-ticket in a group: its own unit of work (its events carry its
-    correlation id), its request, and the instant it arrived (its ticket's ``issued_at``)."""
-
-    uow: object
-    data: dict
-    request_key: str | None
-    now: datetime
-
-
-def groups_take_tickets(uow) -> bool:
-    """Take-tickets are grouped on PostgreSQL only: SQLite has one writer at a time, and its
-    counters stay in the ticket's transaction, so a group there would need a savepoint each."""
-    return uow.session.get_bind().dialect.name == "postgresql"
-
-
-def take_tickets(leader, settings: Settings, requests: list[TakeRequest]) -> list:
-    """:func:`take_ticket` for a group of callers, in ``leader``'s transaction, committed once.
-
-    Each place is claimed as alone (its own statement, committed apart); then the group's tickets
-    go in with one multi-row insert and their events with another; then each virtual ticket's
-    position (its line's open counters and serving times read once per line); then one commit.
-
-    Returns one outcome per request, in order: its virtual ticket; the error it alone met before
-    writing anything (unknown service, quota used up, invalid NIK), to raise; or ``None``: that
-    caller takes its ticket alone, as without grouping (its request key is another's in this
-    group, or a keyed request met a conflict, which alone answers it with the first arrival's
-    ticket). Raises if the group could not be stored: its places go back and every caller goes
-    alone.
-    """
-    outcomes: list = [None] * len(requests)
-    takes: list[tuple[int, _Take]] = []
-    keys: set[str] = set()
-    session = leader.session
-    try:
-        for i, request in enumerate(requests):
-            key = request.request_key
-            if key is not None:
-                if key in keys:  # its twin is in this group: alone, after the commit, it replays
-                    continue
-                keys.add(key)
-            uow = request.uow.sharing(leader)
-            try:
-                begun = _begin_take(uow, settings, request.data, request.now, key, replay=True)
-            except Conflict as exc:
-                outcomes[i] = None if key is not None else exc
-                continue
-            except EXPECTED_ERRORS as exc:
-                outcomes[i] = exc
-                continue
-            if isinstance(begun, dict):
-                outcomes[i] = begun
-            else:
-                takes.append((i, begun))
-        if takes:
-            session.execute(_INSERT_TICKET, [take.row for _, take in takes])
-            leader.store_events(
-                [
-                    take.uow.event_row("ticket_issued", _issued_payload(take.row, take.service))
-                    for _, take in takes
-                ]
-            )
-            line_memo: dict = {}  # a line's open counters and serving times, read once
-            for i, take in takes:
-                view = _issued_view(take.row, take.service)
-                outcomes[i] = ticket_view(session, settings, view, requests[i].now, line_memo)
-    except Exception:
-        leader.rollback()
-        for _, take in takes:
-            _return_place(take)
-        raise
-    try:
-        leader.commit()
-    except Exception as exc:  # as a ticket alone, its caller gets the error (stored or not)
-        leader.rollback()
-        for i, _ in takes:
-            outcomes[i] = exc
-    return outcomes

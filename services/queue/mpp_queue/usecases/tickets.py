@@ -230,7 +230,7 @@ def place_in_line(
     booked ticket held until its slot has no position; its wait is the time to the slot.
 
     ``line_memo`` (a dict the caller keeps) shares the line's open counters and recent serving
-    times between the views of one transaction (a group of take-tickets of the same line).
+    times between the views of one transaction (tickets of the same line).
     """
     result = {"position": None, "ahead": None, "estimated_wait_minutes": None}
     if row["status"] != TicketStatus.WAITING.value:
@@ -258,13 +258,127 @@ def place_in_line(
     return result
 
 
+# What a group of new walk-in tickets of one line needs for their positions and waits, in one
+# statement (take-tickets grouped, .take_groups): from one pass over the line's waiting tickets,
+# the classes' totals, the booked tickets ready and, in the calling order, the walk-ins queued
+# from the group's first on (the group's own tickets and whoever came between them); the open
+# counters serving the line (how many, the longest priority streak); its last serving times.
+# Each ticket's counts are the totals offset by its place in that tail: one statement for the
+# group, not three or four per ticket.
+_GROUP_LINE = text(
+    """
+    SELECT line.*, serving.open_counters, serving.streak, recent.started, recent.completed
+    FROM (
+        SELECT
+            count(*) FILTER (WHERE booked_slot_start <= :first_now) AS booked_ready,
+            array_agg(booked_slot_start) FILTER (
+                WHERE booked_slot_start > :first_now AND booked_slot_start <= :last_now
+            ) AS booked_soon,
+            count(*) FILTER (WHERE booked_slot_start IS NULL AND priority IS NOT NULL)
+                AS priority_waiting,
+            count(*) FILTER (WHERE booked_slot_start IS NULL AND priority IS NULL)
+                AS regular_waiting,
+            array_agg(id ORDER BY queued_at, id) FILTER (
+                WHERE booked_slot_start IS NULL AND queued_at >= :first_queued
+            ) AS tail_ids,
+            array_agg(priority IS NOT NULL ORDER BY queued_at, id) FILTER (
+                WHERE booked_slot_start IS NULL AND queued_at >= :first_queued
+            ) AS tail_priority
+        FROM tickets
+        WHERE service_id = :service_id AND status = :waiting AND day = :day
+    ) AS line, (
+        SELECT count(*) AS open_counters, COALESCE(max(priority_streak), 0) AS streak
+        FROM counters
+        WHERE is_open AND agency_id = :agency_id
+          AND CAST(service_ids AS JSONB) @> jsonb_build_array(CAST(:service_id AS TEXT))
+    ) AS serving, (
+        SELECT array_agg(started_at) AS started, array_agg(completed_at) AS completed
+        FROM (
+            SELECT started_at, completed_at FROM tickets
+            WHERE service_id = :service_id AND completed_at IS NOT NULL
+            ORDER BY completed_at DESC LIMIT :recent
+        ) AS last
+    ) AS recent
+    """
+).bindparams(
+    bindparam("day", type_=tickets.c.day.type),
+    waiting=TicketStatus.WAITING.value,
+    recent=eta.RECENT_SAMPLE_SIZE,
+)
+
+
+def group_places(session, settings: Settings, rows: list[dict], nows: list[datetime]) -> list:
+    """:func:`place_in_line` for new waiting walk-in tickets of one line (stored, not yet
+    committed), ``nows[i]`` the instant ``rows[i]`` was asked for: the same positions and waits,
+    from one read of the line, its open counters and its serving times."""
+    first = rows[0]
+    line = (
+        session.execute(
+            _GROUP_LINE,
+            {
+                "service_id": first["service_id"],
+                "agency_id": first["agency_id"],
+                "day": first["day"],
+                "first_now": min(nows),
+                "last_now": max(nows),
+                "first_queued": min(row["queued_at"] for row in rows),
+            },
+        )
+        .mappings()
+        .one()
+    )
+    recent = [  # as recent_service_seconds reads them (the median ignores their order)
+        (completed - started).total_seconds()
+        for started, completed in zip(line["started"] or (), line["completed"] or (), strict=True)
+        if started
+    ]
+    tail = list(zip(line["tail_ids"] or (), line["tail_priority"] or (), strict=True))
+    tail_count = {True: 0, False: 0}
+    for _, is_priority in tail:
+        tail_count[is_priority] += 1
+    before_tail = {
+        True: line["priority_waiting"] - tail_count[True],
+        False: line["regular_waiting"] - tail_count[False],
+    }
+    seen = {True: 0, False: 0}
+    in_tail = {}
+    for ticket_id, is_priority in tail:
+        in_tail[ticket_id] = seen[is_priority]
+        seen[is_priority] += 1
+    soon = line["booked_soon"] or ()
+    places = []
+    for row, now in zip(rows, nows, strict=True):
+        is_priority = row["priority"] is not None
+        ahead = calling.position_from_counts(
+            priority=is_priority,
+            booked_ready=line["booked_ready"] + sum(slot <= now for slot in soon),
+            same_class_ahead=before_tail[is_priority] + in_tail[row["id"]],
+            other_class_waiting=line["regular_waiting" if is_priority else "priority_waiting"],
+            priority_streak=line["streak"],
+            max_priority_streak=settings.max_priority_streak,
+        )
+        places.append(
+            {
+                "position": ahead + 1,
+                "ahead": ahead,
+                "estimated_wait_minutes": eta.estimate_wait_minutes(
+                    ahead, recent, line["open_counters"]
+                ),
+            }
+        )
+    return places
+
+
 def ticket_view(
     session,
     settings: Settings,
     row: dict,
     now: datetime | None = None,
     line_memo: dict | None = None,
+    place: dict | None = None,
 ) -> dict:
+    """The ticket as the API shows it; ``place``: its position and wait, if already known
+    (:func:`group_places`)."""
     now = now or now_utc()
     payment = rating = transferred_to = None
     if row.get("payment_id"):
@@ -310,7 +424,7 @@ def ticket_view(
         "call_count": row.get("call_count", 0),
         "counter_id": row.get("counter_id"),
         "counter_name": row.get("counter_name"),
-        **place_in_line(session, settings, row, now, line_memo),
+        **(place or place_in_line(session, settings, row, now, line_memo)),
         "fee_idr": row["fee_idr"],
         "booking_id": row.get("booking_id"),
         "booked_slot_start": iso(row.get("booked_slot_start")),
