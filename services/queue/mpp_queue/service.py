@@ -44,6 +44,7 @@ class QueueService(OpsEndpoints):
     config = Config()
     uow = Database(metadata)
     ticket_group = GroupCommit()
+    transition_group = GroupCommit()
     collector = FrozenSurvivors()
     metrics_ = Metrics()
 
@@ -205,12 +206,30 @@ class QueueService(OpsEndpoints):
     ) -> dict:
         data = contracts.load(contracts.TicketActionSchema, data)
         request_key = contracts.request_key(request_key)
+        settings = self.settings
+        if (
+            action in usecases.GROUPED_ACTIONS
+            and self.transition_group.enabled
+            and usecases.groups_transitions(self.uow)
+        ):
+            # concurrent starts, completions, no-shows and cancellations of this process share
+            # one transaction and one commit (docs/decisions/0012-group-commit-transitions.md);
+            # what the group cannot settle for this caller, it does alone below
+            request = usecases.TransitionRequest(
+                self.uow, ticket_id, action, data, actor, request_key, usecases.now_utc()
+            )
+            view = self.transition_group.submit(
+                request,
+                lambda requests: usecases.ticket_transitions(self.uow, settings, requests),
+            )
+            if view is not ALONE:
+                return usecases.staff_view(view)
         view = self._once_per_request(
             request_key,
             lambda: usecases.ticket_action(
-                self.uow, self.settings, ticket_id, action, data, actor, request_key=request_key
+                self.uow, settings, ticket_id, action, data, actor, request_key=request_key
             ),
-            lambda key: usecases.ticket_for_press(self.uow.session, self.settings, key),
+            lambda key: usecases.ticket_for_press(self.uow.session, settings, key),
         )
         return usecases.staff_view(view)
 

@@ -48,6 +48,12 @@ from .issuing import (
 )
 from .places import reconcile_quotas
 from .tickets import citizen_view, get_ticket, staff_view, ticket_view
+from .transition_groups import (
+    GROUPED_ACTIONS,
+    TransitionRequest,
+    groups_transitions,
+    ticket_transitions,
+)
 
 __all__ = [
     "counter_line",
@@ -90,6 +96,10 @@ __all__ = [
     "ticket_for_press",
     "ticket_for_request",
     "ticket_action",
+    "ticket_transitions",
+    "TransitionRequest",
+    "GROUPED_ACTIONS",
+    "groups_transitions",
     "ticket_view",
     "unplug_service",
     "update_counter",
