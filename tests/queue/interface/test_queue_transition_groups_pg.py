@@ -1,9 +1,10 @@
-"""Grouped ticket transitions through the real queue service on PostgreSQL (issue 20, item 2;
-decision 0012): many starts, then many completions, no-shows and cancellations sent at once,
-some of them invalid (a ticket in the wrong state, another agency's officer, one keyed press
-arriving twice, no such ticket), then the same requests one at a time to a service with grouping
-off, on a fresh database set up the same way. Both must leave the same tickets, the same events
-(types and order per ticket, payloads) and give the same answers and errors."""
+"""Grouped ticket transitions and call-next through the real queue service on PostgreSQL (issue
+20, item 2; decision 0012): many starts, then many completions, no-shows and cancellations sent
+at once, and rounds of presses of many counters at once, some of them invalid (a ticket in the
+wrong state, another agency's officer, one keyed press arriving twice, no such ticket or counter,
+a closed counter, an empty line); then the same requests one at a time to a service with
+grouping off, on a fresh database set up the same way. Both must leave the same tickets, the
+same events (types and order per ticket, payloads) and give the same answers and errors."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from sqlalchemy import select
 from mpp_chassis.grouping import GroupCommit
 from mpp_chassis.migrate import upgrade
 from mpp_queue import usecases
-from mpp_queue.adapters.tables import tickets
+from mpp_queue.adapters.tables import counters, tickets
 from tests.queue.usecases.conftest import OUTBOX, Floor
 from tests.support.mall import free_port
 
 pytestmark = pytest.mark.postgres
 
-CALLED, WAITING = 26, 3
+CALLED, WAITING = 26, 3  # line A: the transitions' tickets
+LINE_B, ELDERLY = 40, (4, 19)  # line B: waiting for the presses; two of them elderly
+DESKS = 10  # counters D0..D9 of line B (D9 closed); D10 serves line C, which stays empty
 START_KEY, COMPLETE_KEY = "s" * 64, "c" * 64
 TRANSITIONS = {"ticket_serving", "ticket_completed", "ticket_no_show", "ticket_cancelled"}
 
@@ -77,9 +80,24 @@ def start_queue(container_factory, amqp_uri, pg_url_factory, name: str, window_m
         ids[f"C{n}"] = floor("call_next", desk["id"], officer, settings=True)["id"]
     with floor.engine.connect() as conn:
         waiting = conn.execute(
-            select(tickets.c.id).where(tickets.c.status == "waiting").order_by(tickets.c.number)
+            select(tickets.c.id)
+            .where(tickets.c.status == "waiting", tickets.c.service_id == service["id"])
+            .order_by(tickets.c.number)
         ).scalars()
         ids |= {f"W{n}": ticket_id for n, ticket_id in enumerate(waiting)}
+    line_b, line_c = (
+        floor("plug_service", agency["id"], {**body, "code": code, "prefix": code}, now=False)
+        for code in ("B", "C")
+    )
+    for n in range(LINE_B):
+        floor.advance(milliseconds=1)
+        priority = {"priority": "elderly"} if n in ELDERLY else {}
+        floor("take_ticket", {"service_id": line_b["id"], **priority}, settings=True)
+    for n in range(DESKS + 1):
+        served = line_c if n == DESKS else line_b
+        desk = {"name": f"D{n}", "service_ids": [served["id"]]}
+        ids[f"D{n}"] = floor("add_counter", agency["id"], desk, now=False)["id"]
+    floor("set_counter_open", ids[f"D{DESKS - 1}"], False, officer, now=False)
     actors = {
         "officer": officer,
         "intruder": {"role": "officer", "agency_id": other["id"], "key_id": "officer-2"},
@@ -116,12 +134,9 @@ def outcome(request: tuple, reply) -> tuple:
     return (*request[:2], ticket["status"], ticket["number"], ticket["access_code"])
 
 
-VOLATILE = (
-    "_id",
-    "_at",
-    "_seconds",
-    "_deadline",
-)  # ids and instants differ between the two databases
+# ids and instants differ between the two databases; so does which counter (and so which
+# counter name in a call's announcement) called which ticket when counters press at once
+VOLATILE = ("_id", "_at", "_seconds", "_deadline", "counter_name", "announcement")
 
 
 def stored(floor: Floor) -> tuple[dict, dict, list]:
@@ -202,3 +217,91 @@ def test_grouped_transitions_give_what_one_at_a_time_gives(
     assert final == expected_final
     assert events == expected_events
     assert len(correlations) == len(set(correlations)) == 18 + 16 + 1 + 2, "each caller's own"
+
+
+def presses() -> list[list[tuple]]:
+    """Four rounds of ``(counter, actor, key)``: nine counters of line B each press once (D8
+    twice with one key: the same press, retried), and a closed counter, another agency's
+    officer, no such counter and a counter of an empty line press too."""
+    rounds = []
+    for r in range(4):
+        round_ = [(f"D{n}", "officer", None) for n in range(8)]
+        round_ += [("D8", "officer", str(r) * 64), ("D8", "officer", str(r) * 64)]
+        round_ += [("D9", "officer", None), ("D0", "intruder", None), ("?", "officer", None)]
+        round_ += [(f"D{DESKS}", "officer", None)]
+        rounds.append(round_[0::2] + round_[1::2])
+    return rounds
+
+
+def press(cluster, ids: dict, actors: dict, request: tuple):
+    desk, actor, key = request
+    return cluster.queue.call_next.call_async(ids[desk], actors[actor], key)
+
+
+def called(reply) -> tuple:
+    """Which counter called which ticket depends on who pressed first; what is called may not."""
+    try:
+        ticket = reply.result()
+    except Exception as exc:
+        return ("error", getattr(exc, "code", type(exc).__name__))
+    return (ticket["status"], ticket["number"], ticket["call_count"], ticket["access_code"])
+
+
+def summary(round_: list[tuple], outcomes: list[tuple]) -> dict:
+    """A round's answers: which tickets were called, which press met which error, and whether
+    D8's keyed press and its retry answered one and the same call."""
+    twins = [o for r, o in zip(round_, outcomes, strict=True) if r[2] is not None]
+    return {
+        "called": sorted({o[1] for o in outcomes if o[0] != "error"}),
+        "answers": sum(o[0] != "error" for o in outcomes),
+        "errors": {(r[0], o[1]) for r, o in zip(round_, outcomes, strict=True) if o[0] == "error"},
+        "twins": len(twins) == 2 and twins[0] == twins[1],
+    }
+
+
+def test_grouped_presses_call_what_one_at_a_time_calls(container_factory, amqp_uri, pg_url_factory):
+    rounds = presses()
+    batched, batched_floor, ids, actors = start_queue(
+        container_factory, amqp_uri, pg_url_factory, "calls_grouped", window_ms=20
+    )
+    grouped = []
+    with ClusterRpcProxy(batched.config) as cluster:
+        for round_ in rounds:
+            pending = [press(cluster, ids, actors, request) for request in round_]
+            grouped.append(summary(round_, [called(reply) for reply in pending]))
+    groups = {d.attr_name: d.gatherer for d in batched.dependencies if isinstance(d, GroupCommit)}
+    assert groups["call_group"].grouped > groups["call_group"].groups, "presses were grouped"
+    batched.stop()
+
+    sequential, sequential_floor, ids, actors = start_queue(
+        container_factory, amqp_uri, pg_url_factory, "calls_one_by_one", window_ms=0
+    )
+    one_by_one = []
+    with ClusterRpcProxy(sequential.config) as cluster:
+        for round_ in rounds:
+            one_by_one.append(
+                summary(round_, [called(press(cluster, ids, actors, r)) for r in round_])
+            )
+
+    assert grouped == one_by_one
+    # the first round: the two elderly first, then the regular line
+    assert one_by_one[0]["called"] == [f"B-{n:03d}" for n in range(1, 9)] + ["B-020"]
+    assert one_by_one[3]["called"] == [f"B-{n:03d}" for n in range(28, 37)]
+    assert all(r["twins"] and r["answers"] == 10 for r in one_by_one)
+    assert one_by_one[0]["errors"] == {
+        ("D9", "COUNTER_CLOSED"),
+        ("D0", "FORBIDDEN"),
+        ("?", "COUNTER_NOT_FOUND"),
+        (f"D{DESKS}", "NO_TICKET_WAITING"),
+    }
+    final, events, _ = stored(batched_floor)
+    assert (final, events) == stored(sequential_floor)[:2]
+    with batched_floor.engine.connect() as conn:
+        bodies = conn.execute(select(OUTBOX.c.body)).scalars().all()
+        streaks = sorted(conn.execute(select(counters.c.priority_streak)).scalars())
+    with sequential_floor.engine.connect() as conn:
+        assert streaks == sorted(conn.execute(select(counters.c.priority_streak)).scalars())
+    calls = [json.loads(b) for b in bodies]
+    correlations = [e["correlation_id"] for e in calls if e["type"] == "ticket_called"]
+    assert len(correlations) == CALLED + 4 * 9
+    assert len(set(correlations[CALLED:])) == 4 * 9, "each press's own correlation id"

@@ -14,6 +14,7 @@ from .bookings import (
     list_slots,
     sweep_no_shows,
 )
+from .call_groups import CallRequest, call_nexts
 from .catalogue import (
     add_counter,
     get_agency,
@@ -62,6 +63,8 @@ __all__ = [
     "add_counter",
     "booking_for_request",
     "call_next",
+    "call_nexts",
+    "CallRequest",
     "call_ticket",
     "cancel_booking",
     "citizen_view",

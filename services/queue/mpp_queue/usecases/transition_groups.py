@@ -60,6 +60,14 @@ _TICKETS_WITH_NAMES = (
     .where(tickets.c.id.in_(bindparam("ticket_ids", expanding=True)))
 )
 
+
+def load_tickets(session, ticket_ids) -> dict[str, dict]:
+    """Tickets as :func:`load_ticket` reads them (with their service's and counter's names), by
+    id, in one statement; those that do not exist are missing."""
+    params = {"ticket_ids": sorted(ticket_ids)}
+    return {r["id"]: dict(r) for r in session.execute(_TICKETS_WITH_NAMES, params).mappings()}
+
+
 # (parameter of next_state, its array type); the t_* are the guard: the status and call count read
 _COLUMNS = (
     ("t_id", "TEXT"),
@@ -100,12 +108,7 @@ def ticket_transitions(leader, settings: Settings, requests: list[TransitionRequ
     done: list[tuple[int, TransitionRequest, dict]] = []
     session = leader.session
     try:
-        found = {
-            row["id"]: dict(row)
-            for row in session.execute(
-                _TICKETS_WITH_NAMES, {"ticket_ids": sorted({r.ticket_id for r in requests})}
-            ).mappings()
-        }
+        found = load_tickets(session, {r.ticket_id for r in requests})
         planned = _plan(settings, requests, found)
         if planned:
             params = {name: [p[name] for _, p in planned] for name, _ in _COLUMNS}
@@ -130,11 +133,17 @@ def ticket_transitions(leader, settings: Settings, requests: list[TransitionRequ
     except Exception:
         leader.rollback()
         raise
+    return commit_group(leader, outcomes, [i for i, _, _ in done])
+
+
+def commit_group(leader, outcomes: list, stored: list[int]) -> list:
+    """Commit a group's transaction and return its outcomes; if the commit fails, each caller
+    whose work was in it (``stored``) gets that error, as it would alone."""
     try:
         leader.commit()
     except Exception as exc:
         leader.rollback()
-        for i, _, _ in done:
+        for i in stored:
             outcomes[i] = exc
     return outcomes
 
