@@ -45,6 +45,8 @@ class QueueService(OpsEndpoints):
     config = Config()
     uow = Database(metadata)
     ticket_group = GroupCommit()
+    transition_group = GroupCommit()
+    call_group = GroupCommit()
     collector = FrozenSurvivors()
     metrics_ = Metrics()
 
@@ -249,12 +251,24 @@ class QueueService(OpsEndpoints):
         """With a ``request_key`` (the gateway's hash of the officer's Idempotency-Key) a
         retried press answers the ticket it called, however often it arrives."""
         request_key = contracts.request_key(request_key)
+        settings = self.settings
+        if self.call_group.enabled and usecases.groups_transitions(self.uow):
+            # concurrent presses of this process share one transaction and one commit (decision
+            # 0012); what the group cannot settle for this press, it does alone below
+            request = usecases.CallRequest(
+                self.uow, counter_id, actor, request_key, usecases.now_utc()
+            )
+            view = self.call_group.submit(
+                request, lambda requests: usecases.call_nexts(self.uow, settings, requests)
+            )
+            if view is not ALONE:
+                return usecases.staff_view(view)
         view = self._once_per_request(
             request_key,
             lambda: usecases.call_next(
-                self.uow, self.settings, counter_id, actor, request_key=request_key
+                self.uow, settings, counter_id, actor, request_key=request_key
             ),
-            lambda key: usecases.ticket_for_press(self.uow.session, self.settings, key),
+            lambda key: usecases.ticket_for_press(self.uow.session, settings, key),
         )
         return usecases.staff_view(view)
 
@@ -269,12 +283,30 @@ class QueueService(OpsEndpoints):
     ) -> dict:
         data = contracts.load(contracts.TicketActionSchema, data)
         request_key = contracts.request_key(request_key)
+        settings = self.settings
+        if (
+            action in usecases.GROUPED_ACTIONS
+            and self.transition_group.enabled
+            and usecases.groups_transitions(self.uow)
+        ):
+            # concurrent starts, completions, no-shows and cancellations of this process share
+            # one transaction and one commit (docs/decisions/0012-group-commit-transitions.md);
+            # what the group cannot settle for this caller, it does alone below
+            request = usecases.TransitionRequest(
+                self.uow, ticket_id, action, data, actor, request_key, usecases.now_utc()
+            )
+            view = self.transition_group.submit(
+                request,
+                lambda requests: usecases.ticket_transitions(self.uow, settings, requests),
+            )
+            if view is not ALONE:
+                return usecases.staff_view(view)
         view = self._once_per_request(
             request_key,
             lambda: usecases.ticket_action(
-                self.uow, self.settings, ticket_id, action, data, actor, request_key=request_key
+                self.uow, settings, ticket_id, action, data, actor, request_key=request_key
             ),
-            lambda key: usecases.ticket_for_press(self.uow.session, self.settings, key),
+            lambda key: usecases.ticket_for_press(self.uow.session, settings, key),
         )
         return usecases.staff_view(view)
 

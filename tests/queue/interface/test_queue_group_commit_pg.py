@@ -104,6 +104,15 @@ def summary(outcomes: list[tuple], floor: Floor) -> dict:
     }
 
 
+def take_gatherer(container):
+    """The take-tickets' gatherer (the service has one per grouped command)."""
+    return next(
+        d.gatherer
+        for d in container.dependencies
+        if isinstance(d, GroupCommit) and d.attr_name == "ticket_group"
+    )
+
+
 def test_a_batched_run_gives_what_a_sequential_one_gives(
     container_factory, amqp_uri, pg_url_factory
 ):
@@ -117,7 +126,7 @@ def test_a_batched_run_gives_what_a_sequential_one_gives(
             for line, body, key in requests
         ]
         grouped = [outcome(reply) for reply in pending]
-    gatherer = next(d for d in batched.dependencies if isinstance(d, GroupCommit)).gatherer
+    gatherer = take_gatherer(batched)
     assert gatherer.grouped > gatherer.groups, "some take-tickets shared a transaction"
     batched_events = issued_events(batched_floor)
     batched.stop()
@@ -130,7 +139,7 @@ def test_a_batched_run_gives_what_a_sequential_one_gives(
             outcome(cluster.queue.take_ticket.call_async({"service_id": ids[line], **body}, key))
             for line, body, key in requests
         ]
-    gatherer = next(d for d in sequential.dependencies if isinstance(d, GroupCommit)).gatherer
+    gatherer = take_gatherer(sequential)
     assert not gatherer.enabled and gatherer.groups == 0
 
     expected = summary(one_by_one, sequential_floor)

@@ -14,6 +14,7 @@ from .bookings import (
     list_slots,
     sweep_no_shows,
 )
+from .call_groups import CallRequest, call_nexts
 from .catalogue import (
     add_counter,
     get_agency,
@@ -43,6 +44,12 @@ from .payment_terms import set_payment_terms
 from .places import reconcile_quotas
 from .take_groups import TakeRequest, groups_take_tickets, take_tickets
 from .tickets import citizen_view, get_ticket, staff_view, ticket_view
+from .transition_groups import (
+    GROUPED_ACTIONS,
+    TransitionRequest,
+    groups_transitions,
+    ticket_transitions,
+)
 
 __all__ = [
     "set_payment_terms",
@@ -52,6 +59,8 @@ __all__ = [
     "add_counter",
     "booking_for_request",
     "call_next",
+    "call_nexts",
+    "CallRequest",
     "call_ticket",
     "cancel_booking",
     "citizen_view",
@@ -86,6 +95,10 @@ __all__ = [
     "ticket_for_press",
     "ticket_for_request",
     "ticket_action",
+    "ticket_transitions",
+    "TransitionRequest",
+    "GROUPED_ACTIONS",
+    "groups_transitions",
     "ticket_view",
     "unplug_service",
     "update_counter",

@@ -76,10 +76,11 @@ _TRANSITION = (
 )
 
 
-def _transition(
-    uow, settings: Settings, row: dict, action: str, now: datetime, end_reason: str | None = None
+def next_state(
+    settings: Settings, row: dict, action: str, now: datetime, end_reason: str | None = None
 ) -> dict:
-    """Apply a domain transition and store it, guarded by the status and call count we read.
+    """The guarded update's parameters for a domain transition of ``row`` (409 if the domain
+    refuses it): guarded by the status and call count read, the new state to store.
     ``end_reason`` is stored for a no-show or a cancellation (other actions keep the row's)."""
     try:
         state = apply(
@@ -91,28 +92,77 @@ def _transition(
             str(exc),
             {"status": row["status"], "action": action, "reason": exc.reason},
         ) from None
-    stored = (
-        uow.session.execute(
-            _TRANSITION,
-            {
-                "t_id": row["id"],
-                "t_status": row["status"],
-                "t_call_count": row["call_count"],
-                "status": state.status.value,
-                "call_count": state.call_count,
-                "last_called_at": state.last_called_at,
-                "started_at": state.started_at,
-                "completed_at": state.completed_at,
-                "ended_at": state.ended_at,
-                "end_reason": end_reason if end_reason is not None else row.get("end_reason"),
-            },
-        )
-        .mappings()
-        .first()
-    )
+    return {
+        "t_id": row["id"],
+        "t_status": row["status"],
+        "t_call_count": row["call_count"],
+        "status": state.status.value,
+        "call_count": state.call_count,
+        "last_called_at": state.last_called_at,
+        "started_at": state.started_at,
+        "completed_at": state.completed_at,
+        "ended_at": state.ended_at,
+        "end_reason": end_reason if end_reason is not None else row.get("end_reason"),
+    }
+
+
+def _transition(
+    uow, settings: Settings, row: dict, action: str, now: datetime, end_reason: str | None = None
+) -> dict:
+    """Apply a domain transition and store it (:func:`next_state`)."""
+    params = next_state(settings, row, action, now, end_reason)
+    stored = uow.session.execute(_TRANSITION, params).mappings().first()
     if stored is None:
         raise Conflict("CONCURRENT_UPDATE", "the ticket changed meanwhile; reload and retry")
     return {**row, **stored}
+
+
+def ending_reason(action: str, data: dict) -> str | None:
+    """What a no-show or a cancellation stores as its reason (other actions store none)."""
+    return data.get("reason") if action in ("no-show", "cancel") else None
+
+
+def transition_event(action: str, row: dict, data: dict, session) -> tuple[str, dict, str | None]:
+    """The event of a start, completion, no-show or cancellation stored as ``row``: its type,
+    payload and routing key (None: its type), alone and in a group alike. A completion is routed
+    by the payment service's terms for the service version in force, read in ``session`` (the
+    completion's transaction: :func:`completion_route`)."""
+    base = ticket_event(row)
+    if action == "start":
+        return (
+            "ticket_serving",
+            {**base, "counter_id": row["counter_id"], "started_at": row["started_at"]},
+            None,
+        )
+    if action == "complete":
+        called, started, done = (row[k] for k in ("called_at", "started_at", "completed_at"))
+        route, terms = completion_route(session, row["service_id"])
+        return (
+            "ticket_completed",
+            {
+                **base,
+                "counter_id": row["counter_id"],
+                "officer_id": row["officer_id"],
+                "fee_idr": row["fee_idr"],
+                "called_at": called,
+                "started_at": started,
+                "completed_at": done,
+                "waiting_seconds": int((called - row["issued_at"]).total_seconds()),
+                "serving_seconds": int((done - started).total_seconds()),
+                **terms,
+            },
+            route,
+        )
+    return (
+        "ticket_no_show" if action == "no-show" else "ticket_cancelled",
+        {
+            **base,
+            "counter_id": row["counter_id"],
+            "ended_at": row["ended_at"],
+            "reason": data.get("reason"),
+        },
+        None,
+    )
 
 
 def ticket_action(
@@ -143,46 +193,13 @@ def ticket_action(
     now = now or now_utc()
     if action == "transfer":
         return transfer_ticket(uow, settings, row, data, now)
-    reason = data.get("reason") if action in ("no-show", "cancel") else None
-    row = _transition(uow, settings, row, action, now, end_reason=reason)
-    base = ticket_event(row)
+    row = _transition(uow, settings, row, action, now, end_reason=ending_reason(action, data))
     if action == "recall":
         counter = load_row(session, counters, row["counter_id"], "COUNTER_NOT_FOUND", "counter")
         record_call(uow, "recall", row, counter, now, request_key=request_key)
-    elif action == "start":
-        uow.add_event(
-            "ticket_serving",
-            {**base, "counter_id": row["counter_id"], "started_at": row["started_at"]},
-        )
-    elif action == "complete":
-        called, started, done = (row[k] for k in ("called_at", "started_at", "completed_at"))
-        route, terms = completion_route(session, row["service_id"])
-        uow.add_event(
-            "ticket_completed",
-            {
-                **base,
-                "counter_id": row["counter_id"],
-                "officer_id": row["officer_id"],
-                "fee_idr": row["fee_idr"],
-                "called_at": called,
-                "started_at": started,
-                "completed_at": done,
-                "waiting_seconds": int((called - row["issued_at"]).total_seconds()),
-                "serving_seconds": int((done - started).total_seconds()),
-                **terms,
-            },
-            routing_key=route,
-        )
     else:
-        uow.add_event(
-            "ticket_no_show" if action == "no-show" else "ticket_cancelled",
-            {
-                **base,
-                "counter_id": row["counter_id"],
-                "ended_at": row["ended_at"],
-                "reason": data.get("reason"),
-            },
-        )
+        event_type, payload, route = transition_event(action, row, data, session)
+        uow.add_event(event_type, payload, routing_key=route)
     if row["status"] not in OPEN_STATES:
         breach_if_due(uow, row, now)
     return ticket_view(session, settings, row, now)

@@ -90,21 +90,34 @@ def record_call(
     A keyed press stores its key with the call (unique): its twin's insert fails and the caller
     answers the twin with the ticket this press called (:func:`ticket_for_press`). The call and
     its event are one statement on PostgreSQL (``UnitOfWork.execute_with_event``)."""
+    call, event_type, payload = call_record(kind, row, counter, now, out_of_order, request_key)
+    uow.execute_with_event(_INSERT_CALL, call, event_type, payload)
+
+
+def call_record(
+    kind: str,
+    row: dict,
+    counter: dict,
+    now: datetime,
+    out_of_order: bool = False,
+    request_key: str | None = None,
+) -> tuple[dict, str, dict]:
+    """A call's row and its event's type and payload (alone and in a group alike)."""
     text = announce.announcement(row["number"], counter["name"])
-    uow.execute_with_event(
-        _INSERT_CALL,
-        {
-            "id": str(uuid.uuid4()),
-            "ticket_id": row["id"],
-            "counter_id": counter["id"],
-            "agency_id": counter["agency_id"],
-            "number": row["number"],
-            "kind": kind,
-            "day": row["day"],
-            "called_at": now,
-            "announcement": text,
-            "request_key": request_key,
-        },
+    call = {
+        "id": str(uuid.uuid4()),
+        "ticket_id": row["id"],
+        "counter_id": counter["id"],
+        "agency_id": counter["agency_id"],
+        "number": row["number"],
+        "kind": kind,
+        "day": row["day"],
+        "called_at": now,
+        "announcement": text,
+        "request_key": request_key,
+    }
+    return (
+        call,
         "ticket_called" if kind == "call" else "ticket_recalled",
         {
             **ticket_event(row),
@@ -161,7 +174,7 @@ def call_preferences(candidates, counter: dict, settings: Settings, now, limit: 
     return choices
 
 
-def _claim_first_free(session, choices: list, counter: dict, actor, now):
+def claim_first_free(session, choices: list, counter: dict, actor, now):
     """PostgreSQL: claim, in one statement, the first of ``choices`` that is still waiting and
     that no other counter holds right now (``FOR UPDATE SKIP LOCKED`` in the rule's order)."""
     state = apply(TicketState(), Action.CALL, now, counter_id=counter["id"])
@@ -207,7 +220,7 @@ def _choose_and_claim(session, settings: Settings, counter: dict, actor, day, no
             if not choices:
                 return None
             if one_statement:
-                won = _claim_first_free(session, choices, counter, actor, now)
+                won = claim_first_free(session, choices, counter, actor, now)
             else:
                 won = choices[0]
                 if not _claim(session, won.candidate.ticket_id, counter, actor, now):
