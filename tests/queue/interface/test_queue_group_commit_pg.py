@@ -29,8 +29,10 @@ def plan() -> list[tuple[str, dict, str | None]]:
     requests = []
     for i in range(20):
         requests.append(("A", {"nik": VALID_NIK} if i % 3 == 0 else {}, None))
-    requests += [("B", {"priority": "elderly"} if i % 4 == 0 else {}, None) for i in range(14)]
-    requests += [("C", {}, None) for _ in range(8)]
+    requests += [("B", {}, None) for _ in range(14)]
+    # priorities on the line without a quota: which of a full line's requests win depends on
+    # the order concurrent calls reach the service, so a priority there made the comparison flaky
+    requests += [("C", {"priority": "elderly"} if i % 4 == 0 else {}, None) for i in range(8)]
     requests += [("C", {"nik": "3171014506900"}, None), ("C", {"nik": "12"}, None)]
     requests += [("C", {}, TWIN_KEY), ("C", {}, TWIN_KEY)]
     requests += [("?", {}, None)] * 4
