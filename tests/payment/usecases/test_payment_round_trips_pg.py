@@ -5,7 +5,7 @@ notice applied. Each statement is a round trip; their number is a figure the cod
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from mpp_chassis.migrate import upgrade
 from mpp_payment import charging, notices, usecases
@@ -18,6 +18,7 @@ from mpp_payment.adapters.tables import (
 )
 from mpp_payment.usecases import Settings
 from tests.payment.usecases.conftest import ADMIN, completed_ticket, plugged
+from tests.support.statements import statements_of
 from tests.support.usecases import UseCases
 
 pytestmark = pytest.mark.postgres
@@ -34,27 +35,13 @@ def till(pg_url_factory):
     desk.dispose()
 
 
-def statements_of(till, action) -> list[str]:
-    sent: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        sent.append(" ".join(statement.split()))
-
-    event.listen(till.engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        event.remove(till.engine, "before_cursor_execute", record)
-    return sent
-
-
 def journey(till) -> dict[str, list[str]]:
     """Payment's statements per step of one journey (the steps' results are checked too)."""
     ticket = completed_ticket()
     sent, kept = {}, {}
 
     def step(name, use_case, *args):
-        sent[name] = statements_of(till, lambda: kept.update({name: till(use_case, *args)}))
+        sent[name] = statements_of(till.engine, lambda: kept.update({name: till(use_case, *args)}))
         return kept[name]
 
     new = step("open_invoice", charging.open_invoice, till.settings, ticket, 50000)

@@ -4,27 +4,13 @@ on the kiosk's path, so their number is a figure the code must keep."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
 
 from mpp_chassis.migrate import upgrade
 from mpp_queue import usecases
 from tests.queue.usecases.conftest import Floor, setup_agency
+from tests.support.statements import statements_of
 
 pytestmark = pytest.mark.postgres
-
-
-def statements_of(floor: Floor, action) -> list[str]:
-    sent: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        sent.append(" ".join(statement.split()))
-
-    event.listen(floor.engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        event.remove(floor.engine, "before_cursor_execute", record)
-    return sent
 
 
 @pytest.fixture
@@ -45,7 +31,7 @@ def test_a_take_ticket_costs_six_statements(pg_floor, keyed):
     pg_floor("take_ticket", {"service_id": svc["id"]}, settings=True)  # warm the caches
     key = "k" * 64 if keyed else None
     sent = statements_of(
-        pg_floor,
+        pg_floor.engine,
         lambda: pg_floor("take_ticket", {"service_id": svc["id"]}, settings=True, request_key=key),
     )
     assert len(sent) == 6, sent
@@ -60,7 +46,7 @@ def test_a_replayed_key_costs_its_lookup_and_its_view(pg_floor):
     first = pg_floor("take_ticket", {"service_id": svc["id"]}, settings=True, request_key=key)
     replayed = []
     sent = statements_of(
-        pg_floor,
+        pg_floor.engine,
         lambda: replayed.append(
             pg_floor("take_ticket", {"service_id": svc["id"]}, settings=True, request_key=key)
         ),
@@ -85,7 +71,7 @@ def test_a_call_next_stores_its_call_and_event_in_one_statement(pg_floor, keyed)
     pg_floor("call_next", desk["id"], STAFF, settings=True)  # warm the caches
     key = "p" * 64 if keyed else None
     sent = statements_of(
-        pg_floor,
+        pg_floor.engine,
         lambda: pg_floor("call_next", desk["id"], STAFF, settings=True, request_key=key),
     )
     assert len(sent) == (7 if keyed else 6), sent

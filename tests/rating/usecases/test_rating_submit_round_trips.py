@@ -4,27 +4,14 @@ the submission's own transaction, in one statement, instead of an event hop late
 
 from __future__ import annotations
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from mpp_rating import usecases
 from mpp_rating.adapters.tables import outbox, processed_events
 from tests.rating.usecases.test_rating_usecases_flow import invite
+from tests.support.statements import statements_of
 
 ANSWERS = {f"U{i}": 4 for i in range(1, 10)}
-
-
-def statements_of(desk, action) -> list[str]:
-    sent: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        sent.append(" ".join(statement.split()))
-
-    event.listen(desk.engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        event.remove(desk.engine, "before_cursor_execute", record)
-    return sent
 
 
 def test_a_submission_folds_its_rating_into_the_read_model_in_one_statement(desk, db_url_factory):
@@ -37,7 +24,7 @@ def test_a_submission_folds_its_rating_into_the_read_model_in_one_statement(desk
     answers = []
 
     sent = statements_of(
-        desk, lambda: answers.append(desk(usecases.submit_rating, desk.settings, body))
+        desk.engine, lambda: answers.append(desk(usecases.submit_rating, desk.settings, body))
     )
 
     folds = [s for s in sent if "INSERT INTO rating_buckets" in s]

@@ -1,0 +1,43 @@
+"""What a piece of code sends to the database: the round-trip counts of issue 20's tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+
+@dataclass
+class Sent:
+    statements: list[str] = field(default_factory=list)  # each on one line, in order
+    commits: int = 0
+
+
+@contextmanager
+def recording(engine: Engine) -> Iterator[Sent]:
+    """The statements executed and the commits made on ``engine`` inside the block."""
+    sent = Sent()
+
+    def execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        sent.statements.append(" ".join(statement.split()))
+
+    def commit(conn) -> None:
+        sent.commits += 1
+
+    event.listen(engine, "before_cursor_execute", execute)
+    event.listen(engine, "commit", commit)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", execute)
+        event.remove(engine, "commit", commit)
+
+
+def statements_of(engine: Engine, action: Callable[[], object]) -> list[str]:
+    """The statements ``action()`` executes on ``engine``."""
+    with recording(engine) as sent:
+        action()
+    return sent.statements
