@@ -5,15 +5,18 @@ alone to meet exactly the answer or the error it meets without grouping."""
 
 from __future__ import annotations
 
+import json
+
 import eventlet
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from mpp_chassis.grouping import ALONE, Gatherer
 from mpp_chassis.migrate import upgrade
 from mpp_contracts.errors import Conflict, Forbidden, NotFound
 from mpp_queue import usecases
-from tests.queue.usecases.conftest import STAFF, Floor, setup_agency
+from tests.queue.usecases.conftest import OUTBOX, STAFF, Floor, setup_agency
+from tests.queue.usecases.test_queue_completion_routing import terms
 from tests.queue.usecases.test_queue_tickets_flow import counter, take
 
 pytestmark = pytest.mark.postgres
@@ -84,7 +87,8 @@ def test_a_group_of_transitions_sends_three_statements_and_commits_once(pg_floor
         assert [a["id"] for a in answers] == [t["id"] for t in tickets]
         assert (gatherer.groups, gatherer.grouped) == (1, 8)
         assert len(commits) == 1
-        assert len(sent) == 3 < 8 * 3, sent
+        # a completion also reads its service's payment terms (its routing), once per service
+        assert len(sent) == (3 if action == "start" else 4) < 8 * 3, sent
         assert sum(s.startswith("UPDATE tickets") for s in sent) == 1
         assert sum(s.startswith("INSERT INTO outbox") for s in sent) == 1
     completed = pg_floor.events("ticket_completed")
@@ -161,3 +165,24 @@ def test_a_late_group_flags_each_breach_after_its_own_completion(pg_floor):
         assert [e["type"] for e in mine] == ["ticket_completed", "sla_breached"]
         assert mine[0]["correlation_id"] == mine[1]["correlation_id"]
     assert pg_floor("sweep_sla", settings=True) == 0
+
+
+def test_grouped_completions_are_routed_by_payment_s_terms_as_alone(pg_floor):
+    """A group's completions carry the same routing as a completion alone (issue 20, item 3):
+    a free service whose payment terms are current goes out as ``ticket_completed.free``."""
+    agency, tickets = called_tickets(pg_floor, 3, fee_idr=0)
+    service = {"id": tickets[0]["service_id"], "agency_id": agency["id"]}
+    terms(pg_floor, service, 1, required=False)
+    gatherer = Gatherer(window_seconds=0.5, size=3)
+    act_at_once(pg_floor, gatherer, [(t["id"], "start", {}, STAFF, None) for t in tickets])
+    act_at_once(pg_floor, gatherer, [(t["id"], "complete", {}, STAFF, None) for t in tickets])
+    assert (gatherer.groups, gatherer.grouped) == (2, 6)
+    with pg_floor.engine.connect() as conn:
+        rows = conn.execute(
+            select(OUTBOX.c.routing_key, OUTBOX.c.body).where(
+                OUTBOX.c.event_type == "ticket_completed"
+            )
+        ).all()
+    assert [key for key, _ in rows] == ["ticket_completed.free"] * 3
+    payloads = [json.loads(body)["payload"] for _, body in rows]
+    assert {(p["payment_required"], p["payment_terms_version"]) for p in payloads} == {(False, 1)}

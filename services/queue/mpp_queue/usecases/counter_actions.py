@@ -122,11 +122,14 @@ def ending_reason(action: str, data: dict) -> str | None:
     return data.get("reason") if action in ("no-show", "cancel") else None
 
 
-def transition_event(action: str, row: dict, data: dict, session) -> tuple[str, dict, str | None]:
+def transition_event(
+    action: str, row: dict, data: dict, session, routes: dict | None = None
+) -> tuple[str, dict, str | None]:
     """The event of a start, completion, no-show or cancellation stored as ``row``: its type,
     payload and routing key (None: its type), alone and in a group alike. A completion is routed
     by the payment service's terms for the service version in force, read in ``session`` (the
-    completion's transaction: :func:`completion_route`)."""
+    completion's transaction: :func:`completion_route`), once per service for a group that
+    passes its ``routes`` memo."""
     base = ticket_event(row)
     if action == "start":
         return (
@@ -136,7 +139,13 @@ def transition_event(action: str, row: dict, data: dict, session) -> tuple[str, 
         )
     if action == "complete":
         called, started, done = (row[k] for k in ("called_at", "started_at", "completed_at"))
-        route, terms = completion_route(session, row["service_id"])
+        service_id = row["service_id"]
+        if routes is None:
+            route, terms = completion_route(session, service_id)
+        else:
+            if service_id not in routes:
+                routes[service_id] = completion_route(session, service_id)
+            route, terms = routes[service_id]
         return (
             "ticket_completed",
             {

@@ -118,10 +118,10 @@ def ticket_transitions(leader, settings: Settings, requests: list[TransitionRequ
                 for i, p in planned
                 if p["t_id"] in stored
             ]
-        events = []
+        events, routes = [], {}  # a completion's route: read once per service in the group
         for _, request, row in done:
             event_type, payload, route = transition_event(
-                request.action, row, request.data, session
+                request.action, row, request.data, session, routes
             )
             events.append(request.uow.sharing(leader).event_row(event_type, payload, route))
         leader.store_events(events)
