@@ -47,7 +47,7 @@ def ticket_event(row) -> dict:
 # -- the virtual ticket ------------------------------------------------------------------------
 
 
-_TICKET_WITH_NAMES = (
+WITH_NAMES = (
     select(
         tickets,
         services.c.code.label("service_code"),
@@ -56,8 +56,9 @@ _TICKET_WITH_NAMES = (
     )
     .join(services, services.c.id == tickets.c.service_id)
     .outerjoin(counters, counters.c.id == tickets.c.counter_id)
-    .where(tickets.c.id == bindparam("ticket_id"))
 )
+"""Tickets with their service's code and name and their counter's name (as views show them)."""
+_TICKET_WITH_NAMES = WITH_NAMES.where(tickets.c.id == bindparam("ticket_id"))
 
 
 def load_ticket(session, ticket_id: str) -> dict:

@@ -14,14 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, text
 
 from mpp_contracts.errors import EXPECTED_ERRORS
-from mpp_queue.adapters.tables import counters, services, tickets
+from mpp_queue.adapters.tables import tickets
 
 from .common import Settings, check_agency
 from .counter_actions import breach_if_due, ending_reason, next_state, transition_event
-from .tickets import OPEN_STATES, ticket_view
+from .tickets import OPEN_STATES, WITH_NAMES, ticket_view
 
 GROUPED_ACTIONS = frozenset({"start", "complete", "no-show", "cancel"})
 """The ticket actions a group stores: one guarded update and one event each. A recall (its
@@ -48,17 +48,7 @@ def groups_transitions(uow) -> bool:
     return uow.session.get_bind().dialect.name == "postgresql"
 
 
-_TICKETS_WITH_NAMES = (
-    select(
-        tickets,
-        services.c.code.label("service_code"),
-        services.c.name.label("service_name"),
-        counters.c.name.label("counter_name"),
-    )
-    .join(services, services.c.id == tickets.c.service_id)
-    .outerjoin(counters, counters.c.id == tickets.c.counter_id)
-    .where(tickets.c.id.in_(bindparam("ticket_ids", expanding=True)))
-)
+_TICKETS_WITH_NAMES = WITH_NAMES.where(tickets.c.id.in_(bindparam("ticket_ids", expanding=True)))
 
 
 def load_tickets(session, ticket_ids) -> dict[str, dict]:
