@@ -45,13 +45,18 @@ METHOD_COLUMNS = ("provider_ref", "qris_payload", "va_number", "ewallet_ref", "c
 class NewCharge:
     """An attempt just stored, waiting for its charge, with the invoice fields its request needs
     (id, service code, ticket number): the charge made right after the commit
-    (:func:`charge_now`) reads neither back."""
+    (:func:`charge_now`) reads neither back. The attempt is stored already claimed (one try,
+    leased for ``LEASE_SECONDS``), so that charge needs no claim of its own; the sweep takes it
+    only if the worker died before it stored the answer and the lease lapsed."""
 
     attempt_id: str
     invoice: dict
+    attempt: dict  # the attempt as stored: born claimed by the worker that stored it
 
 
 def _attempt_row(row: dict, number: int, now: datetime) -> dict:
+    """A new attempt, claimed by the worker storing it: it charges it right after its commit
+    (:func:`charge_now`), as if its claim (:data:`_CLAIM`) had been committed with it."""
     return {
         "id": str(uuid.uuid4()),
         "payment_id": row["id"],
@@ -63,8 +68,8 @@ def _attempt_row(row: dict, number: int, now: datetime) -> dict:
         "amount_idr": row["amount_idr"],
         "overpaid_idr": 0,
         "overpaid_refunded_idr": 0,
-        "tries": 0,
-        "next_try_at": now,
+        "tries": 1,
+        "next_try_at": now + timedelta(seconds=LEASE_SECONDS),
         "created_at": now,
         "updated_at": now,
     }
@@ -80,7 +85,7 @@ def _insert_values(table, keys: tuple[str, ...]):
 def _new_attempt(uow, row: dict, number: int, now: datetime) -> NewCharge:
     attempt = _attempt_row(row, number, now)
     uow.session.execute(_insert_values(charge_attempts, tuple(attempt)), attempt)
-    return NewCharge(attempt["id"], row)
+    return NewCharge(attempt["id"], row, attempt)
 
 
 def open_invoice(uow, settings: Settings, ticket: dict, amount: int) -> NewCharge | None:
@@ -121,7 +126,7 @@ def open_invoice(uow, settings: Settings, ticket: dict, amount: int) -> NewCharg
         "payment_requested",
         event_payload(row),
     )
-    return NewCharge(attempt["id"], row)
+    return NewCharge(attempt["id"], row, attempt)
 
 
 def choose_method(
@@ -241,27 +246,33 @@ def run_charge(uow, settings: Settings, attempt: str | NewCharge, *, provider=No
     stored); True once its answer is stored.
 
     Two transactions, none open during the provider call: the claim (a lease, so replicas do not
-    call at once; ``UPDATE … RETURNING`` the attempt), then the answer stored. The simulator's
+    call at once; ``UPDATE … RETURNING`` the attempt), then the answer stored. An attempt just
+    stored (:class:`NewCharge`) was stored claimed: one transaction, the answer's. The simulator's
     book lives in our database: it records the charge in that second transaction, so a worker
     killed before it committed leaves no order in the book, and the retry, with the same key,
     opens it. A failed call is noted on the attempt with its next try (doubling, at most 5 min)."""
     now = now_utc()
-    new = attempt if isinstance(attempt, NewCharge) else None
-    attempt_id = new.attempt_id if new else attempt
-    claimed = (
-        uow.session.execute(
-            _CLAIM,
-            {"attempt_id": attempt_id, "now": now, "lease": now + timedelta(seconds=LEASE_SECONDS)},
+    if isinstance(attempt, NewCharge):  # stored claimed, with its invoice at hand
+        attempt, row = dict(attempt.attempt), attempt.invoice
+    else:
+        claimed = (
+            uow.session.execute(
+                _CLAIM,
+                {
+                    "attempt_id": attempt,
+                    "now": now,
+                    "lease": now + timedelta(seconds=LEASE_SECONDS),
+                },
+            )
+            .mappings()
+            .first()
         )
-        .mappings()
-        .first()
-    )
-    if claimed is None:
-        uow.rollback()
-        return False
-    attempt = dict(claimed)
-    row = new.invoice if new else load_payment(uow.session, attempt["payment_id"])
-    uow.commit()  # the claim is kept; nothing is open while the provider is asked
+        if claimed is None:
+            uow.rollback()
+            return False
+        attempt = dict(claimed)
+        row = load_payment(uow.session, attempt["payment_id"])
+        uow.commit()  # the claim is kept; nothing is open while the provider is asked
     provider = provider or make_provider(attempt["provider"], settings, uow.session)
     try:
         charge = provider.charge(_request(settings, attempt, row, now))

@@ -182,6 +182,36 @@ def test_a_worker_killed_after_the_provider_answered_makes_no_second_charge(
             assert attempt["provider_ref"] == first
 
 
+def test_an_attempt_is_stored_claimed_and_left_to_the_sweep_only_once_its_lease_lapses(
+    on_provider, fake, monkeypatch
+):
+    """Issue 20: the handler stores the attempt already claimed (one try, leased), so the charge
+    right after its commit needs no claim of its own. A worker that dies before that charge
+    leaves the attempt to the sweep, which does not race a live worker: it waits for the lease,
+    then charges once."""
+    payment = on_provider("midtrans")
+
+    def died(*args, **kwargs):
+        raise RuntimeError("worker gone between the handler's commit and the charge")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(charging, "run_charge", died)
+        ticket_id = complete(payment)
+    invoice = payment.call("get_ticket_payment", ticket_id)
+    [attempt] = attempts_of(payment, invoice["id"])
+    assert attempt["status"] == "creating" and attempt["tries"] == 1
+    lease = attempt["next_try_at"].replace(tzinfo=attempt["next_try_at"].tzinfo or UTC)
+    assert lease > datetime.now(UTC) + timedelta(seconds=charging.LEASE_SECONDS - 30)
+    payment.call("create_charges")  # within the lease: not due
+    assert fake.charges == 0 and invoice["charge_status"] == "preparing"
+    make_due(payment)  # the lease lapsed
+    payment.call("create_charges")
+    assert fake.charges == 1
+    assert payment.call("get_payment", invoice["id"])["charge_status"] == "ready"
+    [attempt] = attempts_of(payment, invoice["id"])
+    assert attempt["status"] == "live" and attempt["tries"] == 2
+
+
 # -- item 3: each charge attempt is its own record --------------------------------------------
 
 
