@@ -175,12 +175,22 @@ def measure_journeys(floor: Floor, db_urls: dict[str, str], pids, count: int) ->
             s=service,
         )
 
+    def tokens_shown() -> int:  # the citizen's page reads the token from the queue's ticket
+        return _count(
+            db_urls["queue"],
+            "SELECT count(*) FROM tickets WHERE service_id = :s AND rating_token IS NOT NULL",
+            s=service,
+        )
+
+    # the service may have journeys of an earlier call: wait for this call's own effects
+    invoices_before, tokens_before = invoices_opened(), tokens_shown()
+
     def complete_all() -> None:
         _in_parallel(
             tickets,
             lambda t: ok(http().post(f"{url}/v1/tickets/{t['id']}/complete", headers=officer)),
         )
-        _wait(lambda: invoices_opened() >= count, "every invoice opened")
+        _wait(lambda: invoices_opened() >= invoices_before + count, "every invoice opened")
 
     def pay_all() -> None:
         def pay(ticket: dict) -> None:
@@ -189,17 +199,7 @@ def measure_journeys(floor: Floor, db_urls: dict[str, str], pids, count: int) ->
             ok(http().post(f"{url}/v1/simulator/payments/{invoice['id']}/pay", headers=admin), 202)
 
         _in_parallel(tickets, pay)
-        _wait(
-            lambda: (
-                _count(
-                    db_urls["rating"],
-                    "SELECT count(*) FROM invitations WHERE service_id = :s AND token IS NOT NULL",
-                    s=service,
-                )
-                >= count
-            ),
-            "every rating invitation",
-        )
+        _wait(lambda: tokens_shown() >= tokens_before + count, "every rating token shown")
 
     def rate_all() -> None:
         answers = {f"U{i}": 4 for i in range(1, 10)}
