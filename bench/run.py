@@ -52,10 +52,12 @@ def log(message: str) -> None:
 
 def start_bench_service(proc: ServiceProcess, service_class: str) -> None:
     """``nameko run`` one of the bench's own services (config ``bench/ceiling.yaml``, which takes
-    ``AMQP_URI`` and ``CEILING_HTTP_ADDRESS`` from ``proc.env``), logging beside the run's logs."""
+    ``AMQP_URI`` and ``CEILING_HTTP_ADDRESS`` from ``proc.env``), logging beside the run's logs.
+    It runs through the mall's runner (``mpp_chassis.run``: ``nameko run`` without kombu's
+    per-connection librabbitmq probe), so the ceiling is nameko at its best, as the mall runs."""
     proc.log = open(proc.log_path, "ab")
     proc.process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "nameko"), "run", "--config", "bench/ceiling.yaml"]
+        [sys.executable, "-m", "mpp_chassis.run", "--config", "bench/ceiling.yaml"]
         + [service_class],
         cwd=ROOT,
         env=proc.env,
