@@ -206,10 +206,15 @@ class PaymentService(OpsEndpoints):
         return {"payment_id": payment_id, "notification": "sent", "webhook": url}
 
 
+# the simulated provider's webhooks, like a real provider's, reuse their connections to the
+# mall's gateway: a new TCP connection per notice cost both processes its setup (issue 20)
+_WEBHOOKS = requests.Session()
+
+
 def _deliver(url: str, body: bytes, signature: str) -> None:
     for attempt in range(5):
         try:
-            response = requests.post(
+            response = _WEBHOOKS.post(
                 url,
                 data=body,
                 timeout=5,

@@ -8,6 +8,9 @@ Every test runs on SQLite and on PostgreSQL (``db_url_factory``)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import func, select, text
@@ -197,3 +200,48 @@ def test_the_simulator_is_absent_where_another_provider_is_configured(on_provide
     with pytest.raises(NotFound):
         payment.call("handle_notification", "simulator", {"x-simulator-signature": signature}, body)
     assert payment.call("get_payment", invoice["id"])["status"] == "pending"
+
+
+class _Gateway(BaseHTTPRequestHandler):
+    """The mall's webhook endpoint, keeping connections open (HTTP/1.1), noting each notice's
+    client address: one address per TCP connection."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append(self.client_address)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_simulators_webhooks_reuse_one_connection(provider_service):
+    """Issue 20: each simulated payment's notice was a new TCP connection to the gateway (its
+    setup paid by both processes); they now share a kept-alive one, as a real provider's do."""
+    _Gateway.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/webhook"
+        payment = provider_service("simulator", SIMULATOR_WEBHOOK_URL=url)
+        for _ in range(3):
+            invoice = payment.invoice()
+            assert payment.call("simulate_payment", AGENCY_ADMIN, invoice["id"])["webhook"] == url
+            deadline = time.monotonic() + 10
+            while len(_Gateway.seen) < payment_count(payment) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert len(_Gateway.seen) == 3
+        assert len(set(_Gateway.seen)) == 1, _Gateway.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def payment_count(payment) -> int:
+    with payment.db.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM payments")).scalar_one()
