@@ -8,7 +8,7 @@ from tests.support import infra
 
 
 @pytest.fixture(scope="module")
-def shared_mall(tmp_path_factory):
+def shared_mall(tmp_path_factory, migrated_templates):
     from tests.support.mall import SERVICES, Mall
 
     infra.require_rabbitmq()
@@ -24,6 +24,7 @@ def shared_mall(tmp_path_factory):
             "RATE_LIMIT_PUBLIC_PER_MINUTE": "100000",
             "DISPLAY_HEARTBEAT_SECONDS": "1",
         },
+        templates=migrated_templates,
     )
     try:
         yield mall.start()
