@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import pytest
@@ -90,5 +91,8 @@ def mall_factory(amqp_uri, tmp_path, pg_url_factory, migrated_templates):
         return mall.start()
 
     yield make
+    # the test is over: its processes are killed, not wound down (~3 s a mall). A graceful
+    # stop is asserted where it matters (tests/tooling/test_tooling_runner.py, a board's
+    # gateway in tests/web/test_screens_faults.py)
     for mall in malls:
-        mall.stop()
+        mall.stop(signal.SIGKILL)

@@ -256,11 +256,12 @@ class Mall:
             time.sleep(0.3)
         raise RuntimeError("mall not ready")
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         """Every process gets SIGTERM at once and stops gracefully in parallel (one by one, a
-        mall took ~10 s to stop: each nameko container needs ~2 s to wind down its consumers)."""
+        mall took ~10 s to stop: each nameko container needs ~2 s to wind down its consumers).
+        ``SIGKILL`` ends them at once: a test's teardown, once nothing more is asserted."""
         for proc in reversed(self.processes):
-            proc.send_stop()
+            proc.send_stop(sig)
         for proc in reversed(self.processes):
             proc.wait_stopped()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from tests.support import infra
@@ -29,6 +31,6 @@ def shared_mall(tmp_path_factory, migrated_templates):
     try:
         yield mall.start()
     finally:
-        mall.stop()
+        mall.stop(signal.SIGKILL)  # nothing more is asserted (tests/conftest.py's mall_factory)
         if vhost:
             infra.delete_vhost(vhost)
