@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import pytest
@@ -54,8 +55,18 @@ def db_url_factory(request, tmp_path, pg_url_factory):
     return make
 
 
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory):
+    """Each service's database migrated once a session; malls get copies (MigratedTemplates)."""
+    from tests.support.mall import MigratedTemplates
+
+    templates = MigratedTemplates(tmp_path_factory.mktemp("migrated"), infra.PG_URL)
+    yield templates
+    templates.close()
+
+
 @pytest.fixture
-def mall_factory(amqp_uri, tmp_path, pg_url_factory):
+def mall_factory(amqp_uri, tmp_path, pg_url_factory, migrated_templates):
     """Start the four services as processes; ``backend`` is 'sqlite' or 'postgres'."""
     from tests.support.mall import SERVICES, Mall
 
@@ -68,10 +79,20 @@ def mall_factory(amqp_uri, tmp_path, pg_url_factory):
             urls = {name: f"sqlite:///{tmp_path}/{name}.db" for name in SERVICES}
         else:
             urls = {name: pg_url_factory(f"mpp_{name}") for name in SERVICES}
-        mall = Mall(amqp_uri, urls, tmp_path, extra_env or {}, python=python or sys.executable)
+        mall = Mall(
+            amqp_uri,
+            urls,
+            tmp_path,
+            extra_env or {},
+            python=python or sys.executable,
+            templates=migrated_templates,
+        )
         malls.append(mall)
         return mall.start()
 
     yield make
+    # the test is over: its processes are killed, not wound down (~3 s a mall). A graceful
+    # stop is asserted where it matters (tests/tooling/test_tooling_runner.py, a board's
+    # gateway in tests/web/test_screens_faults.py)
     for mall in malls:
-        mall.stop()
+        mall.stop(signal.SIGKILL)

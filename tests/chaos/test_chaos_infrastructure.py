@@ -11,6 +11,7 @@ ones. Short profile (``make test``): 16 citizens, each fault once, outages of 4 
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -77,7 +78,7 @@ def mall(postgres, redis, rabbit, provider, tmp_path):
             replica.wait_healthy(timeout=60)
         yield mall
     finally:
-        mall.stop()
+        mall.stop(signal.SIGKILL)  # the checks are done: no graceful wind-down (~10 s)
 
 
 def outage(stop, start, seconds: float) -> float:

@@ -2,8 +2,9 @@
 overlays as ``kubectl kustomize`` renders them, and the Dockerfile. Every finding is fixed or
 skipped in deploy/checkov.yaml with its reason; any other fails the suite.
 
-Checkov brings a large tree of dependencies, so it lives in its own virtualenv under ``var/``
-(ignored by git), made on first use (~35 s) and kept for the next runs."""
+Checkov brings a large tree of dependencies, so it lives in its own virtualenv in the user's
+cache (tests/deploy/conftest.py, ``tool_venv``), made on first use (~65 s) and kept for the next
+runs, of this checkout or a fresh clone."""
 
 from __future__ import annotations
 

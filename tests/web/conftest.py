@@ -4,10 +4,12 @@ a real mall started by the test: four service processes, RabbitMQ, real HTTP."""
 from __future__ import annotations
 
 import shutil
+import signal
 
 import pytest
 import requests
 
+from tests.support import infra
 from tests.support.infra import wait_until
 from tests.support.mall import MALL_ADMIN_KEY
 
@@ -58,6 +60,25 @@ def browser():
     )
     yield browser
     browser.close()
+
+
+@pytest.fixture(scope="module")
+def module_mall(tmp_path_factory, migrated_templates):
+    """One mall (SQLite) for a module whose tests each set up agencies of their own and read
+    nothing mall-wide, started once (~8 s a mall): its tests share it."""
+    from tests.support.mall import SERVICES, Mall
+
+    infra.require_rabbitmq()
+    vhost = infra.create_vhost()
+    tmp = tmp_path_factory.mktemp("mall")
+    urls = {name: f"sqlite:///{tmp}/{name}.db" for name in SERVICES}
+    mall = Mall(infra.uri_for_vhost(vhost), urls, tmp, templates=migrated_templates)
+    try:
+        yield mall.start()
+    finally:
+        mall.stop(signal.SIGKILL)  # nothing more is asserted (tests/conftest.py's mall_factory)
+        if vhost:
+            infra.delete_vhost(vhost)
 
 
 @pytest.fixture

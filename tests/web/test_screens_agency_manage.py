@@ -47,8 +47,8 @@ def complaints(mall, agency: Agency) -> list[dict]:
     ).json()["items"]
 
 
-def test_an_agency_admin_answers_and_resolves_a_complaint(mall_factory, new_page):
-    mall = mall_factory("sqlite")
+def test_an_agency_admin_answers_and_resolves_a_complaint(module_mall, new_page):
+    mall = module_mall  # shared by the module: the agencies below are this test's own
     agency = Agency(mall.url, code="DUKCAPIL", fee_idr=0)
     complaint_from_a_citizen(mall, agency, "Petugas tidak ramah")
     wait_until(lambda: complaints(mall, agency), 30, message="the complaint")
@@ -88,8 +88,8 @@ def test_an_agency_admin_answers_and_resolves_a_complaint(mall_factory, new_page
     assert stored["responses"][1]["resolves"] is True
 
 
-def test_the_dashboard_charts_the_day_hour_by_hour(mall_factory, new_page):
-    mall = mall_factory("sqlite")
+def test_the_dashboard_charts_the_day_hour_by_hour(module_mall, new_page):
+    mall = module_mall  # shared by the module: the agencies below are this test's own
     agency = Agency(mall.url)
     first = agency.take()
     agency.take()
@@ -128,16 +128,16 @@ def test_the_dashboard_charts_the_day_hour_by_hour(mall_factory, new_page):
     expect(page.locator("#hourly summary")).to_have_text("Table by hour")
 
 
-def test_an_agency_admin_manages_services_counters_and_keys(mall_factory, new_page):
-    mall = mall_factory("sqlite")
-    agency = Agency(mall.url)
+def test_an_agency_admin_manages_services_counters_and_keys(module_mall, new_page):
+    mall = module_mall  # shared by the module: the agencies below are this test's own
+    agency = Agency(mall.url, code="BAPENDA")
     page = new_page(DESK)
     page.goto(f"{mall.url}/agency?agency={agency.id}#key={agency.admin}")
-    expect(page.locator("#service-list [data-service='SAMSAT-1']")).to_contain_text("Rp 125.000")
+    expect(page.locator("#service-list [data-service='BAPENDA-1']")).to_contain_text("Rp 125.000")
 
     # plug in a service
     page.locator("#manage-services details.add summary").click()
-    page.fill("#new-code", "SAMSAT-1")  # taken: refused in words, then corrected
+    page.fill("#new-code", "BAPENDA-1")  # taken: refused in words, then corrected
     page.fill("#new-name", "Balik nama kendaraan")
     page.fill("#new-prefix", "b")
     page.fill("#new-fee", "50000")
@@ -218,4 +218,4 @@ def test_an_agency_admin_manages_services_counters_and_keys(mall_factory, new_pa
     expect(page.locator("#notice")).to_contain_text("dicabut")
     expect(page.locator("#service-list [data-service='BBN-1']")).to_have_count(0)
     catalogue = requests.get(f"{mall.url}/v1/services", params={"agency": agency.id}).json()
-    assert [s["code"] for s in catalogue["items"]] == ["SAMSAT-1"]
+    assert [s["code"] for s in catalogue["items"]] == ["BAPENDA-1"]

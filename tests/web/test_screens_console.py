@@ -22,8 +22,8 @@ def line_numbers(page) -> list[str]:
     )
 
 
-def test_an_officer_serves_the_line_from_the_console(mall_factory, new_page):
-    mall = mall_factory("sqlite")
+def test_an_officer_serves_the_line_from_the_console(module_mall, new_page):
+    mall = module_mall  # shared by the module: the agencies below are this test's own
     agency = Agency(mall.url)
     other = Agency(mall.url, code="DUKCAPIL", fee_idr=0)
     first = agency.take()
@@ -87,9 +87,9 @@ def test_an_officer_serves_the_line_from_the_console(mall_factory, new_page):
     assert waiting["status"] == "waiting"
 
 
-def test_an_officer_closes_the_counter_only_once_the_citizen_is_dealt_with(mall_factory, new_page):
-    mall = mall_factory("sqlite")
-    agency = Agency(mall.url)
+def test_an_officer_closes_the_counter_only_once_the_citizen_is_dealt_with(module_mall, new_page):
+    mall = module_mall  # shared by the module: the agencies below are this test's own
+    agency = Agency(mall.url, code="BAPENDA")
     absent = agency.take()
     page = new_page(DESK)
     page.goto(f"{mall.url}/counter?counter={agency.counter['id']}#key={agency.officer}")

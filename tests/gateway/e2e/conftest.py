@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from tests.support import infra
 
 
 @pytest.fixture(scope="module")
-def shared_mall(tmp_path_factory):
+def shared_mall(tmp_path_factory, migrated_templates):
     from tests.support.mall import SERVICES, Mall
 
     infra.require_rabbitmq()
@@ -24,10 +26,11 @@ def shared_mall(tmp_path_factory):
             "RATE_LIMIT_PUBLIC_PER_MINUTE": "100000",
             "DISPLAY_HEARTBEAT_SECONDS": "1",
         },
+        templates=migrated_templates,
     )
     try:
         yield mall.start()
     finally:
-        mall.stop()
+        mall.stop(signal.SIGKILL)  # nothing more is asserted (tests/conftest.py's mall_factory)
         if vhost:
             infra.delete_vhost(vhost)
