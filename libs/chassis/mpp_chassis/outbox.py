@@ -4,8 +4,16 @@ An event is marked sent only after the broker confirmed it *and* routed it to at
 (``mandatory``): a broker that is down, a connection that drops, or a consumer whose queue
 does not exist yet only delays publication. A relay that dies between the confirm and the
 update publishes the event again on restart; consumers deduplicate by event id, so
-at-least-once is enough. On PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED``, so
-replicas never publish a row twice at the same time.
+at-least-once is enough.
+
+The events a process commits are handed to its relay by the unit of work after the commit
+(:meth:`OutboxRelay.hand_over`) and published from memory (the *fast path*); the relay marks what
+the broker confirmed sent by event id, several rounds' in one statement, at most
+``MARK_DELAY_SECONDS`` later. The table is polled every ``poll_seconds`` for the rest: events the
+fast path could not publish (broker away, not confirmed, returned) and those whose hand-over was
+lost (a crash between commit and publish). The poll leaves alone the rows younger than the
+hand-over grace (their own process publishes them) and those this relay holds. On PostgreSQL it
+claims rows with ``FOR UPDATE SKIP LOCKED``, so replicas never poll the same row at once.
 
 Only the types a service of the mall consumes (``must_route``: ``mpp_contracts.events.CONSUMED``
 for the services) are published ``mandatory``. Every other type (``ticket_issued``,
