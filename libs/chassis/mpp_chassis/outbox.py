@@ -181,10 +181,7 @@ class OutboxRelay:
                     else:
                         self.publish_handed()
                         worked = True
-                if self._unmarked and (
-                    len(self._unmarked) >= BATCH
-                    or time.monotonic() - self._unmarked_since >= self.mark_delay
-                ):
+                if self._marking_due():
                     self.mark_sent()
                 if time.monotonic() >= next_poll:
                     self.mark_sent()  # the poll must not find them unsent
@@ -202,10 +199,16 @@ class OutboxRelay:
             if self._handed and not self.failures:
                 continue
             timeout = next_poll - time.monotonic()
-            if self._unmarked:
+            if self._unmarked and not self.failures:  # failing: marked at the next poll
                 timeout = min(timeout, self._unmarked_since + self.mark_delay - time.monotonic())
             if timeout > 0:
                 self.wakeup.wait(timeout=timeout)
+
+    def _marking_due(self) -> bool:
+        if not self._unmarked or self.failures:  # failing: marked before the next poll
+            return False
+        waited = time.monotonic() - self._unmarked_since
+        return len(self._unmarked) >= BATCH or waited >= self.mark_delay
 
     def publish_handed(self) -> int:
         """Publish up to a batch of the rows units of work handed over; return how many were
