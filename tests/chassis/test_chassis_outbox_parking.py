@@ -147,6 +147,8 @@ def test_a_type_without_a_queue_for_long_is_parked_at_once_and_a_new_consumer_en
     with entrypoint_hook(producer, "announce") as announce:
         announce("agency_registered", "HEARD")
         wait_until(lambda: "HEARD" in SEEN, timeout=10, message="delivered once a queue exists")
+        # marked sent a moment after it was delivered (the fast path marks rounds together)
+        wait_until(lambda: attempts_of("HEARD").sent_at is not None, timeout=10, message="marked")
     heard = attempts_of("HEARD")
     assert (heard.attempts, heard.last_error) == (1, None)
 

@@ -40,7 +40,7 @@ def test_old_handled_ids_are_pruned_and_recent_ones_still_deduplicate(db_url_fac
             source="t",
             mall="m",
             context_data={},
-            on_commit=lambda: None,
+            on_commit=lambda _rows: None,
         )
         assert uow.claim_event("recent", "h") is False  # still recognised: not applied twice
         assert uow.claim_event("old", "h") is True  # forgotten beyond the retention

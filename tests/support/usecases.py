@@ -33,7 +33,7 @@ class UseCases:
             source=self.source,
             mall="test",
             context_data={},
-            on_commit=lambda: None,
+            on_commit=lambda _rows: None,
         )
 
     def __call__(self, use_case: Callable, *args, **kwargs):

@@ -17,19 +17,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import MetaData, bindparam, delete, insert, text
+from sqlalchemy import MetaData, bindparam, delete, event, insert, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mpp_chassis import context
 from mpp_chassis.engine import POOL_SPARE, autocommit_pool_size, make_engine
-from mpp_chassis.outbox import OutboxRelay
+from mpp_chassis.outbox import HANDOVER_GRACE_SECONDS, OutboxRelay
 from mpp_contracts.envelope import make_envelope
 from mpp_contracts.events import CONSUMED
 
 __all__ = ["Database", "UnitOfWork", "make_engine"]  # make_engine: its home is mpp_chassis.engine
 
 _log = logging.getLogger(__name__)
+
+# where a session keeps the outbox rows its transaction stored: they go to the relay only if
+# that transaction commits (``session.info`` is per session, so units of work sharing a
+# transaction, ``UnitOfWork.sharing``, share them)
+_STORED = "mpp_outbox_rows"
 
 
 @functools.cache
@@ -95,7 +100,11 @@ class UnitOfWork:
         self._mall = mall
         self._context_data = context_data
         self._on_commit = on_commit
-        self._events: list[dict[str, Any]] = []
+
+    @property
+    def _events(self) -> list[dict[str, Any]]:
+        """The outbox rows stored in this transaction so far."""
+        return self.session.info.setdefault(_STORED, [])
 
     @property
     def correlation_id(self) -> str:
@@ -108,7 +117,7 @@ class UnitOfWork:
         ``routing_key`` (default: its type), so consumers can bind to some events of a type."""
         envelope, row = self._event(event_type, payload, routing_key)
         self.session.execute(_insert(self._outbox), row)
-        self._events.append(envelope)
+        self._events.append(row)
         return envelope
 
     def event_row(
@@ -174,7 +183,6 @@ class UnitOfWork:
         or roll back, with the leader's."""
         joined = copy.copy(self)
         joined.session = leader.session
-        joined._events = leader._events
         return joined
 
     def correlated(self, correlation_id: str | None) -> UnitOfWork:
@@ -242,14 +250,17 @@ class UnitOfWork:
             context.event_id.set(None)
 
     def commit(self) -> None:
+        """Commit, then hand the outbox rows this transaction stored to the relay
+        (``on_commit``), which publishes them from memory. A commit that fails hands nothing
+        over: if it did commit after all, the relay's poll finds the rows."""
+        stored = self.session.info.pop(_STORED, None)
         self.session.commit()
-        if self._events:
-            self._events = []
-            self._on_commit()
+        if stored:
+            self._on_commit(stored)
 
     def rollback(self) -> None:
+        self.session.info.pop(_STORED, None)
         self.session.rollback()
-        self._events = []
 
 
 # Handled-event ids are kept this long (PROCESSED_EVENTS_RETENTION_DAYS), far beyond the longest
@@ -291,6 +302,9 @@ class Database(DependencyProvider):
             max_overflow=0,
         )
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # a transaction rolled back by the session itself (a failed flush, ``session.rollback()``)
+        # hands nothing over, even if the unit of work commits a later one
+        event.listen(self.sessionmaker, "after_rollback", _forget_stored)
         # ``UnitOfWork.execute_now``'s engine: its connections stay in autocommit, so a statement
         # costs one round trip (switching a pooled connection costs a ``SET`` when it returns);
         # opened only when first used (only the queue's take-ticket uses it)
@@ -321,8 +335,12 @@ class Database(DependencyProvider):
                 max_unroutable_attempts=int(config.get("OUTBOX_UNROUTABLE_ATTEMPTS", 5)),
                 park_after_seconds=float(config.get("OUTBOX_PARK_AFTER_SECONDS", 30)),
                 must_route=CONSUMED,
+                handover_grace_seconds=float(
+                    config.get("OUTBOX_HANDOVER_GRACE_SECONDS", HANDOVER_GRACE_SECONDS)
+                ),
             )
         )
+        self.hand_over = _ignore if self.relay is None else self.relay.hand_over
         self.sessions: dict = {}
         self.retention = timedelta(
             days=float(
@@ -375,7 +393,7 @@ class Database(DependencyProvider):
             source=self.source,
             mall=self.mall,
             context_data=worker_ctx.context_data,
-            on_commit=self.wakeup.set,
+            on_commit=self.hand_over,
             autocommit=self.autocommit,
         )
 
@@ -386,12 +404,22 @@ class Database(DependencyProvider):
         there stalled every other worker, whose wait for it blocks the event loop."""
         session = self.sessions.get(worker_ctx)
         if session is not None:
+            session.info.pop(_STORED, None)
             session.close()
 
     def worker_teardown(self, worker_ctx) -> None:
         session = self.sessions.pop(worker_ctx, None)
         if session is not None:
+            session.info.pop(_STORED, None)
             session.close()
+
+
+def _forget_stored(session: Session) -> None:
+    session.info.pop(_STORED, None)
+
+
+def _ignore(_rows: list[dict[str, Any]]) -> None:
+    """A database without an outbox stores no events to hand over."""
 
 
 def next_in_sequence(

@@ -4,8 +4,16 @@ An event is marked sent only after the broker confirmed it *and* routed it to at
 (``mandatory``): a broker that is down, a connection that drops, or a consumer whose queue
 does not exist yet only delays publication. A relay that dies between the confirm and the
 update publishes the event again on restart; consumers deduplicate by event id, so
-at-least-once is enough. On PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED``, so
-replicas never publish a row twice at the same time.
+at-least-once is enough.
+
+The events a process commits are handed to its relay by the unit of work after the commit
+(:meth:`OutboxRelay.hand_over`) and published from memory (the *fast path*); the relay marks what
+the broker confirmed sent by event id, several rounds' in one statement, at most
+``MARK_DELAY_SECONDS`` later. The table is polled every ``poll_seconds`` for the rest: events the
+fast path could not publish (broker away, not confirmed, returned) and those whose hand-over was
+lost (a crash between commit and publish). The poll leaves alone the rows younger than the
+hand-over grace (their own process publishes them) and those this relay holds. On PostgreSQL it
+claims rows with ``FOR UPDATE SKIP LOCKED``, so replicas never poll the same row at once.
 
 Only the types a service of the mall consumes (``must_route``: ``mpp_contracts.events.CONSUMED``
 for the services) are published ``mandatory``. Every other type (``ticket_issued``,
@@ -31,10 +39,10 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
-import amqp
-from kombu import Connection, Exchange
 from sqlalchemy import (
     MetaData,
     Table,
@@ -50,6 +58,7 @@ from sqlalchemy.engine import Engine
 
 from mpp_chassis import metrics
 from mpp_chassis.engine import make_engine
+from mpp_chassis.publisher import BatchPublisher, event_exchange  # noqa: F401 - its old home
 from mpp_chassis.tables import add_chassis_tables
 
 _log = logging.getLogger(__name__)
@@ -61,139 +70,28 @@ UNROUTABLE = "unroutable"
 MAX_UNROUTABLE_ATTEMPTS = 5
 UNROUTABLE_PAUSE = 2.0
 PARK_AFTER_SECONDS = 30.0  # ≈ the retries' horizon: 2 + 4 + 8 + 16 s
+MARK_DELAY_SECONDS = 0.2  # the fast path marks what it published at most this late
+HANDOVER_GRACE_SECONDS = 3.0  # younger unsent rows are left to their process's fast path
 
 
-CONFIRM_TIMEOUT = 10.0
 _NO_BITMAP_SCAN = text("SET LOCAL enable_bitmapscan = off")
 
 
-def event_exchange(source: str) -> Exchange:
-    """The exchange nameko's event handlers bind to: ``<source>.events``, topic, durable."""
-    return Exchange(f"{source}.events", type="topic", durable=True, auto_delete=False)
+class Handed(NamedTuple):
+    """An event of a transaction this process committed, as the unit of work handed it over."""
 
-
-class BatchPublisher:
-    """Publishes a batch of events on one channel in confirm mode, ``mandatory``, and waits for
-    the broker's acknowledgements once per batch instead of once per event.
-
-    The broker returns an unroutable mandatory message (``basic.return``) before it acknowledges
-    it, so once every message of the batch is acknowledged the returned ones are known. Messages
-    are what nameko's ``EventDispatcher`` sends: persistent JSON with the correlation id in the
-    ``nameko.correlation_id`` header, so nameko's event handlers consume them unchanged. Any
-    error drops the connection; the relay's next round opens a new one and republishes whatever
-    was not confirmed (consumers deduplicate by event id).
-    """
-
-    def __init__(self, amqp_uri: str, confirm_timeout: float = CONFIRM_TIMEOUT) -> None:
-        self.amqp_uri = amqp_uri
-        self.confirm_timeout = confirm_timeout
-        self._connection: Connection | None = None
-        self._channel = None
-        self._declared: set[str] = set()
-        self._next_tag = 1
-        self._acked: set[int] = set()
-        self._acked_upto = 0
-        self._nacked: set[int] = set()
-        self._returned: set[str] = set()
-
-    def _open(self):
-        if self._channel is None:
-            connection = Connection(self.amqp_uri, heartbeat=0)
-            connection.connect()
-            channel = connection.connection.channel()
-            channel.confirm_select()
-            channel.events["basic_ack"].add(self._on_ack)
-            channel.events["basic_nack"].add(self._on_nack)
-            channel.events["basic_return"].add(self._on_return)
-            self._connection, self._channel = connection, channel
-            self._declared.clear()
-            self._next_tag, self._acked_upto = 1, 0
-            self._acked.clear()
-            self._nacked.clear()
-        return self._channel
-
-    def close(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
-        if connection is not None:
-            try:
-                connection.close()
-            except Exception:  # already gone
-                pass
-
-    def _on_ack(self, tag: int, multiple: bool) -> None:
-        if multiple:
-            self._acked_upto = max(self._acked_upto, tag)
-        else:
-            self._acked.add(tag)
-
-    def _on_nack(self, tag: int, multiple: bool) -> None:
-        if multiple:
-            self._nacked.update(
-                t for t in range(self._acked_upto + 1, tag + 1) if t not in self._acked
-            )
-            self._acked_upto = max(self._acked_upto, tag)
-        else:
-            self._nacked.add(tag)
-
-    def _on_return(self, _exc, _exchange, _routing_key, message) -> None:
-        self._returned.add(message.properties.get("message_id"))
-
-    def _confirmed(self, tag: int) -> bool:
-        return tag <= self._acked_upto or tag in self._acked
-
-    def publish_batch(
-        self, messages: list[tuple[str, str, dict]], *, optional: set[str] = frozenset()
-    ) -> tuple[set[str], set[str]]:
-        """Publish ``(exchange source, routing key, envelope)`` triples; return the ids the
-        broker confirmed and routed, and the ids it returned as unroutable. The envelopes whose
-        ids are in ``optional`` are published without ``mandatory``: confirmed, they count as
-        sent whether a queue took them or not."""
-        try:
-            channel = self._open()
-            self._returned.clear()
-            tags: dict[int, str] = {}
-            for source, routing_key, envelope in messages:
-                exchange = event_exchange(source)
-                if exchange.name not in self._declared:
-                    channel.exchange_declare(
-                        exchange.name,
-                        exchange.type,
-                        durable=exchange.durable,
-                        auto_delete=exchange.auto_delete,
-                    )
-                    self._declared.add(exchange.name)
-                channel.basic_publish(
-                    amqp.Message(
-                        json.dumps(envelope),
-                        content_type="application/json",
-                        content_encoding="utf-8",
-                        delivery_mode=2,
-                        message_id=envelope["id"],
-                        application_headers={"nameko.correlation_id": envelope["correlation_id"]},
-                    ),
-                    exchange=exchange.name,
-                    routing_key=routing_key,
-                    mandatory=envelope["id"] not in optional,
-                )
-                tags[self._next_tag] = envelope["id"]
-                self._next_tag += 1
-            deadline = time.monotonic() + self.confirm_timeout
-            while not all(self._confirmed(tag) for tag in tags):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("the broker did not confirm the batch in time")
-                self._connection.drain_events(timeout=remaining)
-        except Exception:
-            self.close()
-            raise
-        returned = {tags[t] for t in tags if tags[t] in self._returned}
-        failed = {tags[t] for t in tags if t in self._nacked} | returned
-        self._acked.difference_update(tags)
-        self._nacked.difference_update(tags)
-        return {i for i in tags.values() if i not in failed}, returned
+    event_id: str
+    event_type: str
+    routing_key: str | None
+    source: str
+    body: str
+    attempts: int = 0
 
 
 class OutboxRelay:
+    """Publishes the outbox: the events this process commits from memory (the fast path), and
+    whatever else is unsent by polling the table (see the module's docstring)."""
+
     def __init__(
         self,
         *,
@@ -205,6 +103,8 @@ class OutboxRelay:
         max_unroutable_attempts: int = MAX_UNROUTABLE_ATTEMPTS,
         park_after_seconds: float = PARK_AFTER_SECONDS,
         must_route: frozenset[str] | None = None,
+        handover_grace_seconds: float = 0.0,
+        mark_delay_seconds: float = MARK_DELAY_SECONDS,
     ) -> None:
         self.engine = engine
         # the types a consumer must receive (None: every type); the others are facts for
@@ -216,8 +116,14 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.max_unroutable_attempts = max_unroutable_attempts
         self.park_after_seconds = park_after_seconds
+        self.handover_grace = timedelta(seconds=handover_grace_seconds)
+        self.mark_delay = mark_delay_seconds
         self._running = True
         self.failures = 0  # consecutive failed rounds; 0 while the broker answers
+        self.polls = 0  # rounds done that read the table (the fast path's rounds do not)
+        self._handed: deque[dict] = deque()  # committed rows handed over by units of work
+        self._unmarked: list[str] = []  # event ids the fast path published, not yet marked sent
+        self._unmarked_since = 0.0
         self._unroutable_until: dict[str, float] = {}
         self._unroutable_since: dict[str, float] = {}  # type -> first return since last routed
         self._backlog_read_at = 0.0
@@ -226,12 +132,12 @@ class OutboxRelay:
         # relay of a busy service more Python than executing them
         c = outbox.c
         self._locking = engine.dialect.name == "postgresql"
+        due = c.next_attempt_at.is_(None)
+        if handover_grace_seconds > 0:  # younger rows are the fast path's of their process
+            due = due & (c.created_at <= bindparam("handed_before"))
         pending = (
-            select(c.seq, c.event_type, c.routing_key, c.source, c.body, c.attempts)
-            .where(
-                c.sent_at.is_(None),
-                c.next_attempt_at.is_(None) | (c.next_attempt_at <= bindparam("now")),
-            )
+            select(c.seq, c.event_id, c.event_type, c.routing_key, c.source, c.body, c.attempts)
+            .where(c.sent_at.is_(None), due | (c.next_attempt_at <= bindparam("now")))
             .order_by(c.seq)
             .limit(BATCH)
         )
@@ -241,30 +147,119 @@ class OutboxRelay:
             .where(c.seq.in_(bindparam("seqs", expanding=True)))
             .values(sent_at=bindparam("sent_at"), attempts=c.attempts + 1, last_error=None)
         )
+        self._mark_handed_sent = (
+            update(outbox)
+            .where(c.event_id.in_(bindparam("ids", expanding=True)))
+            .values(sent_at=bindparam("sent_at"), attempts=c.attempts + 1, last_error=None)
+        )
+
+    def hand_over(self, rows: list[dict]) -> None:
+        """Give the relay the outbox rows of a transaction that has just committed (called by
+        the unit of work, from any thread) and wake it: it publishes them without reading
+        them back. Rows lost here (a crash) are still in the table, for the poll."""
+        self._handed.extend(rows)
+        self.wakeup.set()
 
     def stop(self) -> None:
         self._running = False
+        try:  # what the fast path published is not published again by the next process
+            self.mark_sent()
+        except Exception:  # the database is away: the next process publishes them again
+            _log.warning("outbox relay stopped with events published but not marked sent")
         self.publisher.close()
 
     def run(self) -> None:
         backoff = self.poll_seconds
+        next_poll = 0.0  # at once: what an earlier process left unsent
         while self._running:
             self.wakeup.clear()
             try:
-                published = self.publish_pending()
-                backoff = self.poll_seconds
-                self.failures = 0
+                worked = False
+                if self._handed:
+                    if self.failures:  # broker or database away: the poll retries them, later
+                        self._handed.clear()
+                    else:
+                        self.publish_handed()
+                        worked = True
+                if self._marking_due():
+                    self.mark_sent()
+                if time.monotonic() >= next_poll:
+                    self.mark_sent()  # the poll must not find them unsent
+                    full = self.publish_pending() >= BATCH
+                    next_poll = time.monotonic() + (0.0 if full else self.poll_seconds)
+                    worked = True
+                if worked:
+                    backoff = self.poll_seconds
+                    self.failures = 0
             except Exception as exc:  # broker or database away: wait and try again
                 self.failures += 1
                 _log.warning("outbox relay paused: %s", type(exc).__name__)
-                published = 0
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            if published < BATCH:
-                self.wakeup.wait(timeout=backoff)
+                next_poll = time.monotonic() + backoff
+            if self._handed and not self.failures:
+                continue
+            timeout = next_poll - time.monotonic()
+            if self._unmarked and not self.failures:  # failing: marked at the next poll
+                timeout = min(timeout, self._unmarked_since + self.mark_delay - time.monotonic())
+            if timeout > 0:
+                self.wakeup.wait(timeout=timeout)
+
+    def _marking_due(self) -> bool:
+        if not self._unmarked or self.failures:  # failing: marked before the next poll
+            return False
+        waited = time.monotonic() - self._unmarked_since
+        return len(self._unmarked) >= BATCH or waited >= self.mark_delay
+
+    def publish_handed(self) -> int:
+        """Publish up to a batch of the rows units of work handed over; return how many were
+        confirmed. They are marked sent later, several rounds' in one statement
+        (:meth:`mark_sent`); those not confirmed are left to the poll."""
+        handed, rows = self._handed, []
+        while handed and len(rows) < BATCH:
+            row = handed.popleft()
+            rows.append(
+                Handed(
+                    row["event_id"],
+                    row["event_type"],
+                    row["routing_key"],
+                    row["source"],
+                    row["body"],
+                )
+            )
+        sent, unroutable = self._publish(rows)
+        if sent:
+            if not self._unmarked:
+                self._unmarked_since = time.monotonic()
+            self._unmarked.extend(row.event_id for row in sent)
+        if unroutable:
+            with self.engine.begin() as conn:
+                self._record_unroutable(conn, unroutable)
+        metrics.OUTBOX_PUBLISHED.inc(len(sent))
+        return len(sent)
+
+    def mark_sent(self) -> None:
+        """Mark the events the fast path published as sent: one statement for however many
+        rounds published since the last one (at most ``mark_delay`` ago), in a transaction of
+        its own on the relay's connection. Until then a relay that dies publishes them again
+        (at-least-once; consumers deduplicate)."""
+        if not self._unmarked:
+            return
+        ids, self._unmarked = self._unmarked, []
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(self._mark_handed_sent, {"ids": ids, "sent_at": datetime.now(UTC)})
+        except Exception:
+            self._unmarked = ids + self._unmarked  # kept: the poll does not take them meanwhile
+            raise
 
     def publish_pending(self) -> int:
-        """Publish one batch of due events; return how many were confirmed."""
+        """Publish one batch of due events found in the table; return how many were confirmed.
+
+        With a hand-over grace, rows younger than it are left to the fast path of the process
+        that committed them, and rows still handed over to this relay are skipped: the poll is
+        for what a fast path did not publish (not confirmed, returned, lost in a crash)."""
         locking = self._locking
+        now = datetime.now(UTC)
         with self.engine.connect() as conn:
             if locking:
                 # read ``ix_outbox_unsent`` by a plain index scan: it marks the entries of rows
@@ -272,22 +267,19 @@ class OutboxRelay:
                 # scan the planner prefers for a small backlog never does, and visited every
                 # such row version each round (~1 ms a round on a busy floor, vs ~0.02 ms).
                 conn.execute(_NO_BITMAP_SCAN)
-            rows = conn.execute(self._pending, {"now": datetime.now(UTC)}).all()
+            params = {"now": now, "handed_before": now - self.handover_grace}
+            rows = conn.execute(self._pending, params).all()
             if not locking:
                 conn.rollback()  # SQLite: hold no lock while talking to the broker
+            if self._handed or self._unmarked:  # the fast path's: published, or about to be
+                held = {row["event_id"] for row in self._handed}.union(self._unmarked)
+                rows = [row for row in rows if row.event_id not in held]
             sent, unroutable = self._publish(rows)
             if sent:
-                conn.execute(self._mark_sent, {"seqs": sent, "sent_at": datetime.now(UTC)})
-            by_attempts: dict[tuple[int, bool], list[int]] = {}
-            for row in unroutable:  # one UPDATE per attempt count, not one per row
-                park = self._long_unroutable(row.event_type)
-                by_attempts.setdefault((row.attempts + 1, park), []).append(row.seq)
-            for (attempts, park), seqs in by_attempts.items():
                 conn.execute(
-                    update(self.outbox)
-                    .where(self.outbox.c.seq.in_(seqs))
-                    .values(**self._after_unroutable(attempts, len(seqs), park=park))
+                    self._mark_sent, {"seqs": [r.seq for r in sent], "sent_at": datetime.now(UTC)}
                 )
+            self._record_unroutable(conn, unroutable)
             conn.commit()
         metrics.OUTBOX_PUBLISHED.inc(len(sent))
         self._prune()
@@ -296,7 +288,21 @@ class OutboxRelay:
             backlog, parked_now = self.backlog_and_parked()
             metrics.OUTBOX_BACKLOG.set(backlog)
             metrics.OUTBOX_PARKED_NOW.set(parked_now)
+        self.polls += 1
         return len(sent)
+
+    def _record_unroutable(self, conn, rows) -> None:
+        """Count an attempt of each event no queue took: one UPDATE per attempt count."""
+        by_attempts: dict[tuple[int, bool], list[str]] = {}
+        for row in rows:
+            park = self._long_unroutable(row.event_type)
+            by_attempts.setdefault((row.attempts + 1, park), []).append(row.event_id)
+        for (attempts, park), ids in by_attempts.items():
+            conn.execute(
+                update(self.outbox)
+                .where(self.outbox.c.event_id.in_(ids))
+                .values(**self._after_unroutable(attempts, len(ids), park=park))
+            )
 
     def _long_unroutable(self, event_type: str) -> bool:
         since = self._unroutable_since.get(event_type)
@@ -319,8 +325,8 @@ class OutboxRelay:
             "last_error": UNROUTABLE,
         }
 
-    def _publish(self, rows) -> tuple[list[int], list]:
-        """Publish rows in one confirmed batch; return the seqs confirmed and routed, and the
+    def _publish(self, rows) -> tuple[list, list]:
+        """Publish rows in one confirmed batch; return the rows confirmed and routed, and the
         rows no queue took (their types pause: see :meth:`publish_pending`).
 
         An event type that just came back unroutable is not published again for
@@ -352,7 +358,7 @@ class OutboxRelay:
         sent = []
         for row, envelope in envelopes:
             if envelope["id"] in confirmed:
-                sent.append(row.seq)
+                sent.append(row)
                 self._unroutable_until.pop(row.event_type, None)
                 if self._unroutable_since.pop(row.event_type, None) is not None:
                     _log.info("a queue takes %s again", row.event_type)

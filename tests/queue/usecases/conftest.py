@@ -36,7 +36,7 @@ class Floor:
             source="queue",
             mall="test",
             context_data={},
-            on_commit=lambda: None,
+            on_commit=lambda _rows: None,
         )
 
     def __call__(self, name: str, *args, settings: bool = False, now: bool = True, **kwargs):

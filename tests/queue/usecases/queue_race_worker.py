@@ -34,7 +34,7 @@ def run(sessions, fn, *args):
         source="queue",
         mall="race",
         context_data={},
-        on_commit=lambda: None,
+        on_commit=lambda _rows: None,
     )
     try:
         result = fn(uow, *args)

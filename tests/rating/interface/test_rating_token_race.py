@@ -46,7 +46,7 @@ results = []
 for token in tokens:
     session = make_session()
     uow = UnitOfWork(session, metadata.tables["outbox"], metadata.tables["processed_events"],
-                     source="rating", mall="race", context_data={}, on_commit=lambda: None)
+                     source="rating", mall="race", context_data={}, on_commit=lambda _rows: None)
     try:
         answer = usecases.submit_rating(
             uow, usecases.Settings(), {"token": token, "stars": 4},
@@ -71,7 +71,7 @@ def unit_of_work(session) -> UnitOfWork:
         source="rating",
         mall="race",
         context_data={},
-        on_commit=lambda: None,
+        on_commit=lambda _rows: None,
     )
 
 
