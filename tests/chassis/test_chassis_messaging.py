@@ -16,13 +16,9 @@ from nameko.rpc import rpc
 from nameko.testing.services import dummy, entrypoint_hook
 
 from mpp_chassis import messaging
+from mpp_chassis.calls import BoundedRpcProxy
 from mpp_chassis.db import Database
-from mpp_chassis.messaging import (
-    DEAD_LETTER_QUEUE,
-    BoundedRpcProxy,
-    dead_letter_declarations,
-    event_handler,
-)
+from mpp_chassis.messaging import DEAD_LETTER_QUEUE, dead_letter_declarations, event_handler
 from mpp_chassis.migrate import upgrade
 from mpp_chassis.outbox import event_exchange
 from mpp_contracts.envelope import make_envelope
@@ -187,13 +183,20 @@ def test_an_unanswered_rpc_fails_within_its_timeout(container_factory, amqp_uri)
     slow.kill()  # do not wait for the pondering worker
 
 
-def test_an_rpc_to_a_service_that_never_ran_fails_at_once(container_factory, amqp_uri):
-    from nameko.exceptions import UnknownService
-
+def test_an_rpc_to_a_service_that_never_ran_fails_within_its_timeout(container_factory, amqp_uri):
+    """Requests are published without a confirm, so nameko's UnknownService (a mandatory
+    publish returned before its confirm) is never raised: a service that never ran is
+    unavailable when the bound runs out, as a stopped one is (decision 0041)."""
     caller = container_factory(CallerService, {"AMQP_URI": amqp_uri, "RPC_TIMEOUT": 1})
     caller.start()
-    with entrypoint_hook(caller, "ask_absent") as ask_absent, pytest.raises(UnknownService):
+    started = time.monotonic()
+    with (
+        entrypoint_hook(caller, "ask_absent") as ask_absent,
+        pytest.raises(ServiceUnavailable) as err,
+    ):
         ask_absent()
+    assert time.monotonic() - started < 5
+    assert (err.value.code, err.value.details["service"]) == ("SERVICE_UNAVAILABLE", "absent")
 
 
 class ReplyingService:

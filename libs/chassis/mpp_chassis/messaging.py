@@ -37,7 +37,7 @@ from nameko.constants import (
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled, deserialize_to_instance
 from nameko.extensions import SharedExtension
-from nameko.rpc import Responder, Rpc, RpcProxy, get_rpc_exchange
+from nameko.rpc import Responder, Rpc, get_rpc_exchange
 from sqlalchemy import exc as sa_exc
 
 from mpp_chassis import context, metrics
@@ -443,56 +443,3 @@ event_handler = ReliableEventHandler.decorator
 # and amqp's errors as its OperationalError once its publish retries are spent)
 BROKER_UNAVAILABLE = (KombuOperationalError, AmqpConnectionError, ConnectionError)
 BROKER_RETRY_AFTER_SECONDS = 2
-
-
-class BoundedServiceProxy:
-    """Calls another service and gives up after ``timeout`` seconds with ``ServiceUnavailable``;
-    a broker that cannot take the call (restarting, unreachable) is ``ServiceUnavailable`` too,
-    not an internal error: the caller may retry, and the gateway answers 503 with Retry-After."""
-
-    def __init__(self, proxy, service_name: str, timeout: float) -> None:
-        self._proxy = proxy
-        self._service_name = service_name
-        self._timeout = timeout
-
-    def __getattr__(self, method_name: str):
-        method = getattr(self._proxy, method_name)
-
-        def call(*args, **kwargs):
-            with eventlet.Timeout(self._timeout, False):
-                try:
-                    return method(*args, **kwargs)
-                except BROKER_UNAVAILABLE as exc:
-                    raise ServiceUnavailable(
-                        "BROKER_UNAVAILABLE",
-                        f"the message broker did not take the call to {self._service_name}",
-                        {"service": self._service_name, "retry_after": BROKER_RETRY_AFTER_SECONDS},
-                    ) from exc
-            raise ServiceUnavailable(
-                "SERVICE_UNAVAILABLE",
-                f"{self._service_name} did not answer within {self._timeout:g}s",
-                {"service": self._service_name, "retry_after": 5},
-            )
-
-        return call
-
-
-class BoundedRpcProxy(RpcProxy):
-    """An ``RpcProxy`` whose calls time out (``RPC_TIMEOUT`` seconds, default 5).
-
-    The request message also expires after the timeout, so a service that comes back later does
-    not execute a command its caller has already given up on. Subclasses may set
-    ``proxy_class`` to a ``BoundedServiceProxy`` subclass (e.g. to time every call).
-    """
-
-    proxy_class = BoundedServiceProxy
-
-    def setup(self) -> None:
-        self.timeout = float(self.container.config.get("RPC_TIMEOUT", 5))
-        self.options.setdefault("expiration", self.timeout)
-        super().setup()
-
-    def get_dependency(self, worker_ctx):
-        return self.proxy_class(
-            super().get_dependency(worker_ctx), self.target_service, self.timeout
-        )

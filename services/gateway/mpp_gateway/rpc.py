@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from mpp_chassis.messaging import BoundedRpcProxy, BoundedServiceProxy
+from mpp_chassis.calls import BoundedRpcProxy, BoundedServiceProxy
 from mpp_gateway.metrics import RPC_LATENCY
 
 

@@ -1,0 +1,148 @@
+"""RPC calls that cannot hang, published without a broker round trip.
+
+Every call is bounded (``RPC_TIMEOUT`` seconds, default 5): its caller gets
+``ServiceUnavailable`` (the gateway's 503 with ``Retry-After``) when no answer comes in time, and
+the request message expires with the bound, so a service that comes back later does not execute a
+command its caller has given up on.
+
+Because the caller waits with that bound whatever happens to the request, the request is
+published **transient** (delivery mode 1, not written to the broker's store) and **without a
+publisher confirm** (no broker round trip before the reply can even be awaited): a request the
+broker loses is answered as an unanswered one is, within the bound. What the confirm gave, and
+what stands instead (docs/decisions/0041-rpc-requests-unconfirmed.md):
+
+- nameko raised ``UnknownService`` at once for a service that never declared its queue (a
+  mandatory publish, returned before its confirm). Without a confirm the return is never read: a
+  call to a service that never ran answers ``SERVICE_UNAVAILABLE`` when the bound runs out, as a
+  call to a stopped one always did.
+- a publish on a connection the broker had closed failed on the confirm's read, and kombu
+  reconnected. It still does: py-amqp reads the connection (without waiting) before each
+  publish, since kombu asks for ``connection.blocked`` notices, so a close or EOF is seen
+  first, the publish reconnects, and a broker that cannot be reached is ``BROKER_UNAVAILABLE``.
+
+The kombu connection that keys the producer pool is built once per broker address, not once per
+publish as nameko's ``Publisher`` does.
+"""
+
+from __future__ import annotations
+
+import eventlet
+from kombu import Connection
+from kombu.pools import producers
+from nameko.amqp.publish import Publisher
+from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, NON_PERSISTENT
+from nameko.rpc import MethodProxy, RpcProxy, ServiceProxy
+
+from mpp_chassis.messaging import BROKER_RETRY_AFTER_SECONDS, BROKER_UNAVAILABLE
+from mpp_contracts.errors import ServiceUnavailable
+
+_TEMPLATES: dict[tuple, Connection] = {}
+
+
+def _pool_key(amqp_uri: str, ssl, login_method) -> Connection:
+    """The connection that keys this broker's pool of unconfirmed producers (kombu clones it for
+    the pool; it is never connected itself)."""
+    key = (amqp_uri, repr(ssl), login_method)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        options = {**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": False}
+        template = Connection(
+            amqp_uri, transport_options=options, ssl=ssl, login_method=login_method
+        )
+        _TEMPLATES[key] = template
+    return template
+
+
+class RequestPublisher(Publisher):
+    """Publishes RPC requests transient and unconfirmed (see the module's docstring)."""
+
+    use_confirms = False
+    delivery_mode = NON_PERSISTENT
+
+    def publish(self, payload, **kwargs) -> None:
+        kwargs.pop("mandatory", None)  # a return is only ever read while waiting for a confirm
+        headers = {**self.publish_kwargs.get("headers", {}), **kwargs.pop("extra_headers", {})}
+        options = {key: value for key, value in self.publish_kwargs.items() if key != "headers"}
+        options.update(kwargs)
+        with producers[_pool_key(self.amqp_uri, self.ssl, self.login_method)].acquire(
+            block=True
+        ) as producer:
+            producer.publish(
+                payload,
+                headers=headers,
+                delivery_mode=self.delivery_mode,
+                mandatory=False,
+                priority=self.priority,
+                expiration=self.expiration,
+                serializer=self.serializer,
+                compression=self.compression,
+                retry=self.retry,
+                retry_policy=self.retry_policy,
+                **options,
+            )
+
+
+class RequestMethodProxy(MethodProxy):
+    publisher_cls = RequestPublisher
+
+
+class RequestServiceProxy(ServiceProxy):
+    def __getattr__(self, name: str) -> RequestMethodProxy:
+        return RequestMethodProxy(
+            self.worker_ctx, self.service_name, name, self.reply_listener, **self.options
+        )
+
+
+class BoundedServiceProxy:
+    """Calls another service and gives up after ``timeout`` seconds with ``ServiceUnavailable``;
+    a broker that cannot take the call (restarting, unreachable) is ``ServiceUnavailable`` too,
+    not an internal error: the caller may retry, and the gateway answers 503 with Retry-After."""
+
+    def __init__(self, proxy, service_name: str, timeout: float) -> None:
+        self._proxy = proxy
+        self._service_name = service_name
+        self._timeout = timeout
+
+    def __getattr__(self, method_name: str):
+        method = getattr(self._proxy, method_name)
+
+        def call(*args, **kwargs):
+            with eventlet.Timeout(self._timeout, False):
+                try:
+                    return method(*args, **kwargs)
+                except BROKER_UNAVAILABLE as exc:
+                    raise ServiceUnavailable(
+                        "BROKER_UNAVAILABLE",
+                        f"the message broker did not take the call to {self._service_name}",
+                        {"service": self._service_name, "retry_after": BROKER_RETRY_AFTER_SECONDS},
+                    ) from exc
+            raise ServiceUnavailable(
+                "SERVICE_UNAVAILABLE",
+                f"{self._service_name} did not answer within {self._timeout:g}s",
+                {"service": self._service_name, "retry_after": 5},
+            )
+
+        return call
+
+
+class BoundedRpcProxy(RpcProxy):
+    """An ``RpcProxy`` whose calls time out (``RPC_TIMEOUT`` seconds, default 5), and whose
+    requests are published transient and unconfirmed (:class:`RequestPublisher`).
+
+    The request message also expires after the timeout, so a service that comes back later does
+    not execute a command its caller has already given up on. Subclasses may set
+    ``proxy_class`` to a ``BoundedServiceProxy`` subclass (e.g. to time every call).
+    """
+
+    proxy_class = BoundedServiceProxy
+
+    def setup(self) -> None:
+        self.timeout = float(self.container.config.get("RPC_TIMEOUT", 5))
+        self.options.setdefault("expiration", self.timeout)
+        super().setup()
+
+    def get_dependency(self, worker_ctx):
+        requests = RequestServiceProxy(
+            worker_ctx, self.target_service, self.rpc_reply_listener, **self.options
+        )
+        return self.proxy_class(requests, self.target_service, self.timeout)
