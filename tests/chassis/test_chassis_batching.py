@@ -16,7 +16,8 @@ from mpp_chassis.db import Database
 from mpp_chassis.migrate import upgrade
 from mpp_contracts.envelope import make_envelope
 from mpp_queue.adapters.tables import metadata as queue_metadata
-from tests.chassis.test_chassis_messaging import _connections, dead_letter_messages, publish
+from tests.chassis.test_chassis_messaging import dead_letter_messages, publish
+from tests.support import infra
 from tests.support.infra import wait_until
 
 pytestmark = pytest.mark.integration
@@ -234,7 +235,7 @@ def test_a_batch_that_finds_the_database_away_is_held_not_spent(
     failed = metrics.EVENT_BATCHES_FAILED.labels("batcher", "agency_registered")
     failed_before = failed._value.get()
 
-    _connections(url, allowed=False)
+    infra.database_connections(url, allowed=False)
     try:
         container = container_factory(BatchingService, config)
         container.start()
@@ -245,7 +246,7 @@ def test_a_batch_that_finds_the_database_away_is_held_not_spent(
         eventlet.sleep(1.0)  # probe rounds while the database is away
         assert APPLIED == [] and gate.held == len(events)
     finally:
-        _connections(url, allowed=True)
+        infra.database_connections(url, allowed=True)
 
     engine = sa.create_engine(url)
     try:

@@ -309,24 +309,6 @@ class RecordingService:
             self.uow.commit()
 
 
-def _connections(url: str, *, allowed: bool) -> None:
-    """Let the database take connections again, or refuse every new one and end the open ones
-    (the database alone goes away: the shared server keeps serving every other test)."""
-    name = url.rsplit("/", 1)[1]
-    admin = sa.create_engine(infra.require_postgres(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
-        if not allowed:
-            conn.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-    admin.dispose()
-
-
 @pytest.mark.postgres
 def test_a_service_whose_database_is_away_holds_its_events_instead_of_spending_them(
     container_factory, amqp_uri, pg_url_factory
@@ -351,7 +333,7 @@ def test_a_service_whose_database_is_away_holds_its_events_instead_of_spending_t
     first = publish_agency_registered(amqp_uri)
     wait_until(lambda: first["id"] in CALLS, message="handled while the database answers")
 
-    _connections(url, allowed=False)
+    infra.database_connections(url, allowed=False)
     try:
         during = [publish_agency_registered(amqp_uri)["id"] for _ in range(6)]
         wait_until(lambda: shut._value.get() == 1, timeout=30, message="the gate shut")
@@ -361,7 +343,7 @@ def test_a_service_whose_database_is_away_holds_its_events_instead_of_spending_t
         assert shut._value.get() == 1 and dead_letter_messages(amqp_uri) == []
         attempts_while_away = len(CALLS) - 1
     finally:
-        _connections(url, allowed=True)
+        infra.database_connections(url, allowed=True)
 
     def applied() -> set[str]:
         engine = sa.create_engine(url)

@@ -138,43 +138,28 @@ def test_events_published_while_the_database_is_away_are_marked_once_it_is_back(
     (the poll does not publish them again) and are marked once the database answers."""
     import sqlalchemy as sa
 
-    from tests.support.infra import require_postgres
+    from tests.support.infra import database_connections as allow
 
     listen(amqp_uri)
     url = pg_url_factory("mpp_queue")
-    name = url.rsplit("/", 1)[1]
     floor = Floor(url, amqp_uri)  # no grace: only holding keeps the poll off them
-    admin = sa.create_engine(require_postgres(), isolation_level="AUTOCOMMIT")
-
-    def allow_connections(allowed: bool) -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {allowed}'))
-            if not allowed:
-                conn.execute(
-                    sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
-                )
 
     try:
         floor.commit("A", "B")
         assert floor.relay.publish_handed() == 2
-        allow_connections(False)
+        allow(url, allowed=False)
         with pytest.raises(sa.exc.OperationalError):
             floor.relay.mark_sent()
         with pytest.raises(sa.exc.OperationalError):
             floor.relay.publish_pending()
-        allow_connections(True)
+        allow(url, allowed=True)
         assert floor.relay.publish_pending() == 0, "held: not published a second time"
         floor.relay.mark_sent()
         assert unsent(floor.url) == 0
         assert received(amqp_uri) == ["A", "B"]
     finally:
-        allow_connections(True)
+        allow(url, allowed=True)
         floor.close()
-        admin.dispose()
 
 
 class Producer:

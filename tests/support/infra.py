@@ -179,6 +179,26 @@ def drop_database(url: str) -> None:
     engine.dispose()
 
 
+def database_connections(url: str, *, allowed: bool) -> None:
+    """Let the database at ``url`` take connections again, or refuse every new one and end the
+    open ones: that database alone goes away, the shared server keeps serving every other test."""
+    import sqlalchemy as sa
+
+    name = url.rsplit("/", 1)[1]
+    engine = sa.create_engine(require_postgres(), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+        if not allowed:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
+    engine.dispose()
+
+
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = ""):
     """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
     import eventlet
