@@ -137,6 +137,14 @@ class PaymentService(OpsEndpoints):
         return usecases.get_ticket_payment(self.uow, ticket_id)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def read_ticket_payment(
+        self, ticket_id: str, code: str | None = None, actor: dict | None = None
+    ) -> dict:
+        """The invoice for its ticket's code holder or its agency's staff, without asking the
+        queue; ``verified`` False when only the queue can tell (usecases.read_ticket_payment)."""
+        return usecases.read_ticket_payment(self.uow, ticket_id, code, actor)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_qris_image(self, payment_id: str, fmt: str = "png") -> dict:
         return usecases.qris_image(self.uow, payment_id, "svg" if fmt == "svg" else "png")
 
