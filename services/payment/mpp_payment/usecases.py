@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from mpp_contracts.errors import Forbidden, NotFound
+from mpp_contracts.errors import NotFound
 from mpp_contracts.scope import require_agency_scope
 from mpp_payment.adapters import providers as adapters
 from mpp_payment.adapters.http import ProviderHttp
@@ -30,7 +30,7 @@ from mpp_payment.adapters.tables import (
     journal_lines,
     payments,
 )
-from mpp_payment.domain import access, qris, states
+from mpp_payment.domain import qris, states
 from mpp_payment.domain.attempts import AttemptStatus
 
 
@@ -349,46 +349,17 @@ def get_payment(uow, payment_id: str) -> dict:
     return _viewed(found)
 
 
+def ticket_payment(uow, ticket_id: str) -> tuple[dict, str | None] | None:
+    """A ticket's invoice view and the digest of its access code stored with it (None: the
+    completion carried none); None if the ticket has no invoice."""
+    found = uow.session.execute(_VIEW_BY_TICKET, {"ticket_id": ticket_id}).mappings().first()
+    return None if found is None else (_viewed(found), found["access_digest"])
+
+
 def get_ticket_payment(uow, ticket_id: str) -> dict:
-    found = uow.session.execute(_VIEW_BY_TICKET, {"ticket_id": ticket_id}).mappings().first()
-    if found is None:
+    if (found := ticket_payment(uow, ticket_id)) is None:
         raise NotFound("PAYMENT_NOT_FOUND", "this ticket has no invoice (yet)")
-    return _viewed(found)
-
-
-def _is_staff_of(actor: dict | None, agency_id: str) -> bool:
-    """An officer or agency admin of ``agency_id``, or the mall admin: as the queue admits
-    staff to a ticket."""
-    try:
-        require_agency_scope(actor, agency_id, access.STAFF_ROLES)
-    except Forbidden:
-        return False
-    return True
-
-
-def read_ticket_payment(
-    uow, ticket_id: str, code: str | None = None, actor: dict | None = None
-) -> dict:
-    """A ticket's invoice for a reader the queue would let read the ticket: the holder of its
-    access code, or staff of its agency (domain.access), in one read and no call to the queue.
-
-    ``{"verified": True, "payment": view}``: the reader may see it. 404 ``TICKET_NOT_FOUND``
-    (the queue's answer to a stranger: nothing tells them an invoice exists) when the invoice
-    holds its code's digest and neither the code nor the actor opens it. ``{"verified":
-    False, "payment": view or None}`` when this service cannot tell: no invoice for the ticket
-    (a free one, or not completed yet: is the reader a stranger to the ticket?), or an invoice
-    opened before completions carried the digest. The caller (the gateway) then asks the queue
-    and shows ``payment`` (None: no invoice) only to whom the queue lets read the ticket."""
-    found = uow.session.execute(_VIEW_BY_TICKET, {"ticket_id": ticket_id}).mappings().first()
-    if found is None:
-        return {"verified": False, "payment": None}
-    digest = found["access_digest"]
-    view = _viewed(found)
-    if access.holds_code(digest, code) or _is_staff_of(actor, found["agency_id"]):
-        return {"verified": True, "payment": view}
-    if digest is None:
-        return {"verified": False, "payment": view}
-    raise NotFound("TICKET_NOT_FOUND", "no such ticket")
+    return found[0]
 
 
 def qris_image(uow, payment_id: str, fmt: str) -> dict:

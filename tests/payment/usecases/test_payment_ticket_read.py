@@ -11,7 +11,7 @@ import hashlib
 import pytest
 
 from mpp_contracts.errors import NotFound
-from mpp_payment import charging, usecases
+from mpp_payment import charging, reading, usecases
 from tests.payment.usecases.conftest import completed_ticket, plugged
 
 CODE = "Q0dFLXRpY2tldC1jb2RlMQ"  # 22 base64url characters, as the queue's codes
@@ -39,7 +39,7 @@ def invoiced(till, digest: str | None) -> dict:
 
 
 def read(till, ticket: dict, code: str | None = None, actor: dict | None = None) -> dict:
-    return till(usecases.read_ticket_payment, ticket["ticket_id"], code, actor)
+    return till(reading.read_ticket_payment, ticket["ticket_id"], code, actor)
 
 
 def test_the_code_holder_and_the_agency_staff_read_the_invoice(till):
@@ -84,7 +84,7 @@ def test_a_ticket_without_an_invoice_is_left_to_the_queue(till):
     """No invoice (a free ticket, or not completed yet): whether the reader may learn that is
     the queue's to say, whatever code they send."""
     for code, actor in ((CODE, None), ("A" * 22, None), (None, OFFICER)):
-        assert till(usecases.read_ticket_payment, "no-such-ticket", code, actor) == {
+        assert till(reading.read_ticket_payment, "no-such-ticket", code, actor) == {
             "verified": False,
             "payment": None,
         }

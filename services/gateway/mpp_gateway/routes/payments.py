@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
 from mpp_contracts import errors
@@ -39,7 +40,11 @@ class PaymentsRoutes:
         # one RPC: the payment service checks the code against the digest the queue sent with
         # the completion, or the key's agency (docs/decisions/0022-invoice-read-in-one-rpc.md)
         code, reader = self.ticket_reader(request)
-        answer = self.payment_rpc.read_ticket_payment(ticket, code, reader)
+        try:
+            answer = self.payment_rpc.read_ticket_payment(ticket, code, reader)
+        except MethodNotFound:  # a payment service of the release before, during an upgrade
+            self.queue_rpc.get_ticket(ticket, code, reader)
+            return ok(self.payment_rpc.get_ticket_payment(ticket))
         if not answer["verified"]:
             # no invoice, or one from before digests: the queue decides, as for the ticket
             self.queue_rpc.get_ticket(ticket, code, reader)  # 404 unless they may read it
