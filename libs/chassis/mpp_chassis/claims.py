@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +36,53 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeEngine
 
+from mpp_chassis.types import UtcDateTime
+
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RidingClaim:
+    """One event's claim for a handler, carried by the first statement of the event's effect
+    (``UnitOfWork.claimed(riding=True)``, :func:`riding_claim`): written after :func:`with_claim`,
+    that statement reads its values ``FROM claim``, a row when the event is claimed now, so it
+    changes nothing (and returns no row) for an event handled before. ``rides``: PostgreSQL,
+    the claim is a data-modifying CTE of the statement; SQLite, it was made before."""
+
+    event_id: str
+    handler: str
+    rides: bool
+
+    @property
+    def params(self) -> dict[str, Any]:
+        if not self.rides:
+            return {"claim_event_id": self.event_id}
+        return {
+            "claim_event_id": self.event_id,
+            "claim_handler": self.handler,
+            "claim_at": datetime.now(UTC),
+        }
+
+
+def riding_claim(session: Session, event: dict, handler: str) -> RidingClaim:
+    """The claim of an event from ``UnitOfWork.claimed(…, riding=True)``: made by the effect's
+    first statement on PostgreSQL, already made on SQLite."""
+    return RidingClaim(event["id"], handler, session.get_bind().dialect.name == "postgresql")
+
+
+_RIDING = (
+    "WITH claim AS (INSERT INTO processed_events (event_id, handler, processed_at) "
+    "VALUES (:claim_event_id, :claim_handler, :claim_at) "
+    "ON CONFLICT (event_id, handler) DO NOTHING RETURNING event_id) "
+)
+_MADE = "WITH claim (event_id) AS (VALUES (:claim_event_id)) "
+
+
+def with_claim(sql: str, rides: bool) -> TextClause:
+    """``sql`` (reading ``FROM claim``) after the CTE ``claim`` of a :class:`RidingClaim`."""
+    if rides:
+        return text(_RIDING + sql).bindparams(bindparam("claim_at", type_=UtcDateTime()))
+    return text(_MADE + sql)
 
 
 class ClaimedChange:

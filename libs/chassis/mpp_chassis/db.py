@@ -239,19 +239,27 @@ class UnitOfWork:
             return False
         return True
 
-    def claimed(self, events: Iterable[dict], handler: str) -> Iterator[dict]:
+    def claimed(
+        self, events: Iterable[dict], handler: str, *, riding: bool = False
+    ) -> Iterator[dict]:
         """The events of a batch that ``handler`` has not handled yet, each claimed
         (:meth:`claim_event`) in this unit of work just before the caller applies it; a batch
         handler loops over them and commits once. While an event is applied, the events it
         causes, and the log lines, carry its own correlation id; the worker's is back once the
-        loop ends."""
+        loop ends. ``riding``: on PostgreSQL each event comes once, unclaimed, for its claim to
+        ride in its effect's first statement (:func:`mpp_chassis.claims.riding_claim`)."""
         worker = self.correlation_id
+        rides = riding and self.session.get_bind().dialect.name == "postgresql"
+        seen: set[str] = set()
         try:
             for event in events:
                 self._context_data[context.CORRELATION_KEY] = event["correlation_id"]
                 context.correlation_id.set(event["correlation_id"])
                 context.event_id.set(event["id"])
-                if self.claim_event(event["id"], handler):
+                if rides and event["id"] not in seen:
+                    seen.add(event["id"])
+                    yield event
+                elif not rides and self.claim_event(event["id"], handler):
                     yield event
         finally:
             self._context_data[context.CORRELATION_KEY] = worker
@@ -259,15 +267,10 @@ class UnitOfWork:
             context.event_id.set(None)
 
     def apply_claimed(self, events: Iterable[dict], handler: str, change) -> None:
-        """Claim the events of a batch for ``handler`` and apply ``change``
-        (:class:`mpp_chassis.claims.ClaimedChange`, a handler's **whole** effect) to those it
-        had not handled yet; an event twice in the batch counts once.
-
-        On PostgreSQL the claims and the change are one statement, committed on its own (one
-        round trip for the batch): call it first and alone, and the handler's ``commit()`` then
-        has nothing to do. On SQLite they are two statements in this unit of work's
-        transaction, which the handler commits, as after :meth:`claimed`.
-        """
+        """Claim a batch's events for ``handler`` and apply ``change`` (a handler's **whole**
+        effect, :class:`mpp_chassis.claims.ClaimedChange`) to those it had not handled yet.
+        On PostgreSQL one statement, committed on its own: call it first and alone (the
+        handler's ``commit()`` then has nothing to do); on SQLite two, in this transaction."""
         self._claimable()
         claims.apply_claimed(self.session, self._processed, events, handler, change)
 
@@ -318,11 +321,9 @@ class Database(DependencyProvider):
     ``PROCESSED_EVENTS_RETENTION_DAYS`` (7). A service without them (the gateway) carries no
     outbox, no relay and no pruning; its units of work refuse ``add_event`` and ``claim_event``.
 
-    ``read_only`` names the entry points that only read: their unit of work refuses to write or
-    commit, and on PostgreSQL each of their statements runs alone in autocommit, one round trip
-    where ``BEGIN``, the statement and ``ROLLBACK`` took three. Statements of one such entry
-    point do not share a snapshot (as on SQLite, whose reads never open a transaction): name
-    only entry points that make one statement, or whose statements need not agree.
+    ``read_only`` entry points refuse to write or commit; on PostgreSQL each of their statements
+    runs alone in autocommit (one round trip, not ``BEGIN``, it, ``ROLLBACK``), so they share no
+    snapshot: only for one statement, or ones that need not agree (decision 0006).
     """
 
     def __init__(
@@ -437,8 +438,7 @@ class Database(DependencyProvider):
         session = self.sessionmaker()
         self.sessions[worker_ctx] = session
         read_only = bool(self.read_only) and worker_ctx.entrypoint.method_name in self.read_only
-        if read_only and self.postgresql:
-            session.info[STATEMENTS_ALONE] = True
+        session.info[STATEMENTS_ALONE] = read_only and self.postgresql
         return UnitOfWork(
             session,
             self.outbox,
