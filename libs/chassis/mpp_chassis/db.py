@@ -21,8 +21,15 @@ from sqlalchemy import MetaData, bindparam, delete, event, insert, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from mpp_chassis import context
-from mpp_chassis.engine import POOL_SPARE, autocommit_pool_size, make_engine
+from mpp_chassis import claims, context
+from mpp_chassis.engine import (
+    POOL_SPARE,
+    STATEMENTS_ALONE,
+    autocommit_pool_size,
+    make_engine,
+    statements_alone,
+    statements_in_transactions,
+)
 from mpp_chassis.outbox import HANDOVER_GRACE_SECONDS, OutboxRelay
 from mpp_contracts.envelope import make_envelope
 from mpp_contracts.events import CONSUMED
@@ -91,8 +98,10 @@ class UnitOfWork:
         context_data: dict,
         on_commit,
         autocommit: Engine | None = None,
+        read_only: bool = False,
     ) -> None:
         self.session = session
+        self.read_only = read_only
         self._autocommit = autocommit
         self._outbox = outbox
         self._processed = processed
@@ -130,6 +139,7 @@ class UnitOfWork:
     def _event(
         self, event_type: str, payload: dict[str, Any], routing_key: str | None = None
     ) -> tuple[dict, dict]:
+        self._writable()
         if self._outbox is None:
             raise RuntimeError(f"{self._source} has no outbox: it emits no events")
         envelope = make_envelope(
@@ -219,8 +229,7 @@ class UnitOfWork:
         Call first in a handler. The row commits with the handler's effect, so a redelivery after
         a crash before commit is handled again, and one after commit changes nothing.
         """
-        if self._processed is None:
-            raise RuntimeError(f"{self._source} has no processed_events: it handles no events")
+        self._claimable()
         claimed = self.session.execute(
             _claim_statement(self._processed),
             {"event_id": event_id, "handler": handler, "processed_at": datetime.now(UTC)},
@@ -230,29 +239,55 @@ class UnitOfWork:
             return False
         return True
 
-    def claimed(self, events: Iterable[dict], handler: str) -> Iterator[dict]:
+    def claimed(
+        self, events: Iterable[dict], handler: str, *, riding: bool = False
+    ) -> Iterator[dict]:
         """The events of a batch that ``handler`` has not handled yet, each claimed
         (:meth:`claim_event`) in this unit of work just before the caller applies it; a batch
         handler loops over them and commits once. While an event is applied, the events it
         causes, and the log lines, carry its own correlation id; the worker's is back once the
-        loop ends."""
+        loop ends. ``riding``: on PostgreSQL each event comes once, unclaimed, for its claim to
+        ride in its effect's first statement (:func:`mpp_chassis.claims.riding_claim`)."""
         worker = self.correlation_id
+        rides = riding and self.session.get_bind().dialect.name == "postgresql"
+        seen: set[str] = set()
         try:
             for event in events:
                 self._context_data[context.CORRELATION_KEY] = event["correlation_id"]
                 context.correlation_id.set(event["correlation_id"])
                 context.event_id.set(event["id"])
-                if self.claim_event(event["id"], handler):
+                if rides and event["id"] not in seen:
+                    seen.add(event["id"])
+                    yield event
+                elif not rides and self.claim_event(event["id"], handler):
                     yield event
         finally:
             self._context_data[context.CORRELATION_KEY] = worker
             context.correlation_id.set(worker)
             context.event_id.set(None)
 
+    def apply_claimed(self, events: Iterable[dict], handler: str, change) -> None:
+        """Claim a batch's events for ``handler`` and apply ``change`` (a handler's **whole**
+        effect, :class:`mpp_chassis.claims.ClaimedChange`) to those it had not handled yet.
+        On PostgreSQL one statement, committed on its own: call it first and alone (the
+        handler's ``commit()`` then has nothing to do); on SQLite two, in this transaction."""
+        self._claimable()
+        claims.apply_claimed(self.session, self._processed, events, handler, change)
+
+    def _claimable(self) -> None:
+        self._writable()
+        if self._processed is None:
+            raise RuntimeError(f"{self._source} has no processed_events: it handles no events")
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only entry point's unit of work writes nothing")
+
     def commit(self) -> None:
         """Commit, then hand the outbox rows this transaction stored to the relay
         (``on_commit``), which publishes them from memory. A commit that fails hands nothing
         over: if it did commit after all, the relay's poll finds the rows."""
+        self._writable()
         stored = self.session.info.pop(_STORED, None)
         self.session.commit()
         if stored:
@@ -285,11 +320,18 @@ class Database(DependencyProvider):
     :mod:`mpp_chassis.outbox`) and, hourly, forgetting handled-event ids older than
     ``PROCESSED_EVENTS_RETENTION_DAYS`` (7). A service without them (the gateway) carries no
     outbox, no relay and no pruning; its units of work refuse ``add_event`` and ``claim_event``.
+
+    ``read_only`` entry points refuse to write or commit; on PostgreSQL each of their statements
+    runs alone in autocommit (one round trip, not ``BEGIN``, it, ``ROLLBACK``), so they share no
+    snapshot: only for one statement, or ones that need not agree (decision 0006).
     """
 
-    def __init__(self, metadata: MetaData, url_key: str = "DB_URL") -> None:
+    def __init__(
+        self, metadata: MetaData, url_key: str = "DB_URL", read_only: Iterable[str] = ()
+    ) -> None:
         self.metadata = metadata
         self.url_key = url_key
+        self.read_only = frozenset(read_only)
 
     def setup(self) -> None:
         config = self.container.config
@@ -305,6 +347,15 @@ class Database(DependencyProvider):
         # a transaction rolled back by the session itself (a failed flush, ``session.rollback()``)
         # hands nothing over, even if the unit of work commits a later one
         event.listen(self.sessionmaker, "after_rollback", _forget_stored)
+        self.postgresql = self.engine.dialect.name == "postgresql"
+        if self.postgresql:
+            event.listen(self.sessionmaker, "after_begin", statements_alone)
+            event.listen(self.engine, "checkin", statements_in_transactions)
+        unknown = self.read_only and self.read_only - {
+            e.method_name for e in self.container.entrypoints
+        }
+        if unknown:
+            raise ValueError(f"read_only names no entry point: {', '.join(sorted(unknown))}")
         # ``UnitOfWork.execute_now``'s engine: its connections stay in autocommit, so a statement
         # costs one round trip (switching a pooled connection costs a ``SET`` when it returns);
         # opened only when first used (only the queue's take-ticket uses it)
@@ -386,6 +437,8 @@ class Database(DependencyProvider):
     def get_dependency(self, worker_ctx) -> UnitOfWork:
         session = self.sessionmaker()
         self.sessions[worker_ctx] = session
+        read_only = bool(self.read_only) and worker_ctx.entrypoint.method_name in self.read_only
+        session.info[STATEMENTS_ALONE] = read_only and self.postgresql
         return UnitOfWork(
             session,
             self.outbox,
@@ -395,6 +448,7 @@ class Database(DependencyProvider):
             context_data=worker_ctx.context_data,
             on_commit=self.hand_over,
             autocommit=self.autocommit,
+            read_only=read_only,
         )
 
     def end_transaction(self, worker_ctx) -> None:

@@ -39,6 +39,27 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, **opti
     return engine
 
 
+# a session whose ``info`` holds this key runs each statement alone, in autocommit (PostgreSQL):
+# a read-only entry point's (``Database(read_only=…)``)
+STATEMENTS_ALONE = "mpp_autocommit"
+
+
+def statements_alone(session, _transaction, connection) -> None:
+    """An ``after_begin`` listener: a session marked ``STATEMENTS_ALONE`` (PostgreSQL) puts its
+    connection in autocommit before its first statement; psycopg2 then sends no ``BEGIN``, and
+    commits and rollbacks send nothing. psycopg2's ``autocommit`` switch is client-side, where
+    SQLAlchemy's ``isolation_level="AUTOCOMMIT"`` costs a ``SET default_transaction_isolation``
+    when the connection returns to the pool."""
+    if session.info.get(STATEMENTS_ALONE):
+        connection.connection.dbapi_connection.autocommit = True
+
+
+def statements_in_transactions(dbapi_connection, _record) -> None:
+    """A pooled connection goes back in transactions (:func:`statements_alone`), client-side."""
+    if dbapi_connection is not None and dbapi_connection.autocommit:
+        dbapi_connection.autocommit = False
+
+
 PING_AFTER_IDLE_SECONDS = 1.0
 POOL_SPARE = 2  # connections kept beyond the worker count: the outbox relay's, and one spare
 

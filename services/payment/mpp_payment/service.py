@@ -64,7 +64,11 @@ class PaymentService(OpsEndpoints):
         rules=(NO_SIMULATOR,),
     )
     config = Config()
-    uow = Database(metadata)
+    # one SELECT each: on PostgreSQL one round trip, not three (docs/decisions/0006)
+    uow = Database(
+        metadata,
+        read_only=("get_payment", "get_ticket_payment", "read_ticket_payment", "get_qris_image"),
+    )
     collector = FrozenSurvivors()
     metrics_ = Metrics()
 

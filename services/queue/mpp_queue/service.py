@@ -43,7 +43,9 @@ class QueueService(OpsEndpoints):
         ),
     )
     config = Config()
-    uow = Database(metadata)
+    # reads of a ticket or an invoice cost one round trip on PostgreSQL, not three (a view the
+    # page refreshes: its statements need not share a snapshot; docs/decisions/0006)
+    uow = Database(metadata, read_only=("get_ticket",))
     ticket_group = GroupCommit()
     transition_group = GroupCommit()
     call_group = GroupCommit()
@@ -383,15 +385,12 @@ class QueueService(OpsEndpoints):
 
     @batch_event_handler("payment", "payment_requested")
     def handle_payment_requested(self, events: list[dict]) -> None:
-        self._on_payment(events, "handle_payment_requested", initial=True)
+        self.uow.apply_claimed(events, "handle_payment_requested", usecases.PAYMENT_REQUESTED)
+        self.uow.commit()
 
     @batch_event_handler("payment", "payment_succeeded")
     def handle_payment_succeeded(self, events: list[dict]) -> None:
-        self._on_payment(events, "handle_payment_succeeded", initial=False)
-
-    def _on_payment(self, events: list[dict], handler: str, *, initial: bool) -> None:
-        for event in self.uow.claimed(events, handler):
-            usecases.record_payment(self.uow, event["payload"], initial=initial)
+        self.uow.apply_claimed(events, "handle_payment_succeeded", usecases.PAYMENT_CHANGED)
         self.uow.commit()
 
     @event_handler("payment", "payment_terms_set")
@@ -404,6 +403,5 @@ class QueueService(OpsEndpoints):
 
     @batch_event_handler("rating", "rating_invited")
     def handle_rating_invited(self, events: list[dict]) -> None:
-        for event in self.uow.claimed(events, "handle_rating_invited"):
-            usecases.record_rating_invitation(self.uow, event["payload"])
+        self.uow.apply_claimed(events, "handle_rating_invited", usecases.RATING_INVITED)
         self.uow.commit()

@@ -6,6 +6,7 @@ from nameko.dependency_providers import Config
 from nameko.timer import timer
 
 from mpp_chassis.batching import batch_event_handler
+from mpp_chassis.claims import riding_claim
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.environment import StartupCheck
@@ -52,8 +53,10 @@ class RatingService(OpsEndpoints):
     @batch_event_handler("queue", "ticket_completed", routing_key="ticket_completed.#")
     def handle_ticket_completed(self, events: list[dict]) -> None:
         settings = self.settings
-        for event in self.uow.claimed(events, "handle_ticket_completed"):
-            usecases.on_ticket_completed(self.uow, settings, event["payload"])
+        handler = "handle_ticket_completed"
+        for event in self.uow.claimed(events, handler, riding=True):
+            claim = riding_claim(self.uow.session, event, handler)  # in the invitation's upsert
+            usecases.on_ticket_completed(self.uow, settings, event["payload"], claim)
         self.uow.commit()
 
     @batch_event_handler("payment", "payment_succeeded")
@@ -66,8 +69,9 @@ class RatingService(OpsEndpoints):
 
     def _on_payment_settled(self, events: list[dict], handler: str) -> None:
         settings = self.settings
-        for event in self.uow.claimed(events, handler):
-            usecases.on_payment_settled(self.uow, settings, event["payload"])
+        for event in self.uow.claimed(events, handler, riding=True):
+            claim = riding_claim(self.uow.session, event, handler)  # in the invitation's upsert
+            usecases.on_payment_settled(self.uow, settings, event["payload"], claim)
         self.uow.commit()
 
     @timer(interval=ESCALATION_INTERVAL_SECONDS)

@@ -32,8 +32,9 @@ from .catalogue import (
 from .common import Settings, now_utc
 from .console import counter_line
 from .counter_actions import (
-    record_payment,
-    record_rating_invitation,
+    PAYMENT_CHANGED,
+    PAYMENT_REQUESTED,
+    RATING_INVITED,
     ticket_action,
     withdraw_ticket,
 )
@@ -80,9 +81,7 @@ __all__ = [
     "now_utc",
     "plug_service",
     "queue_stats",
-    "record_payment",
     "reconcile_quotas",
-    "record_rating_invitation",
     "register_agency",
     "set_counter_open",
     "staff_view",
@@ -98,6 +97,9 @@ __all__ = [
     "ticket_transitions",
     "TransitionRequest",
     "GROUPED_ACTIONS",
+    "PAYMENT_CHANGED",
+    "PAYMENT_REQUESTED",
+    "RATING_INVITED",
     "groups_transitions",
     "ticket_view",
     "unplug_service",

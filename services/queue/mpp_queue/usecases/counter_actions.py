@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, update
 
+from mpp_chassis.claims import ClaimedChange
 from mpp_contracts.errors import Conflict, NotFound
 from mpp_queue.adapters.tables import (
     counters,
@@ -311,23 +312,47 @@ def breach_if_due(uow, row: dict, now: datetime) -> bool:
 # -- facts from other services -----------------------------------------------------------------
 
 
-def record_payment(uow, payload: dict, *, initial: bool) -> None:
-    """Show the payment on the ticket. ``initial`` (payment_requested) never overwrites a later
-    status that arrived first: events may come out of order."""
-    query = update(tickets).where(tickets.c.id == payload["ticket_id"])
-    if initial:
-        query = query.where(tickets.c.payment_status.is_(None))
-    uow.session.execute(
-        query.values(payment_id=payload["payment_id"], payment_status=payload["status"])
+# Each fact is its handler's whole effect on a batch of events, the claims included: one
+# statement on PostgreSQL (UnitOfWork.apply_claimed). ``claimed`` holds the batch's events not
+# handled before; of two about one ticket, the one applying them in turn would leave wins.
+
+
+def _the(which: str) -> str:
+    """The ``first`` or ``last`` claimed event of a ticket (by its place in the batch)."""
+    fn = "min" if which == "first" else "max"
+    return (
+        f"claimed.ordinal = (SELECT {fn}(other.ordinal) FROM claimed AS other "
+        "WHERE other.ticket_id = claimed.ticket_id)"
     )
 
 
-def record_rating_invitation(uow, payload: dict) -> None:
-    uow.session.execute(
-        update(tickets)
-        .where(tickets.c.id == payload["ticket_id"])
-        .values(rating_token=payload["token"], rating_expires_at=payload["expires_at"])
-    )
+_PAYMENT = {
+    "ticket_id": tickets.c.id.type,
+    "payment_id": tickets.c.payment_id.type,
+    "status": tickets.c.payment_status.type,
+}
+#: ``payment_requested`` shows the payment on the ticket, but never over a later status that
+#: arrived first (events may come out of order)
+PAYMENT_REQUESTED = ClaimedChange(
+    "UPDATE tickets SET payment_id = claimed.payment_id, payment_status = claimed.status "
+    "FROM claimed WHERE tickets.id = claimed.ticket_id AND tickets.payment_status IS NULL "
+    f"AND {_the('first')}",
+    **_PAYMENT,
+)
+#: a later status of the payment (``payment_succeeded``) replaces what the ticket shows
+PAYMENT_CHANGED = ClaimedChange(
+    "UPDATE tickets SET payment_id = claimed.payment_id, payment_status = claimed.status "
+    f"FROM claimed WHERE tickets.id = claimed.ticket_id AND {_the('last')}",
+    **_PAYMENT,
+)
+#: ``rating_invited``: the citizen's page shows the rating token
+RATING_INVITED = ClaimedChange(
+    "UPDATE tickets SET rating_token = claimed.token, rating_expires_at = claimed.expires_at "
+    f"FROM claimed WHERE tickets.id = claimed.ticket_id AND {_the('last')}",
+    ticket_id=tickets.c.id.type,
+    token=tickets.c.rating_token.type,
+    expires_at=tickets.c.rating_expires_at.type,
+)
 
 
 def withdraw_ticket(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import bindparam, update
 
+from mpp_chassis import claims
+from mpp_chassis.claims import RidingClaim
 from mpp_rating.adapters.tables import (
     invitations,
 )
@@ -20,17 +22,23 @@ def _state(row) -> rules.InvitationState:
 
 
 @functools.cache
-def _upsert_invitation(insert_columns: tuple[str, ...], update_columns: tuple[str, ...]):
-    """``INSERT … ON CONFLICT (ticket_id) DO UPDATE … RETURNING`` (PostgreSQL and SQLite alike),
-    built once per shape. Text, as SQLAlchemy cannot cache a compiled ``ON CONFLICT``."""
+def _upsert_invitation(
+    insert_columns: tuple[str, ...], update_columns: tuple[str, ...], rides: bool
+):
+    """``INSERT … SELECT … FROM claim … ON CONFLICT (ticket_id) DO UPDATE … RETURNING``
+    (PostgreSQL and SQLite alike), after the event's claim (``claims.with_claim``: on
+    PostgreSQL the claim itself, ``rides``), built once per shape. Text, as SQLAlchemy cannot
+    cache a compiled ``ON CONFLICT``. (``WHERE true``: SQLite's parser needs it before an
+    ``ON CONFLICT`` that follows a ``SELECT``.)"""
     columns = ("ticket_id", *insert_columns)
     return (
-        text(
+        claims.with_claim(
             f"INSERT INTO invitations ({', '.join(columns)}) "  # noqa: S608 - column names
-            f"VALUES ({', '.join(':' + c for c in columns)}) "
+            f"SELECT {', '.join(':' + c for c in columns)} FROM claim WHERE true "
             "ON CONFLICT (ticket_id) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in update_columns)
-            + f" RETURNING {', '.join(c.name for c in invitations.c)}"
+            + f" RETURNING {', '.join(c.name for c in invitations.c)}",
+            rides,
         )
         .bindparams(
             *(bindparam(c, type_=invitations.c[c].type) for c in columns if c.endswith("_at"))
@@ -39,14 +47,20 @@ def _upsert_invitation(insert_columns: tuple[str, ...], update_columns: tuple[st
     )
 
 
-def _record(uow, ticket_id: str, insert_values: dict, update_values: dict) -> dict:
+def _record(
+    uow, claim: RidingClaim | None, ticket_id: str, insert_values: dict, update_values: dict
+) -> dict | None:
     """Upsert the facts known about one ticket's invitation and return the row: one statement
     (it was an update, a savepoint around an insert and a read: five round trips), and two
-    facts arriving at the same instant meet in the database's conflict handling.
+    facts arriving at the same instant meet in the database's conflict handling. On PostgreSQL
+    the event's ``claim`` rides in it: no row when the event was handled before.
     ``update_values`` are some of ``insert_values`` (the facts this event brings)."""
-    statement = _upsert_invitation(tuple(insert_values), tuple(update_values))
-    row = uow.session.execute(statement, {"ticket_id": ticket_id, **insert_values})
-    return dict(row.mappings().one())
+    rides = claim is not None and claim.rides
+    statement = _upsert_invitation(tuple(insert_values), tuple(update_values), rides)
+    params = claim.params if claim is not None else {"claim_event_id": None}
+    row = uow.session.execute(statement, {"ticket_id": ticket_id, **insert_values, **params})
+    found = row.mappings().first()
+    return None if found is None else dict(found)
 
 
 def _maybe_invite(uow, settings: Settings, row: dict) -> None:
@@ -75,7 +89,9 @@ def _maybe_invite(uow, settings: Settings, row: dict) -> None:
         )
 
 
-def on_ticket_completed(uow, settings: Settings, payload: dict) -> None:
+def on_ticket_completed(
+    uow, settings: Settings, payload: dict, claim: RidingClaim | None = None
+) -> None:
     """The queue's fact: the visit was served (by whom, where). Its fee is not read: whether
     the ticket needs paying is the payment service's fact (:func:`on_payment_settled`). A
     completion the queue routed as free carries that fact (``payment_required: false``, the
@@ -91,15 +107,19 @@ def on_ticket_completed(uow, settings: Settings, payload: dict) -> None:
     }
     if payload.get("payment_required") is False:
         facts["settled"] = True
-    row = _record(uow, payload["ticket_id"], {"settled": False, **facts}, facts)
-    _maybe_invite(uow, settings, row)
+    row = _record(uow, claim, payload["ticket_id"], {"settled": False, **facts}, facts)
+    if row is not None:  # None: the event was handled before
+        _maybe_invite(uow, settings, row)
 
 
-def on_payment_settled(uow, settings: Settings, payload: dict) -> None:
+def on_payment_settled(
+    uow, settings: Settings, payload: dict, claim: RidingClaim | None = None
+) -> None:
     """The payment service's fact: nothing is owed on the ticket (``payment_succeeded``, or
     ``payment_not_required``); it may come before the completion."""
     row = _record(
         uow,
+        claim,
         payload["ticket_id"],
         {
             "agency_id": payload["agency_id"],
@@ -109,4 +129,5 @@ def on_payment_settled(uow, settings: Settings, payload: dict) -> None:
         },
         {"settled": True},
     )
-    _maybe_invite(uow, settings, row)
+    if row is not None:  # None: the event was handled before
+        _maybe_invite(uow, settings, row)
