@@ -19,6 +19,7 @@ type is fixed at its first declaration (docs/decisions/0003-quorum-queues-and-de
 
 from __future__ import annotations
 
+import inspect
 import logging
 from functools import partial
 
@@ -110,6 +111,8 @@ class DatabaseAwareRpc(Rpc):
       503 with ``Retry-After``) instead of an unexpected error (its 500); the worker has already
       logged the original error with its traceback;
     - the reply is published transient and without a publisher confirm (:class:`_ReplyResponder`).
+
+    What it reads for every call (the config, the method's signature) it reads once, in ``setup``.
     """
 
     def setup(self) -> None:
@@ -125,6 +128,17 @@ class DatabaseAwareRpc(Rpc):
             "ssl": config.get(AMQP_SSL_CONFIG_KEY),
             "login_method": config.get(LOGIN_METHOD_CONFIG_KEY),
         }
+        method = getattr(self.container.service_cls, self.method_name)
+        self._signature = inspect.signature(method, follow_wrapped=False)
+
+    def check_signature(self, args, kwargs) -> None:
+        """nameko's check, with the method's signature built once: ``inspect.getcallargs``
+        rebuilds it on every call (~35 µs; binding takes ~4). Arguments that do not fit are
+        checked again by nameko's own code, so the caller gets its ``IncorrectSignature`` text."""
+        try:
+            self._signature.bind(None, *args, **kwargs)
+        except TypeError:
+            super().check_signature(args, kwargs)
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         if exc_info is not None and (error := answer_for(exc_info[1])) is not exc_info[1]:
