@@ -32,6 +32,8 @@ def sample(schema: Schema) -> dict:
             values[name] = {"U1": 4}
         elif isinstance(field, fields.String) and name in ("stage",):
             values[name] = "waiting"
+        elif name == "access_digest":
+            values[name] = "0" * 64
         else:
             values[name] = f"{name}-value"
     return values
@@ -94,3 +96,18 @@ def test_a_completion_from_before_routing_loads_as_one_payment_decides():
     envelope = json.loads((FIXTURES / "ticket_completed.v1.json").read_text())
     loaded = read_envelope(envelope)["payload"]
     assert loaded["payment_required"] is None and loaded["payment_terms_version"] is None
+
+
+def test_a_completion_from_before_access_digests_loads_without_one():
+    """``access_digest`` was added later (issue 20): a recorded completion loads with None, for
+    which the gateway asks the queue whether the reader may see the invoice."""
+    envelope = json.loads((FIXTURES / "ticket_completed.v1.json").read_text())
+    assert "access_digest" not in envelope["payload"]
+    assert read_envelope(envelope)["payload"]["access_digest"] is None
+
+
+def test_a_completion_refuses_an_access_digest_that_is_not_sha256_hex():
+    envelope = json.loads((FIXTURES / "ticket_completed.v1.json").read_text())
+    payload = {**envelope["payload"], "access_digest": "the-code-itself"}
+    with pytest.raises(ValidationError):
+        make_envelope("ticket_completed", payload, source="queue", mall="m")

@@ -102,6 +102,13 @@ class TicketCompletedSchema(TicketSchema):
     payment_terms_version = fields.Integer(
         allow_none=True, load_default=None, validate=validate.Range(min=1)
     )
+    # SHA-256 (64 lower-case hex) of the ticket's access code: the payment service serves the
+    # invoice to whoever presents a code with this digest, without the queue's key. The code
+    # carries 132 bits, so the digest cannot be reversed, and it opens nothing by itself.
+    # Absent (None) from a queue before 2026-12-06: the gateway asks the queue instead
+    access_digest = fields.String(
+        allow_none=True, load_default=None, validate=validate.Regexp(r"^[0-9a-f]{64}$")
+    )
 
 
 class TicketEndedSchema(TicketSchema):

@@ -113,6 +113,8 @@ def open_invoice(uow, settings: Settings, ticket: dict, amount: int) -> NewCharg
         # provisional: the deadline starts again when the charge is ready
         "expires_at": numbers.expires_at(created, method, settings.expiry_minutes),
         "refunded_idr": 0,
+        # the code's holder reads the invoice with it (domain.access); None from an older queue
+        "access_digest": ticket.get("access_digest"),
         "created_at": created,
         "updated_at": created,
     }

@@ -20,7 +20,7 @@ from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
 from mpp_contracts.errors import EXPECTED_ERRORS
-from mpp_payment import charging, notices, refunds, reports, usecases
+from mpp_payment import charging, notices, reading, refunds, reports, usecases
 from mpp_payment.adapters.tables import metadata
 
 _log = logging.getLogger(__name__)
@@ -135,6 +135,14 @@ class PaymentService(OpsEndpoints):
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_ticket_payment(self, ticket_id: str) -> dict:
         return usecases.get_ticket_payment(self.uow, ticket_id)
+
+    @rpc(expected_exceptions=EXPECTED_ERRORS)
+    def read_ticket_payment(
+        self, ticket_id: str, code: str | None = None, actor: dict | None = None
+    ) -> dict:
+        """The invoice for its ticket's code holder or its agency's staff, without asking the
+        queue; ``verified`` False when only the queue can tell (reading.read_ticket_payment)."""
+        return reading.read_ticket_payment(self.uow, ticket_id, code, actor)
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
     def get_qris_image(self, payment_id: str, fmt: str = "png") -> dict:

@@ -349,11 +349,17 @@ def get_payment(uow, payment_id: str) -> dict:
     return _viewed(found)
 
 
-def get_ticket_payment(uow, ticket_id: str) -> dict:
+def ticket_payment(uow, ticket_id: str) -> tuple[dict, str | None] | None:
+    """A ticket's invoice view and the digest of its access code stored with it (None: the
+    completion carried none); None if the ticket has no invoice."""
     found = uow.session.execute(_VIEW_BY_TICKET, {"ticket_id": ticket_id}).mappings().first()
-    if found is None:
+    return None if found is None else (_viewed(found), found["access_digest"])
+
+
+def get_ticket_payment(uow, ticket_id: str) -> dict:
+    if (found := ticket_payment(uow, ticket_id)) is None:
         raise NotFound("PAYMENT_NOT_FOUND", "this ticket has no invoice (yet)")
-    return _viewed(found)
+    return found[0]
 
 
 def qris_image(uow, payment_id: str, fmt: str) -> dict:

@@ -134,9 +134,10 @@ def outcome(request: tuple, reply) -> tuple:
     return (*request[:2], ticket["status"], ticket["number"], ticket["access_code"])
 
 
-# ids and instants differ between the two databases; so does which counter (and so which
-# counter name in a call's announcement) called which ticket when counters press at once
-VOLATILE = ("_id", "_at", "_seconds", "_deadline", "counter_name", "announcement")
+# ids (and their access codes' digests) and instants differ between the two databases; so does
+# which counter (and so which counter name in a call's announcement) called which ticket when
+# counters press at once
+VOLATILE = ("_id", "_at", "_seconds", "_deadline", "_digest", "counter_name", "announcement")
 
 
 def stored(floor: Floor) -> tuple[dict, dict, list]:

@@ -4,10 +4,12 @@ completion say nothing is owed; otherwise ``ticket_completed`` and payment decid
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from sqlalchemy import select
 
+from mpp_queue import usecases
 from tests.queue.usecases.conftest import OUTBOX, STAFF, setup_agency
 from tests.queue.usecases.test_queue_tickets_flow import counter, take
 
@@ -23,10 +25,11 @@ def terms(floor, svc: dict, version: int | None, required: bool) -> None:
     floor("set_payment_terms", payload, now=False)
 
 
-def complete(floor, agency: dict, svc: dict) -> tuple[str | None, dict]:
-    """Serve one citizen of ``svc``; the completion's routing key (None: its type) and payload."""
+def complete(floor, agency: dict, svc: dict, ticket: dict | None = None) -> tuple[str | None, dict]:
+    """Serve one citizen of ``svc`` (``ticket``, else a new one); the completion's routing key
+    (None: its type) and payload."""
     desk = counter(floor, agency, [svc], name=str(len(floor.events("counter_opened")) + 1))
-    ticket = take(floor, svc)
+    ticket = ticket or take(floor, svc)
     assert floor("call_next", desk["id"], STAFF, settings=True)["id"] == ticket["id"]
     for action in ("start", "complete"):
         floor("ticket_action", ticket["id"], action, {}, STAFF, settings=True)
@@ -91,3 +94,29 @@ def test_a_fee_dropped_to_zero_is_routed_free_once_payment_says_so(floor):
     assert key == "ticket_completed.free" and payload["payment_terms_version"] == 2
     terms(floor, svc, None, required=True)  # terms without a version are never kept
     assert complete(floor, agency, svc)[0] == "ticket_completed.free"
+
+
+def code_of(floor, ticket: dict) -> str:
+    """The access code the citizen was given with ``ticket`` (the take-ticket entry point's
+    citizen view)."""
+    return usecases.citizen_view(floor.settings, ticket)["access_code"]
+
+
+def test_every_completion_carries_the_digest_of_the_ticket_s_access_code(floor):
+    """The payment service serves the invoice to the code's holder by this digest (decision
+    0022); the code itself, and the key that makes it, stay at the queue."""
+    agency, paid = setup_agency(floor, fee_idr=5000)
+    ticket = take(floor, paid)
+    code = code_of(floor, ticket)
+    assert len(code) == 22
+    key, payload = complete(floor, agency, paid, ticket)
+    assert key is None
+    assert payload["access_digest"] == hashlib.sha256(code.encode()).hexdigest()
+    assert code not in json.dumps(payload)
+
+    free_agency, free = setup_agency(floor, "FREEAG", fee_idr=0)
+    terms(floor, free, 1, required=False)
+    other = take(floor, free)
+    key, payload = complete(floor, free_agency, free, other)
+    assert key == "ticket_completed.free"
+    assert payload["access_digest"] == hashlib.sha256(code_of(floor, other).encode()).hexdigest()

@@ -5,6 +5,7 @@ alone to meet exactly the answer or the error it meets without grouping."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import eventlet
@@ -16,7 +17,7 @@ from mpp_chassis.migrate import upgrade
 from mpp_contracts.errors import Conflict, Forbidden, NotFound
 from mpp_queue import usecases
 from tests.queue.usecases.conftest import OUTBOX, STAFF, Floor, setup_agency
-from tests.queue.usecases.test_queue_completion_routing import terms
+from tests.queue.usecases.test_queue_completion_routing import code_of, terms
 from tests.queue.usecases.test_queue_tickets_flow import counter, take
 
 pytestmark = pytest.mark.postgres
@@ -186,3 +187,6 @@ def test_grouped_completions_are_routed_by_payment_s_terms_as_alone(pg_floor):
     assert [key for key, _ in rows] == ["ticket_completed.free"] * 3
     payloads = [json.loads(body)["payload"] for _, body in rows]
     assert {(p["payment_required"], p["payment_terms_version"]) for p in payloads} == {(False, 1)}
+    codes = {t["id"]: code_of(pg_floor, t) for t in tickets}  # each with its own code's digest
+    for p in payloads:
+        assert p["access_digest"] == hashlib.sha256(codes[p["ticket_id"]].encode()).hexdigest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+from nameko.exceptions import MethodNotFound
 from werkzeug.wrappers import Response
 
 from mpp_contracts import errors
@@ -36,8 +37,20 @@ class PaymentsRoutes:
         "agency's staff, as the ticket itself",
     )
     def get_ticket_payment(self, request, principal, ticket):
-        self.read_ticket(request, ticket)  # 404 unless the caller may read the ticket
-        return ok(self.payment_rpc.get_ticket_payment(ticket))
+        # one RPC: the payment service checks the code against the digest the queue sent with
+        # the completion, or the key's agency (docs/decisions/0022-invoice-read-in-one-rpc.md)
+        code, reader = self.ticket_reader(request)
+        try:
+            answer = self.payment_rpc.read_ticket_payment(ticket, code, reader)
+        except MethodNotFound:  # a payment service of the release before, during an upgrade
+            self.queue_rpc.get_ticket(ticket, code, reader)
+            return ok(self.payment_rpc.get_ticket_payment(ticket))
+        if not answer["verified"]:
+            # no invoice, or one from before digests: the queue decides, as for the ticket
+            self.queue_rpc.get_ticket(ticket, code, reader)  # 404 unless they may read it
+            if answer["payment"] is None:
+                raise errors.NotFound("PAYMENT_NOT_FOUND", "this ticket has no invoice (yet)")
+        return ok(answer["payment"])
 
     @route(
         "GET",

@@ -79,11 +79,16 @@ class TicketsRoutes:
         return ok(self.queue_rpc.withdraw_ticket(ticket, query.get("code")))
 
     def read_ticket(self, request, ticket: str) -> dict:
-        """The ticket for its code's holder, or for a staff key of its agency (an optional
-        key on a public route: a key that is sent must be valid), else 404."""
+        """The ticket for its code's holder, or for a staff key of its agency, else 404."""
+        return self.queue_rpc.get_ticket(ticket, *self.ticket_reader(request))
+
+    def ticket_reader(self, request) -> tuple[str | None, dict | None]:
+        """Who reads a ticket (or its invoice): the access code sent (``?code=``) and the
+        actor of the key sent (an optional key on a public route: a key that is sent must be
+        valid)."""
         query = TicketReadQuerySchema().load(request.args.to_dict())
         staff = self.authenticate(request) if request.headers.get("Authorization") else None
-        return self.queue_rpc.get_ticket(ticket, query.get("code"), actor(staff))
+        return query.get("code"), actor(staff)
 
     @route(
         "GET",

@@ -61,6 +61,9 @@ payments = Table(
     Column("refunded_idr", Integer, nullable=False, default=0),
     Column("flag", String(32), nullable=True),
     Column("receipt_number", String(32), nullable=True, unique=True),
+    # SHA-256 (hex) of the ticket's access code, from ticket_completed (domain.access); NULL for
+    # an invoice opened before it was sent: the gateway then asks the queue who may read it
+    Column("access_digest", String(64), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -6,6 +6,9 @@ ticket id appears to officers, agencies' systems and logs). The code is an HMAC 
 under the queue's ``TICKET_CODE_KEY``: nothing is stored, a retried take-ticket recomputes the
 same code, and a code for one ticket says nothing about another. 22 base64url characters carry
 132 bits.
+
+The payment service checks a code against the invoice without the key: each ``ticket_completed``
+carries :func:`code_digest`, a SHA-256 of the code (docs/decisions/0022-invoice-read-in-one-rpc.md).
 """
 
 from __future__ import annotations
@@ -27,3 +30,11 @@ def holds_code(key: str, ticket_id: str, code: str | None) -> bool:
     if not code:
         return False
     return hmac.compare_digest(access_code(key, ticket_id).encode(), code.encode())
+
+
+def code_digest(key: str, ticket_id: str) -> str:
+    """SHA-256 (hex) of the ticket's access code: what ``ticket_completed`` carries so that the
+    payment service can tell the code's holder without ever holding ``TICKET_CODE_KEY``. The
+    code is 132 bits of an HMAC output, so no search recovers it from its digest; and a digest
+    opens nothing by itself (the reader must present the code)."""
+    return hashlib.sha256(access_code(key, ticket_id).encode()).hexdigest()

@@ -123,13 +123,19 @@ def ending_reason(action: str, data: dict) -> str | None:
 
 
 def transition_event(
-    action: str, row: dict, data: dict, session, routes: dict | None = None
+    settings: Settings,
+    action: str,
+    row: dict,
+    data: dict,
+    session,
+    routes: dict | None = None,
 ) -> tuple[str, dict, str | None]:
     """The event of a start, completion, no-show or cancellation stored as ``row``: its type,
     payload and routing key (None: its type), alone and in a group alike. A completion is routed
     by the payment service's terms for the service version in force, read in ``session`` (the
     completion's transaction: :func:`completion_route`), once per service for a group that
-    passes its ``routes`` memo."""
+    passes its ``routes`` memo; it carries the digest of the ticket's access code, with which
+    the payment service serves the invoice to the code's holder (``access.code_digest``)."""
     base = ticket_event(row)
     if action == "start":
         return (
@@ -158,6 +164,7 @@ def transition_event(
                 "completed_at": done,
                 "waiting_seconds": int((called - row["issued_at"]).total_seconds()),
                 "serving_seconds": int((done - started).total_seconds()),
+                "access_digest": access.code_digest(settings.ticket_code_key, row["id"]),
                 **terms,
             },
             route,
@@ -207,7 +214,7 @@ def ticket_action(
         counter = load_row(session, counters, row["counter_id"], "COUNTER_NOT_FOUND", "counter")
         record_call(uow, "recall", row, counter, now, request_key=request_key)
     else:
-        event_type, payload, route = transition_event(action, row, data, session)
+        event_type, payload, route = transition_event(settings, action, row, data, session)
         uow.add_event(event_type, payload, routing_key=route)
     if row["status"] not in OPEN_STATES:
         breach_if_due(uow, row, now)

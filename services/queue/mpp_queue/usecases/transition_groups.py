@@ -111,7 +111,7 @@ def ticket_transitions(leader, settings: Settings, requests: list[TransitionRequ
         events, routes = [], {}  # a completion's route: read once per service in the group
         for _, request, row in done:
             event_type, payload, route = transition_event(
-                request.action, row, request.data, session, routes
+                settings, request.action, row, request.data, session, routes
             )
             events.append(request.uow.sharing(leader).event_row(event_type, payload, route))
         leader.store_events(events)
