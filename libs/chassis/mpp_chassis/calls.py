@@ -20,70 +20,23 @@ what stands instead (docs/decisions/0041-rpc-requests-unconfirmed.md):
   publish, since kombu asks for ``connection.blocked`` notices, so a close or EOF is seen
   first, the publish reconnects, and a broker that cannot be reached is ``BROKER_UNAVAILABLE``.
 
-The kombu connection that keys the producer pool is built once per broker address, not once per
-publish as nameko's ``Publisher`` does.
+Replies are published the same way (:mod:`mpp_chassis.transient`), on pooled producers keyed by
+a kombu connection built once per broker address, not once per publish as nameko's ``Publisher``
+does.
 """
 
 from __future__ import annotations
 
 import eventlet
-from kombu import Connection
-from kombu.pools import producers
-from nameko.amqp.publish import Publisher
-from nameko.constants import DEFAULT_TRANSPORT_OPTIONS, NON_PERSISTENT
 from nameko.rpc import MethodProxy, RpcProxy, ServiceProxy
 
 from mpp_chassis.messaging import BROKER_RETRY_AFTER_SECONDS, BROKER_UNAVAILABLE
+from mpp_chassis.transient import TransientPublisher
 from mpp_contracts.errors import ServiceUnavailable
-
-_TEMPLATES: dict[tuple, Connection] = {}
-
-
-def _pool_key(amqp_uri: str, ssl, login_method) -> Connection:
-    """The connection that keys this broker's pool of unconfirmed producers (kombu clones it for
-    the pool; it is never connected itself)."""
-    key = (amqp_uri, repr(ssl), login_method)
-    template = _TEMPLATES.get(key)
-    if template is None:
-        options = {**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": False}
-        template = Connection(
-            amqp_uri, transport_options=options, ssl=ssl, login_method=login_method
-        )
-        _TEMPLATES[key] = template
-    return template
-
-
-class RequestPublisher(Publisher):
-    """Publishes RPC requests transient and unconfirmed (see the module's docstring)."""
-
-    use_confirms = False
-    delivery_mode = NON_PERSISTENT
-
-    def publish(self, payload, **kwargs) -> None:
-        kwargs.pop("mandatory", None)  # a return is only ever read while waiting for a confirm
-        headers = {**self.publish_kwargs.get("headers", {}), **kwargs.pop("extra_headers", {})}
-        options = {key: value for key, value in self.publish_kwargs.items() if key != "headers"}
-        options.update(kwargs)
-        with producers[_pool_key(self.amqp_uri, self.ssl, self.login_method)].acquire(
-            block=True
-        ) as producer:
-            producer.publish(
-                payload,
-                headers=headers,
-                delivery_mode=self.delivery_mode,
-                mandatory=False,
-                priority=self.priority,
-                expiration=self.expiration,
-                serializer=self.serializer,
-                compression=self.compression,
-                retry=self.retry,
-                retry_policy=self.retry_policy,
-                **options,
-            )
 
 
 class RequestMethodProxy(MethodProxy):
-    publisher_cls = RequestPublisher
+    publisher_cls = TransientPublisher
 
 
 class RequestServiceProxy(ServiceProxy):
@@ -127,7 +80,7 @@ class BoundedServiceProxy:
 
 class BoundedRpcProxy(RpcProxy):
     """An ``RpcProxy`` whose calls time out (``RPC_TIMEOUT`` seconds, default 5), and whose
-    requests are published transient and unconfirmed (:class:`RequestPublisher`).
+    requests are published transient and unconfirmed (:class:`TransientPublisher`).
 
     The request message also expires after the timeout, so a service that comes back later does
     not execute a command its caller has already given up on. Subclasses may set

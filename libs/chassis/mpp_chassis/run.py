@@ -29,9 +29,11 @@ def prefer_py_amqp() -> None:
     ``import librabbitmq`` (``kombu.transport.supports_librabbitmq``). Python does not remember
     a failed import, so each probe searched every ``sys.path`` entry again, and nameko builds a
     ``Connection`` for every publish: each RPC request and each reply paid ~0.3 ms of CPU for
-    it, over half of a publish (issue 20; bench/README.md). The mall runs on py-amqp (its
-    publisher confirms and returned messages); librabbitmq is neither installed nor wanted, and
-    marking it absent in ``sys.modules`` makes the import raise ``ImportError`` without a search.
+    it, over half of a publish (issue 20; bench/README.md). Requests and replies no longer
+    build one (:mod:`mpp_chassis.transient`); nameko's other publishers still do. The mall
+    runs on py-amqp (its publisher confirms and returned messages); librabbitmq is neither
+    installed nor wanted, and marking it absent in ``sys.modules`` makes the import raise
+    ``ImportError`` without a search.
     """
     sys.modules.setdefault("librabbitmq", None)
 
