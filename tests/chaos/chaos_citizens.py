@@ -228,11 +228,15 @@ def pay_at_provider(fake: FakeProvider):
 def officer(floor: Floor, ledger: Ledger, counter: str, stop: threading.Event, deadline: float):
     """Call, start and complete tickets at one counter until told to stop."""
     while not stop.is_set() and time.monotonic() < deadline:
+        # one key per press, as the console sends (web/counter.js): a call whose answer was
+        # lost (a reply dropped in a broker restart, a killed process) is replayed on retry,
+        # not followed by a second call that leaves the first ticket called at the counter
         called = send(
             ledger,
             "POST",
             f"{floor.url}/v1/counters/{counter}/call-next",
             deadline=deadline,
+            idempotency_key=str(uuid.uuid4()),
             headers=floor.officer,
         )
         if called is None or called.status_code != 200:
