@@ -3,7 +3,12 @@
 Every call is bounded (``RPC_TIMEOUT`` seconds, default 5): its caller gets
 ``ServiceUnavailable`` (the gateway's 503 with ``Retry-After``) when no answer comes in time, and
 the request message expires with the bound, so a service that comes back later does not execute a
-command its caller has given up on.
+command its caller has given up on. The message's TTL counts only its time in a broker queue; the
+request also carries the instant its caller stops waiting (the ``nameko.deadline`` header, the
+earliest of its own bound and the deadline of the work that makes the call), and the service
+neither starts nor commits work past it (:class:`mpp_chassis.messaging.DatabaseAwareRpc`,
+:meth:`mpp_chassis.db.UnitOfWork.commit`): a request delivered late, after a broker restart or a
+consumer's reconnection, is not executed after its caller was answered 503.
 
 Because the caller waits with that bound whatever happens to the request, the request is
 published **transient** (delivery mode 1, not written to the broker's store) and **without a
@@ -27,9 +32,12 @@ does.
 
 from __future__ import annotations
 
+import time
+
 import eventlet
 from nameko.rpc import MethodProxy, RpcProxy, ServiceProxy
 
+from mpp_chassis.context import DEADLINE_KEY
 from mpp_chassis.messaging import BROKER_RETRY_AFTER_SECONDS, BROKER_UNAVAILABLE
 from mpp_chassis.transient import TransientPublisher
 from mpp_contracts.errors import ServiceUnavailable
@@ -37,6 +45,18 @@ from mpp_contracts.errors import ServiceUnavailable
 
 class RequestMethodProxy(MethodProxy):
     publisher_cls = TransientPublisher
+
+    def get_message_headers(self, worker_ctx) -> dict:
+        """nameko's context headers, with the instant this call's caller stops waiting: the
+        bound from now, or the deadline of the work making the call if that comes first."""
+        headers = super().get_message_headers(worker_ctx)
+        bound = self.publisher.expiration
+        if bound:
+            name = self._get_header_name(DEADLINE_KEY)
+            own = time.time() + float(bound)
+            inherited = headers.get(name)
+            headers[name] = min(own, inherited) if isinstance(inherited, (int, float)) else own
+        return headers
 
 
 class RequestServiceProxy(ServiceProxy):

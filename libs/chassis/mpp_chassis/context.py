@@ -8,9 +8,14 @@ have their own context).
 from __future__ import annotations
 
 import contextvars
+import time
 import uuid
 
 CORRELATION_KEY = "correlation_id"
+# when the caller that sent this work stops waiting for it (epoch seconds, as ``time.time()``): set
+# by a bounded RPC call (mpp_chassis.calls) and carried on with the work's context, so a call
+# made while serving it inherits the earliest deadline (docs/decisions/0041)
+DEADLINE_KEY = "deadline"
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "correlation_id", default=None
@@ -25,3 +30,13 @@ def ensure_correlation(context_data: dict) -> str:
         value = str(uuid.uuid4())
         context_data[CORRELATION_KEY] = value
     return value
+
+
+def past_deadline(context_data: dict) -> float | None:
+    """How many seconds ago the work's caller stopped waiting, or None while it waits (or when
+    the work has no caller bound in time: events, timers, an unbounded call)."""
+    deadline = context_data.get(DEADLINE_KEY)
+    if not isinstance(deadline, (int, float)):
+        return None
+    late = time.time() - deadline
+    return late if late > 0 else None

@@ -32,6 +32,7 @@ from mpp_chassis.engine import (
 )
 from mpp_chassis.outbox import HANDOVER_GRACE_SECONDS, OutboxRelay
 from mpp_contracts.envelope import make_envelope
+from mpp_contracts.errors import ServiceUnavailable
 from mpp_contracts.events import CONSUMED
 
 __all__ = ["Database", "UnitOfWork", "make_engine"]  # make_engine: its home is mpp_chassis.engine
@@ -288,6 +289,17 @@ class UnitOfWork:
         (``on_commit``), which publishes them from memory. A commit that fails hands nothing
         over: if it did commit after all, the relay's poll finds the rows."""
         self._writable()
+        late = context.past_deadline(self._context_data)
+        if late is not None:
+            # the caller was answered 503 (its bound ran out while this worker waited or
+            # worked): a commit now would act where nobody is told, and a retry of the same
+            # press, already answered, would not replay it
+            self.rollback()
+            raise ServiceUnavailable(
+                "DEADLINE_EXCEEDED",
+                "the caller stopped waiting before this could be committed; nothing was done",
+                {"late_seconds": round(late, 3), "retry_after": 1},
+            )
         stored = self.session.info.pop(_STORED, None)
         self.session.commit()
         if stored:

@@ -105,7 +105,9 @@ class _ReplyResponder(Responder):
 
 
 class DatabaseAwareRpc(Rpc):
-    """nameko's RPC entrypoint, with two changes to how a result is answered:
+    """nameko's RPC entrypoint; it does not start a request delivered after its caller stopped
+    waiting (its ``nameko.deadline``, :mod:`mpp_chassis.calls`), and changes how a result is
+    answered:
 
     - a database error that a retry may cure answers :class:`ServiceUnavailable` (the gateway's
       503 with ``Retry-After``) instead of an unexpected error (its 500); the worker has already
@@ -130,6 +132,22 @@ class DatabaseAwareRpc(Rpc):
         }
         method = getattr(self.container.service_cls, self.method_name)
         self._signature = inspect.signature(method, follow_wrapped=False)
+        self._deadline_header = f"{self.header_prefix}.{context.DEADLINE_KEY}"
+
+    def handle_message(self, body, message) -> None:
+        late = context.past_deadline(
+            {context.DEADLINE_KEY: (message.headers or {}).get(self._deadline_header)}
+        )
+        if late is not None:
+            # its caller was answered 503 already (a delivery held up by a broker restart or a
+            # consumer's reconnection): running it now would act where nobody is told
+            _log.warning(
+                "request not run: its caller stopped waiting",
+                extra={"method": self.method_name, "late_seconds": round(late, 3)},
+            )
+            self.rpc_consumer.queue_consumer.ack_message(message)
+            return
+        super().handle_message(body, message)
 
     def check_signature(self, args, kwargs) -> None:
         """nameko's check, with the method's signature built once: ``inspect.getcallargs``
