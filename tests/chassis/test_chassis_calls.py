@@ -226,3 +226,28 @@ def test_arguments_are_checked_against_a_signature_built_once(
         getcallargs(EchoingService.echo, None, "satu", "dua")
     assert misfit.payload["error"]["exc_type"] == IncorrectSignature.__name__
     assert misfit.payload["error"]["value"] == str(nameko_says.value)
+
+
+def test_a_call_never_answered_is_forgotten_after_its_bound(container_factory, amqp_uri):
+    """nameko kept every call's wait until its reply came: each call answered 503 at the bound
+    (a reply lost in a broker restart, a stopped service) stayed in the caller's memory for the
+    life of the process. A wait older than twice the bound is dropped."""
+    from nameko.rpc import ReplyListener
+
+    queue = Queue("rpc-mute", RPC_EXCHANGE, routing_key="mute.*", durable=True)
+    with Connection(amqp_uri) as conn:
+        queue(conn).declare()  # nobody consumes it: no call is ever answered
+    caller = container_factory(MuteCaller, {"AMQP_URI": amqp_uri, "RPC_TIMEOUT": 0.2})
+    caller.start()
+    (listener,) = [e for e in caller.extensions if isinstance(e, ReplyListener)]
+
+    def unanswered() -> set[str]:
+        with entrypoint_hook(caller, "ask") as ask, pytest.raises(ServiceUnavailable):
+            ask("halo")
+        return set(listener._reply_events)
+
+    first = unanswered()
+    assert len(first) == 1  # its wait outlives the 503 a while: a late reply finds it
+    # calls keep failing; once the first wait is older than twice the bound, a new call drops it
+    waiting = wait_until(lambda: (w := unanswered()) and not first & w and w, timeout=10)
+    assert len(waiting) <= 3  # the waits of the last 2 × 0.2 s only, not every call's

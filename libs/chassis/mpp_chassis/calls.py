@@ -33,9 +33,10 @@ does.
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import eventlet
-from nameko.rpc import MethodProxy, RpcProxy, ServiceProxy
+from nameko.rpc import MethodProxy, ReplyListener, RpcProxy, ServiceProxy
 
 from mpp_chassis.context import DEADLINE_KEY
 from mpp_chassis.messaging import BROKER_RETRY_AFTER_SECONDS, BROKER_UNAVAILABLE
@@ -98,6 +99,32 @@ class BoundedServiceProxy:
         return call
 
 
+class BoundedReplyListener(ReplyListener):
+    """nameko's reply listener, which also forgets the calls whose reply never came. nameko
+    keeps a call's wait until its reply arrives: every call answered 503 at the bound (a reply
+    lost in a broker restart, a service stopped or never started) stayed in memory for the
+    life of the process. A wait is dropped once it is older than twice the bound (a caller
+    stops waiting at the bound); a reply arriving later is ignored, as nameko ignores an
+    unknown correlation id."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._issued: deque[tuple[float, str]] = deque()
+        self.retention = 10.0
+
+    def setup(self) -> None:
+        super().setup()
+        self.retention = 2 * float(self.container.config.get("RPC_TIMEOUT", 5))
+
+    def get_reply_event(self, correlation_id: str):
+        now = time.monotonic()
+        issued = self._issued
+        while issued and issued[0][0] < now:
+            self._reply_events.pop(issued.popleft()[1], None)
+        issued.append((now + self.retention, correlation_id))
+        return super().get_reply_event(correlation_id)
+
+
 class BoundedRpcProxy(RpcProxy):
     """An ``RpcProxy`` whose calls time out (``RPC_TIMEOUT`` seconds, default 5), and whose
     requests are published transient and unconfirmed (:class:`TransientPublisher`).
@@ -108,6 +135,7 @@ class BoundedRpcProxy(RpcProxy):
     """
 
     proxy_class = BoundedServiceProxy
+    rpc_reply_listener = BoundedReplyListener()
 
     def setup(self) -> None:
         self.timeout = float(self.container.config.get("RPC_TIMEOUT", 5))
