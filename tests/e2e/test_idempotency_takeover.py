@@ -186,3 +186,60 @@ def test_an_officers_retried_press_calls_no_second_ticket(mall_factory):
         f"{url}/v1/tickets/{second['id']}", params={"code": second["access_code"]}
     )
     assert waiting.json()["status"] == "waiting"  # nobody called the second citizen
+
+
+def test_a_take_over_of_an_abandoned_key_returns_the_check_in_already_made(mall_factory):
+    """A kiosk's check-in answered 503 after its commit (or its gateway died): the retry with the
+    same Idempotency-Key gets the ticket the first attempt issued, not 409
+    ``INVALID_BOOKING_STATE`` with the booking used up and no ticket shown."""
+    # a zone where today still has slots ahead whatever the hour here
+    zone = next(
+        z
+        for z in ("Asia/Jakarta", "Europe/London", "America/New_York", "Pacific/Auckland")
+        if 1 <= datetime.now(ZoneInfo(z)).hour <= 20
+    )
+    mall = mall_factory("postgres", extra_env={"MALL_TIMEZONE": zone})
+    url = mall.url
+    agency, agency_admin = register_agency(url, "IMIGRASI", "Kantor Imigrasi")
+    service = requests.post(
+        f"{url}/v1/agencies/{agency['id']}/services",
+        headers=agency_admin,
+        json={
+            "code": "PASPOR",
+            "name": "Paspor",
+            "fee_idr": 0,
+            "sla_minutes": 60,
+            "prefix": "M",
+            "opening_hours": [{"opens": "00:00", "closes": "23:30"}],
+            "booking": {"slot_minutes": 30, "capacity": 4, "early_minutes": 60},
+        },
+    )
+    assert service.status_code == 201, service.text
+    service = service.json()
+    today = datetime.now(ZoneInfo(zone)).date().isoformat()
+    slots = requests.get(
+        f"{url}/v1/services/{service['id']}/slots", params={"date": today}, timeout=10
+    ).json()["items"]
+    now = datetime.now(ZoneInfo(zone))
+    ahead = next(s["start"] for s in slots if datetime.fromisoformat(s["start"]) > now)
+    body = {"service_id": service["id"], "slot_start": ahead, "nik": VALID_NIK}
+    booking = requests.post(f"{url}/v1/bookings", json=body, timeout=10)
+    assert booking.status_code == 201, booking.text
+    path = f"/v1/bookings/{booking.json()['id']}/check-in"
+    kiosk = {"Idempotency-Key": "kiosk-3-check-in-1"}
+    first = requests.post(f"{url}{path}", json={}, headers=kiosk, timeout=10)
+    assert first.status_code == 201, first.text
+    assert first.json()["ticket"]["access_code"]
+
+    assert retry_after_crash(mall, path, {}, kiosk) == first.json()
+    queue_db = sa.create_engine(mall.db_urls["queue"])
+    with queue_db.connect() as conn:
+        issued = conn.execute(sa.text("SELECT count(*) FROM tickets")).scalar_one()
+    queue_db.dispose()
+    assert issued == 1
+    # another request (another key) finds the booking used, as before
+    again = requests.post(
+        f"{url}{path}", json={}, headers={"Idempotency-Key": "kiosk-3-check-in-2"}, timeout=10
+    )
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "INVALID_BOOKING_STATE"

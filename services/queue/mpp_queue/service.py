@@ -338,8 +338,16 @@ class QueueService(OpsEndpoints):
         return self._commit(usecases.cancel_booking(self.uow, booking_id))
 
     @rpc(expected_exceptions=EXPECTED_ERRORS)
-    def check_in_booking(self, booking_id: str) -> dict:
-        result = self._commit(usecases.check_in(self.uow, self.settings, booking_id))
+    def check_in_booking(self, booking_id: str, request_key: str | None = None) -> dict:
+        """With a ``request_key`` (the gateway's hash of the kiosk's Idempotency-Key) a retry
+        after a lost answer gets the ticket the first attempt issued, not 409."""
+        request_key = contracts.request_key(request_key)
+        settings = self.settings
+        result = self._once_per_request(
+            request_key,
+            lambda: usecases.check_in(self.uow, settings, booking_id, request_key=request_key),
+            lambda key: usecases.check_in_for_request(self.uow.session, settings, booking_id, key),
+        )
         return {**result, "ticket": usecases.citizen_view(self.settings, result["ticket"])}
 
     # -- the floor

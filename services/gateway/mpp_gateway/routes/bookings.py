@@ -67,4 +67,5 @@ class BookingsRoutes:
         "Idempotency-Key a kiosk's retry gets the first answer (its ticket), not a 409",
     )
     def check_in_booking(self, request, principal, booking):
-        return ok(self.queue_rpc.check_in_booking(booking), 201)
+        key = idempotency.request_key(request)
+        return ok(self.queue_rpc.check_in_booking(booking, request_key=key), 201)

@@ -10,14 +10,20 @@ from sqlalchemy import insert, select, update
 
 from mpp_chassis.db import next_in_sequence
 from mpp_contracts.errors import Conflict
-from mpp_queue.adapters.tables import bookings, service_day_counts, services, slot_counts
+from mpp_queue.adapters.tables import (
+    bookings,
+    service_day_counts,
+    services,
+    slot_counts,
+    tickets,
+)
 from mpp_queue.domain import bookings as rules
 from mpp_queue.domain import nik, numbering
 
 from .catalogue import opening_periods
 from .common import Settings, citizen_nik, invalid, iso, load_row, now_utc
 from .issuing import active_service, issue
-from .tickets import ticket_view
+from .tickets import load_ticket, ticket_view
 
 BOOKED = "booked"
 NO_SHOW = "no_show"
@@ -304,10 +310,17 @@ def cancel_booking(uow, booking_id: str, now: datetime | None = None) -> dict:
     return booking_view(row)
 
 
-def check_in(uow, settings: Settings, booking_id: str, now: datetime | None = None) -> dict:
+def check_in(
+    uow,
+    settings: Settings,
+    booking_id: str,
+    now: datetime | None = None,
+    request_key: str | None = None,
+) -> dict:
     """Check in at a kiosk: on time gives a ticket held for the slot (called first once the slot
     starts); too early is refused (come back, the slot is kept); late loses the booking and
-    gives a walk-in ticket in the normal line."""
+    gives a walk-in ticket in the normal line. ``request_key`` (the kiosk's key) is stored with
+    the ticket, unique: :func:`check_in_for_request` finds the answer again."""
     session = uow.session
     row = load_row(session, bookings, booking_id, "BOOKING_NOT_FOUND")
     now = now or now_utc()
@@ -344,9 +357,27 @@ def check_in(uow, settings: Settings, booking_id: str, now: datetime | None = No
         phone=row["phone"],
         booking_id=row["id"] if on_time else None,
         booked_slot_start=row["slot_start"] if on_time else None,
+        request_key=request_key,
     )
     row = _end(session, row, "checked_in" if on_time else "late", now, ticket_id=ticket["id"])
     uow.add_event("booking_checked_in", _event(row))
+    return {"booking": booking_view(row), "ticket": ticket_view(session, settings, ticket, now)}
+
+
+def check_in_for_request(
+    session, settings: Settings, booking_id: str, request_key: str, now: datetime | None = None
+) -> dict | None:
+    """What a keyed check-in of this booking already answered (the booking, the ticket it gave),
+    if it did: a kiosk's retry after a lost answer gets it, not 409 ``INVALID_BOOKING_STATE``."""
+    row = session.execute(
+        select(bookings)
+        .join(tickets, tickets.c.id == bookings.c.ticket_id)
+        .where(bookings.c.id == booking_id, tickets.c.request_key == request_key)
+    ).first()
+    if row is None:
+        return None  # not checked in, or by another request (another key)
+    row = row._asdict()
+    ticket = load_ticket(session, row["ticket_id"])
     return {"booking": booking_view(row), "ticket": ticket_view(session, settings, ticket, now)}
 
 
