@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextvars
 import time
 import uuid
+from collections.abc import Callable
+
+from mpp_contracts.errors import ServiceUnavailable
 
 CORRELATION_KEY = "correlation_id"
 # when the caller that sent this work stops waiting for it (epoch seconds, as ``time.time()``): set
@@ -40,3 +43,18 @@ def past_deadline(context_data: dict) -> float | None:
         return None
     late = time.time() - deadline
     return late if late > 0 else None
+
+
+def refuse_past_deadline(context_data: dict, undo: Callable[[], None]) -> None:
+    """Before a commit: once the work's caller was answered 503 (its bound ran out while this
+    worker waited or worked), ``undo`` the work and raise ``DEADLINE_EXCEEDED`` instead. A
+    commit now would act where nobody is told, and a retry of the same press, already answered,
+    would not replay it."""
+    late = past_deadline(context_data)
+    if late is not None:
+        undo()
+        raise ServiceUnavailable(
+            "DEADLINE_EXCEEDED",
+            "the caller stopped waiting before this could be committed; nothing was done",
+            {"late_seconds": round(late, 3), "retry_after": 1},
+        )

@@ -32,16 +32,14 @@ from mpp_chassis.engine import (
 )
 from mpp_chassis.outbox import HANDOVER_GRACE_SECONDS, OutboxRelay
 from mpp_contracts.envelope import make_envelope
-from mpp_contracts.errors import ServiceUnavailable
 from mpp_contracts.events import CONSUMED
 
 __all__ = ["Database", "UnitOfWork", "make_engine"]  # make_engine: its home is mpp_chassis.engine
 
 _log = logging.getLogger(__name__)
 
-# where a session keeps the outbox rows its transaction stored: they go to the relay only if
-# that transaction commits (``session.info`` is per session, so units of work sharing a
-# transaction, ``UnitOfWork.sharing``, share them)
+# where a session keeps the outbox rows its transaction stored: they go to the relay only if that
+# transaction commits (units of work sharing a transaction, ``UnitOfWork.sharing``, share them)
 _STORED = "mpp_outbox_rows"
 
 
@@ -285,21 +283,11 @@ class UnitOfWork:
             raise RuntimeError("a read-only entry point's unit of work writes nothing")
 
     def commit(self) -> None:
-        """Commit, then hand the outbox rows this transaction stored to the relay
-        (``on_commit``), which publishes them from memory. A commit that fails hands nothing
-        over: if it did commit after all, the relay's poll finds the rows."""
+        """Commit (not past the caller's deadline), then hand the outbox rows stored to the relay
+        (``on_commit``), which publishes them from memory. A commit that fails hands nothing over:
+        if it did commit after all, the relay's poll finds the rows."""
         self._writable()
-        late = context.past_deadline(self._context_data)
-        if late is not None:
-            # the caller was answered 503 (its bound ran out while this worker waited or
-            # worked): a commit now would act where nobody is told, and a retry of the same
-            # press, already answered, would not replay it
-            self.rollback()
-            raise ServiceUnavailable(
-                "DEADLINE_EXCEEDED",
-                "the caller stopped waiting before this could be committed; nothing was done",
-                {"late_seconds": round(late, 3), "retry_after": 1},
-            )
+        context.refuse_past_deadline(self._context_data, self.rollback)
         stored = self.session.info.pop(_STORED, None)
         self.session.commit()
         if stored:
