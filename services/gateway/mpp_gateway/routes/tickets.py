@@ -153,7 +153,8 @@ class TicketsRoutes:
         idempotent=True,
         summary="action: call (out of order; body counter_id), recall, start, complete, "
         "no-show, transfer (body to_service_id), cancel. Invalid transitions answer 409. With "
-        "an Idempotency-Key a retried press is answered as the first (never acts twice)",
+        "an Idempotency-Key a retried call or recall is answered as the first; a retried start, "
+        "complete, no-show, cancel or transfer never acts twice (the ticket's state answers 409)",
     )
     def ticket_action(self, request, principal, ticket, action, body):
         key = idempotency.request_key(request)
