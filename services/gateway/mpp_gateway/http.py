@@ -139,6 +139,21 @@ def error_response(exc: Exception, request_id: str | None) -> Response:
 class GatewayEntrypoint(HttpEntrypoint):
     server = None  # replaced below, after the server class exists
 
+    def setup(self) -> None:
+        super().setup()
+        method = getattr(self.container.service_cls, self.method_name)
+        self._signature = inspect.signature(method, follow_wrapped=False)
+
+    def check_signature(self, args, kwargs) -> None:
+        """nameko's check, with the route's signature built once: ``inspect.getcallargs``
+        rebuilds it on every request (as ``mpp_chassis.messaging.DatabaseAwareRpc`` does for
+        RPC). Arguments that do not fit are checked again by nameko's own code, so the
+        ``IncorrectSignature`` says what it said."""
+        try:
+            self._signature.bind(None, *args, **kwargs)
+        except TypeError:
+            super().check_signature(args, kwargs)
+
     def response_from_exception(self, exc):
         return error_response(exc, None)
 
