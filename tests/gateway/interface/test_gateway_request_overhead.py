@@ -8,6 +8,7 @@ import pytest
 from nameko.exceptions import IncorrectSignature
 
 from mpp_gateway.http import GatewayEntrypoint
+from tests.gateway.interface.conftest import ADMIN_KEY, Gateway
 
 
 def test_route_arguments_are_checked_against_a_signature_built_once(
@@ -36,3 +37,37 @@ def test_route_arguments_are_checked_against_a_signature_built_once(
     with pytest.raises(TypeError) as nameko_says:
         getcallargs(GatewayService.get_ticket, None, ticket="t1")
     assert str(misfit.value) == str(nameko_says.value)
+
+
+def test_requests_that_need_no_database_open_no_session(container_factory, gateway_config):
+    """A public route, and a key this process resolved moments ago, answer without a database
+    session (one was built and closed per request); the first use of a key still looks it up."""
+    from mpp_chassis.db import Database
+    from mpp_gateway.service import GatewayService
+
+    container = container_factory(GatewayService, gateway_config)
+    container.start()
+    gateway = Gateway(f"http://{gateway_config['WEB_SERVER_ADDRESS']}", gateway_config)
+    database = next(d for d in container.dependencies if isinstance(d, Database))
+    opened: list[object] = []
+    sessionmaker = database.sessionmaker
+
+    def counting_sessionmaker():
+        opened.append(None)
+        return sessionmaker()
+
+    database.sessionmaker = counting_sessionmaker
+    assert gateway.request("GET", "/healthz").status_code == 200
+    assert opened == []
+    invalid = {"label": 5}  # 422 after auth, before any RPC
+    first = gateway.request("POST", "/v1/agencies/a/api-keys", ADMIN_KEY, json=invalid)
+    assert first.status_code == 422
+    assert len(opened) == 1  # the bootstrap key recorded and looked up
+    again = gateway.request("POST", "/v1/agencies/a/api-keys", ADMIN_KEY, json=invalid)
+    assert again.status_code == 422 and again.json()["error"] == {
+        **first.json()["error"],
+        "request_id": again.headers["X-Request-ID"],
+    }
+    assert len(opened) == 1
+    assert gateway.request("GET", "/v1/agencies/a/api-keys", "mpp_unknown").status_code == 401
+    assert len(opened) == 2  # an unknown key is looked up every time
