@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 
 import pytest
 from nameko.exceptions import IncorrectSignature
@@ -71,3 +72,33 @@ def test_requests_that_need_no_database_open_no_session(container_factory, gatew
     assert len(opened) == 1
     assert gateway.request("GET", "/v1/agencies/a/api-keys", "mpp_unknown").status_code == 401
     assert len(opened) == 2  # an unknown key is looked up every time
+
+
+def test_eventlets_access_line_is_formatted_only_when_its_logger_writes_it(
+    gateway, monkeypatch, caplog
+):
+    """eventlet formatted its access line (its own timestamp too) for every request, and the
+    mall's logging dropped it (``nameko`` at WARNING); it is still written at INFO."""
+    from mpp_gateway.http import EnvelopeProtocol
+
+    stamps: list[str] = []
+    stamp = EnvelopeProtocol.log_date_time_string
+
+    def counting_stamp(self):
+        stamps.append(stamp(self))
+        return stamps[-1]
+
+    monkeypatch.setattr(EnvelopeProtocol, "log_date_time_string", counting_stamp)
+    logger = logging.getLogger("nameko.web.server")
+    level = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        assert gateway.request("GET", "/healthz").status_code == 200
+        assert stamps == []
+        logger.setLevel(logging.INFO)
+        with caplog.at_level(logging.INFO, logger="nameko.web.server"):
+            assert gateway.request("GET", "/healthz").status_code == 200
+    finally:
+        logger.setLevel(level)
+    assert len(stamps) == 1
+    assert any('"GET /healthz HTTP/1.1" 200' in r.getMessage() for r in caplog.records)
