@@ -87,6 +87,14 @@ class KnownKeys(DependencyProvider):
         return self.cache
 
 
+def known_principal(header: str | None, known: PrincipalCache) -> Principal | None:
+    """The principal of ``Authorization: Bearer <key>`` if ``known`` holds that key (what
+    :func:`authenticate` answers first for it), else None."""
+    if not header or not header.startswith("Bearer "):
+        return None
+    return known.get(hash_key(header.removeprefix("Bearer ").strip()))
+
+
 def authenticate(
     session: Session,
     header: str | None,

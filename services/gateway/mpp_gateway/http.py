@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 
-from eventlet.wsgi import HeaderLineTooLong, HeadersTooLarge
+from eventlet.wsgi import HeaderLineTooLong, HeadersTooLarge, Server
 from marshmallow import Schema, ValidationError
 from nameko.exceptions import UnknownService
 from nameko.web.server import HttpOnlyProtocol, WsgiApp
@@ -138,6 +138,21 @@ def error_response(exc: Exception, request_id: str | None) -> Response:
 
 class GatewayEntrypoint(HttpEntrypoint):
     server = None  # replaced below, after the server class exists
+
+    def setup(self) -> None:
+        super().setup()
+        method = getattr(self.container.service_cls, self.method_name)
+        self._signature = inspect.signature(method, follow_wrapped=False)
+
+    def check_signature(self, args, kwargs) -> None:
+        """nameko's check, with the route's signature built once: ``inspect.getcallargs``
+        rebuilds it on every request (as ``mpp_chassis.messaging.DatabaseAwareRpc`` does for
+        RPC). Arguments that do not fit are checked again by nameko's own code, so the
+        ``IncorrectSignature`` says what it said."""
+        try:
+            self._signature.bind(None, *args, **kwargs)
+        except TypeError:
+            super().check_signature(args, kwargs)
 
     def response_from_exception(self, exc):
         return error_response(exc, None)
@@ -299,12 +314,36 @@ class EnvelopeProtocol(HttpOnlyProtocol):
         self.close_connection = 1
 
 
+class QuietWsgiServer(Server):
+    """eventlet's server, formatting its own access line only when its logger writes INFO.
+
+    eventlet formats that line (with a timestamp of its own) for every request before handing
+    it to the logger, and the mall's logging configuration drops it (``nameko`` at WARNING;
+    the gateway's ``mpp.access`` line says more). Its errors are logged as before."""
+
+    @property
+    def log_output(self) -> bool:
+        return self._log_output and self.log.isEnabledFor(logging.INFO)
+
+    @log_output.setter
+    def log_output(self, value: bool) -> None:
+        self._log_output = value
+
+
 class GatewayWebServer(CorrelatedWebServer):
     def get_wsgi_app(self):
         return GatewayWsgiApp(self)
 
     def get_wsgi_server(self, sock, wsgi_app, protocol=EnvelopeProtocol, debug=False):
-        return super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
+        # nameko's own server, of the class above
+        return QuietWsgiServer(
+            sock,
+            sock.getsockname(),
+            wsgi_app,
+            protocol=protocol,
+            debug=debug,
+            log=logging.getLogger("nameko.web.server"),
+        )
 
     def max_body_bytes(self) -> int:
         return int(self.container.config.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))

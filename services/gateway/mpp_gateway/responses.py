@@ -7,6 +7,7 @@ import json
 from werkzeug.wrappers import Response
 
 from mpp_contracts.pagination import PageQuerySchema
+from mpp_contracts.rpc import shared
 from mpp_gateway import auth
 
 AGENCY_ADMIN = ("agency_admin",)
@@ -32,4 +33,4 @@ def actor(principal: auth.Principal | None) -> dict | None:
 def page_args(request) -> dict:
     """``cursor`` and bounded ``limit`` from the query string, for a list RPC (422 if invalid)."""
     args = {k: request.args.get(k) for k in ("cursor", "limit") if k in request.args}
-    return PageQuerySchema().load(args)
+    return shared(PageQuerySchema).load(args)

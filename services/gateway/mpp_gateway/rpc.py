@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 
 from mpp_chassis.calls import BoundedRpcProxy, BoundedServiceProxy
-from mpp_gateway.metrics import RPC_LATENCY
+from mpp_gateway.metrics import rpc_latency
 
 
 class TimedServiceProxy(BoundedServiceProxy):
     def __getattr__(self, method_name: str):
         call = super().__getattr__(method_name)
-        histogram = RPC_LATENCY.labels(self._service_name)
+        histogram = rpc_latency(self._service_name)
 
         def timed(*args, **kwargs):
             started = time.perf_counter()

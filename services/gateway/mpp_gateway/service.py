@@ -12,13 +12,13 @@ from nameko.dependency_providers import Config
 from nameko.timer import timer
 
 from mpp_chassis.collector import FrozenSurvivors
-from mpp_chassis.db import Database
 from mpp_chassis.environment import NO_SIMULATOR, Secret, StartupCheck
 from mpp_chassis.grouping import GroupCommit
 from mpp_chassis.metrics import Metrics
 from mpp_contracts.errors import Unauthorized
 from mpp_gateway import auth, idempotency
 from mpp_gateway.adapters.tables import metadata
+from mpp_gateway.dependencies import GatewayDatabase
 from mpp_gateway.http import RateLimited
 from mpp_gateway.ops import GatewayOps
 from mpp_gateway.ratelimit import RateLimiter
@@ -56,7 +56,7 @@ class GatewayService(
         rules=(NO_SIMULATOR,),  # its simulator routes would exist
     )
     config = Config()
-    uow = Database(metadata)
+    uow = GatewayDatabase(metadata)
     metrics_ = Metrics(log_http=False)  # the access log has each request's line
     queue_rpc = TimedRpcProxy("queue")
     take_batch = GroupCommit()  # GROUP_COMMIT_MS / _SIZE here: GATEWAY_TAKE_BATCH_MS / _SIZE
@@ -72,6 +72,9 @@ class GatewayService(
         ``RATE_LIMIT_AUTH_FAILURES_PER_MINUTE`` of them, a key this process does not already
         know answers 429 before it is looked up in the database."""
         header = request.headers.get("Authorization")
+        known = auth.known_principal(header, self.known_keys)
+        if known is not None:  # resolved recently: neither the failure count nor the database
+            return known
         bucket, limit = self.failure_bucket(request, "authfail")
         if not self._known_key(header):
             self.refuse_past_failures(bucket, limit, "failed authentications")

@@ -7,6 +7,7 @@ from werkzeug.wrappers import Response
 
 from mpp_contracts.bounds import Id
 from mpp_contracts.errors import Forbidden
+from mpp_contracts.rpc import shared
 from mpp_gateway.broadcast import broadcast_handler
 from mpp_gateway.display import DisplayHub
 from mpp_gateway.http import route
@@ -40,7 +41,7 @@ class DisplayRoutes:
         "Last-Event-ID resumes; a resync event means: fetch /v1/display again)",
     )
     def display_stream(self, request, principal):
-        agency = DisplayStreamQuerySchema().load(dict(request.args))["agency"]
+        agency = shared(DisplayStreamQuerySchema).load(dict(request.args))["agency"]
         if principal.agency_id is not None:
             if agency not in (None, principal.agency_id):
                 raise Forbidden("FORBIDDEN", "this display key shows one agency only")

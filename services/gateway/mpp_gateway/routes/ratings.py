@@ -23,7 +23,7 @@ from mpp_gateway.schemas.rating import (
 def _query(request, schema) -> dict:
     """The query string validated by ``schema`` (422 on error), passed on as plain strings."""
     args = {k: v for k, v in request.args.items() if v != ""}
-    schema().load(args)
+    contracts.shared(schema).load(args)
     return args
 
 

@@ -75,7 +75,7 @@ class TicketsRoutes:
         "once called; anyone without the code gets 404",
     )
     def withdraw_ticket(self, request, principal, ticket):
-        query = TicketReadQuerySchema().load(request.args.to_dict())
+        query = contracts.shared(TicketReadQuerySchema).load(request.args.to_dict())
         return ok(self.queue_rpc.withdraw_ticket(ticket, query.get("code")))
 
     def read_ticket(self, request, ticket: str) -> dict:
@@ -86,7 +86,7 @@ class TicketsRoutes:
         """Who reads a ticket (or its invoice): the access code sent (``?code=``) and the
         actor of the key sent (an optional key on a public route: a key that is sent must be
         valid)."""
-        query = TicketReadQuerySchema().load(request.args.to_dict())
+        query = contracts.shared(TicketReadQuerySchema).load(request.args.to_dict())
         staff = self.authenticate(request) if request.headers.get("Authorization") else None
         return query.get("code"), actor(staff)
 
