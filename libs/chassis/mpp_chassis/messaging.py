@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 from functools import partial
 
 import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from kombu import Connection, Exchange, Queue
 from kombu.exceptions import OperationalError as KombuOperationalError
+from kombu.serialization import dumps, registry
 from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
@@ -36,7 +38,12 @@ from nameko.constants import (
     SERIALIZER_CONFIG_KEY,
 )
 from nameko.events import EventHandler
-from nameko.exceptions import ContainerBeingKilled, deserialize_to_instance
+from nameko.exceptions import (
+    ContainerBeingKilled,
+    UnserializableValueError,
+    deserialize_to_instance,
+    serialize,
+)
 from nameko.extensions import SharedExtension
 from nameko.rpc import Responder, Rpc, get_rpc_exchange
 from sqlalchemy import exc as sa_exc
@@ -102,6 +109,32 @@ class _ReplyResponder(Responder):
     """
 
     publisher_cls = TransientPublisher
+
+    def send_response(self, result, exc_info):
+        """nameko's ``send_response`` with the reply serialised once: nameko dumps ``result`` to
+        check it can be sent, then the publish dumps the whole reply again. Here the reply is
+        dumped once and published as that body; a result that cannot be serialised is answered
+        as nameko answers it (``UnserializableValueError``, and the worker sees that error)."""
+        error = None if exc_info is None else serialize(exc_info[1])
+        serializer = registry.type_to_name[self.message.properties["content_type"]]
+        try:
+            body = dumps({"result": result, "error": error}, serializer)
+        except Exception:
+            exc_info = sys.exc_info()
+            error = serialize(UnserializableValueError(result))  # always serialisable
+            result = None
+            body = dumps({"result": result, "error": error}, serializer)
+        content_type, content_encoding, payload = body
+        publisher = self.publisher_cls(self.amqp_uri, ssl=self.ssl, login_method=self.login_method)
+        publisher.publish(
+            payload,
+            content_type=content_type,  # already serialised: kombu sends the body as it is
+            content_encoding=content_encoding,
+            exchange=self.exchange,
+            routing_key=self.message.properties["reply_to"],
+            correlation_id=self.message.properties.get("correlation_id"),
+        )
+        return result, exc_info
 
 
 class DatabaseAwareRpc(Rpc):
