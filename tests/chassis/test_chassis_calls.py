@@ -111,6 +111,10 @@ class EchoingService:
     def refuse(self, word: str) -> None:
         raise ValueError(word)
 
+    @messaging.rpc
+    def unsendable(self, word: str) -> object:
+        return {word: object()}  # no JSON for it
+
 
 RPC_EXCHANGE = Exchange("nameko-rpc", type="topic", durable=True)
 REPLIES = Queue("mpp.test.replies", RPC_EXCHANGE, routing_key="a-caller", auto_delete=True)
@@ -251,3 +255,33 @@ def test_a_call_never_answered_is_forgotten_after_its_bound(container_factory, a
     # calls keep failing; once the first wait is older than twice the bound, a new call drops it
     waiting = wait_until(lambda: (w := unanswered()) and not first & w and w, timeout=10)
     assert len(waiting) <= 3  # the waits of the last 2 × 0.2 s only, not every call's
+
+
+def test_a_reply_is_serialised_once_and_an_unsendable_result_answered_as_nameko_does(
+    container_factory, amqp_uri, monkeypatch
+):
+    """nameko dumped every result once to check it could be sent, then the publish dumped the
+    whole reply again; the reply is dumped once. A result that cannot be dumped still answers
+    nameko's ``UnserializableValueError``."""
+    from kombu import serialization
+
+    container_factory(EchoingService, {"AMQP_URI": amqp_uri}).start()
+    dumped: list = []
+    json_codec = serialization.registry._encoders["json"]  # every dumps to JSON goes through it
+
+    def counting(data):
+        dumped.append(data)
+        return json_codec.encoder(data)
+
+    monkeypatch.setitem(
+        serialization.registry._encoders, "json", json_codec._replace(encoder=counting)
+    )
+    with Connection(amqp_uri) as conn:
+        dumped.clear()  # the request's own
+        answer = ask_by_hand(conn, "echo", ["sekali"], "call-1")
+        assert answer.payload == {"result": "sekali", "error": None}
+        assert [d for d in dumped if d != {"args": ["sekali"], "kwargs": {}}] == [answer.payload]
+        refusal = ask_by_hand(conn, "unsendable", ["x"], "call-2")
+    assert refusal.properties["correlation_id"] == "call-2"
+    assert refusal.payload["result"] is None
+    assert refusal.payload["error"]["exc_type"] == "UnserializableValueError"

@@ -70,6 +70,19 @@ def riding_claim(session: Session, event: dict, handler: str) -> RidingClaim:
     return RidingClaim(event["id"], handler, session.get_bind().dialect.name == "postgresql")
 
 
+@functools.cache
+def claim_statement(processed) -> TextClause:
+    """``UnitOfWork.claim_event``: ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (PostgreSQL and
+    SQLite alike): one round trip, where a savepoint around a plain insert took three. A
+    concurrent claim of the same event waits for the first transaction and then inserts
+    nothing."""
+    return text(
+        f"INSERT INTO {processed.name} (event_id, handler, processed_at) "  # noqa: S608
+        "VALUES (:event_id, :handler, :processed_at) "
+        "ON CONFLICT (event_id, handler) DO NOTHING RETURNING event_id"
+    ).bindparams(bindparam("processed_at", type_=processed.c.processed_at.type))
+
+
 _RIDING = (
     "WITH claim AS (INSERT INTO processed_events (event_id, handler, processed_at) "
     "VALUES (:claim_event_id, :claim_handler, :claim_at) "

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import MetaData, bindparam, delete, event, insert, text
+from sqlalchemy import MetaData, bindparam, delete, event, insert, select, text, true
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,25 +62,15 @@ _EVENT_COLUMNS = (
 
 
 @functools.cache
-def _with_event(statement, outbox):
+def _with_event(statement, outbox, changed_only: bool):
     """``WITH change AS (statement) INSERT INTO outbox …``: PostgreSQL runs a data-modifying CTE
-    once, to completion, even when nothing reads it. Built once per statement."""
-    values = {
-        name: bindparam(f"outbox_{name}", type_=outbox.c[name].type) for name in _EVENT_COLUMNS
-    }
-    return insert(outbox).values(values).add_cte(statement.cte("change"))
-
-
-@functools.cache
-def _claim_statement(processed):
-    """``INSERT … ON CONFLICT DO NOTHING RETURNING`` (PostgreSQL and SQLite alike): one round
-    trip, where a savepoint around a plain insert took three. A concurrent claim of the same event
-    waits for the first transaction and then inserts nothing."""
-    return text(
-        f"INSERT INTO {processed.name} (event_id, handler, processed_at) "  # noqa: S608
-        "VALUES (:event_id, :handler, :processed_at) "
-        "ON CONFLICT (event_id, handler) DO NOTHING RETURNING event_id"
-    ).bindparams(bindparam("processed_at", type_=processed.c.processed_at.type))
+    once, to completion, even when nothing reads it (``changed_only``: the row is selected ``FROM
+    change``, so none when nothing changed). Built once per statement."""
+    columns = {c: bindparam(f"outbox_{c}", type_=outbox.c[c].type) for c in _EVENT_COLUMNS}
+    if changed_only:
+        change = select(*columns.values()).select_from(statement.returning(true()).cte("change"))
+        return insert(outbox).from_select(list(columns), change)
+    return insert(outbox).values(columns).add_cte(statement.cte("change"))
 
 
 class UnitOfWork:
@@ -172,19 +162,28 @@ class UnitOfWork:
         event_type: str,
         payload: dict[str, Any],
         routing_key: str | None = None,
-    ) -> None:
+        *,
+        changed_only: bool = False,
+    ) -> str | None:
         """Run ``statement`` (an ``INSERT`` or ``UPDATE`` without ``RETURNING``) and store the
         event it implies, in one round trip where the database allows it: on PostgreSQL the
         change is a data-modifying CTE of the outbox insert; elsewhere two statements. The
-        statement's parameters must not be named ``outbox_*``."""
+        statement's parameters must not be named ``outbox_*``. ``changed_only``: the event is
+        stored only if the statement (then an ``UPDATE`` of one row at most) changed a row.
+        The stored event's id (None: not stored). Built once per statement: pass it as is."""
         row = self.event_row(event_type, payload, routing_key)
         if self.session.get_bind().dialect.name == "postgresql":
-            combined = _with_event(statement, self._outbox)
-            self.session.execute(combined, {**params, **{f"outbox_{k}": v for k, v in row.items()}})
+            combined = _with_event(statement, self._outbox, changed_only)
+            outbox = {f"outbox_{k}": v for k, v in row.items()}
+            stored = self.session.execute(combined, {**params, **outbox}).rowcount > 0
         else:
-            self.session.execute(statement, params)
-            self.session.execute(_insert(self._outbox), row)
+            stored = self.session.execute(statement, params).rowcount > 0 or not changed_only
+            if stored:
+                self.session.execute(_insert(self._outbox), row)
+        if not stored:
+            return None
         self._events.append(row)
+        return row["event_id"]
 
     def sharing(self, leader: UnitOfWork) -> UnitOfWork:
         """This worker's unit of work writing in ``leader``'s transaction (group commit,
@@ -230,7 +229,7 @@ class UnitOfWork:
         """
         self._claimable()
         claimed = self.session.execute(
-            _claim_statement(self._processed),
+            claims.claim_statement(self._processed),
             {"event_id": event_id, "handler": handler, "processed_at": datetime.now(UTC)},
         ).first()
         if claimed is None:

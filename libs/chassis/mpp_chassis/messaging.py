@@ -38,11 +38,11 @@ from nameko.constants import (
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled, deserialize_to_instance
 from nameko.extensions import SharedExtension
-from nameko.rpc import Responder, Rpc, get_rpc_exchange
+from nameko.rpc import Rpc, get_rpc_exchange
 from sqlalchemy import exc as sa_exc
 
 from mpp_chassis import context, metrics
-from mpp_chassis.transient import TransientPublisher
+from mpp_chassis.transient import ReplyResponder as _ReplyResponder
 from mpp_contracts.envelope import read_envelope
 from mpp_contracts.errors import REMOTE_ERRORS, ServiceUnavailable
 
@@ -90,18 +90,6 @@ def answer_for(error: BaseException) -> BaseException:
             {"retry_after": DATABASE_RETRY_AFTER_SECONDS},
         )
     return error
-
-
-class _ReplyResponder(Responder):
-    """nameko's ``Responder`` (payload, serializer, ``reply_to`` routing and correlation id
-    unchanged) with the publish of :class:`~mpp_chassis.transient.TransientPublisher`: the reply
-    is sent transient and without a confirm, on a pooled producer found without building a kombu
-    connection. A reply is worth something only while its caller waits, and the caller waits
-    with a bound (``RPC_TIMEOUT``, then 503) whatever happens to it; the call's effects are
-    committed before the reply is sent either way (docs/decisions/0041-rpc-requests-unconfirmed.md).
-    """
-
-    publisher_cls = TransientPublisher
 
 
 class DatabaseAwareRpc(Rpc):

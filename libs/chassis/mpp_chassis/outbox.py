@@ -35,7 +35,6 @@ for it is deployed later, send the parked events again:
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -58,7 +57,7 @@ from sqlalchemy.engine import Engine
 
 from mpp_chassis import metrics
 from mpp_chassis.engine import make_engine
-from mpp_chassis.publisher import BatchPublisher, event_exchange  # noqa: F401 - its old home
+from mpp_chassis.publisher import BatchPublisher, Outgoing, event_exchange  # noqa: F401 - its old home
 from mpp_chassis.tables import add_chassis_tables
 
 _log = logging.getLogger(__name__)
@@ -85,6 +84,7 @@ class Handed(NamedTuple):
     routing_key: str | None
     source: str
     body: str
+    correlation_id: str | None
     attempts: int = 0
 
 
@@ -136,7 +136,16 @@ class OutboxRelay:
         if handover_grace_seconds > 0:  # younger rows are the fast path's of their process
             due = due & (c.created_at <= bindparam("handed_before"))
         pending = (
-            select(c.seq, c.event_id, c.event_type, c.routing_key, c.source, c.body, c.attempts)
+            select(
+                c.seq,
+                c.event_id,
+                c.event_type,
+                c.routing_key,
+                c.source,
+                c.body,
+                c.correlation_id,
+                c.attempts,
+            )
             .where(c.sent_at.is_(None), due | (c.next_attempt_at <= bindparam("now")))
             .order_by(c.seq)
             .limit(BATCH)
@@ -224,6 +233,7 @@ class OutboxRelay:
                     row["routing_key"],
                     row["source"],
                     row["body"],
+                    row["correlation_id"],
                 )
             )
         sent, unroutable = self._publish(rows)
@@ -344,25 +354,21 @@ class OutboxRelay:
             (unroutable if paused else due).append(row)
         if not due:
             return [], unroutable
-        envelopes = [(row, json.loads(row.body)) for row in due]
         must_route = self.must_route
         confirmed, returned = self.publisher.publish_batch(
-            [
-                (row.source, row.routing_key or row.event_type, envelope)
-                for row, envelope in envelopes
-            ],
+            [(row.source, row.routing_key or row.event_type, Outgoing.of(row)) for row in due],
             optional=set()
             if must_route is None
-            else {e["id"] for row, e in envelopes if row.event_type not in must_route},
+            else {row.event_id for row in due if row.event_type not in must_route},
         )
         sent = []
-        for row, envelope in envelopes:
-            if envelope["id"] in confirmed:
+        for row in due:
+            if row.event_id in confirmed:
                 sent.append(row)
                 self._unroutable_until.pop(row.event_type, None)
                 if self._unroutable_since.pop(row.event_type, None) is not None:
                     _log.info("a queue takes %s again", row.event_type)
-            elif envelope["id"] in returned:
+            elif row.event_id in returned:
                 unroutable.append(row)
                 if row.event_type not in self._unroutable_since:  # logged once, not per event
                     _log.info("no queue bound for %s yet", row.event_type)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import NamedTuple
 
 import amqp
 from kombu import Connection, Exchange
@@ -15,6 +16,24 @@ CONFIRM_TIMEOUT = 10.0
 def event_exchange(source: str) -> Exchange:
     """The exchange nameko's event handlers bind to: ``<source>.events``, topic, durable."""
     return Exchange(f"{source}.events", type="topic", durable=True, auto_delete=False)
+
+
+class Outgoing(NamedTuple):
+    """An event to publish: its id, its correlation id and its envelope as the outbox stores it
+    (JSON), sent as it is: the relay neither parses nor dumps it again."""
+
+    event_id: str
+    correlation_id: str | None
+    body: str
+
+    @classmethod
+    def of(cls, row) -> Outgoing:
+        """An outbox row (``event_id``, ``correlation_id``, ``body``) as it is sent; a row
+        stored without its correlation id in the column reads it from its envelope."""
+        correlation = row.correlation_id
+        if correlation is None:
+            correlation = json.loads(row.body).get("correlation_id")
+        return cls(row.event_id, correlation, row.body)
 
 
 class BatchPublisher:
@@ -87,17 +106,17 @@ class BatchPublisher:
         return tag <= self._acked_upto or tag in self._acked
 
     def publish_batch(
-        self, messages: list[tuple[str, str, dict]], *, optional: set[str] = frozenset()
+        self, messages: list[tuple[str, str, Outgoing]], *, optional: set[str] = frozenset()
     ) -> tuple[set[str], set[str]]:
-        """Publish ``(exchange source, routing key, envelope)`` triples; return the ids the
-        broker confirmed and routed, and the ids it returned as unroutable. The envelopes whose
-        ids are in ``optional`` are published without ``mandatory``: confirmed, they count as
-        sent whether a queue took them or not."""
+        """Publish ``(exchange source, routing key, event)`` triples; return the ids the broker
+        confirmed and routed, and the ids it returned as unroutable. The events whose ids are
+        in ``optional`` are published without ``mandatory``: confirmed, they count as sent
+        whether a queue took them or not."""
         try:
             channel = self._open()
             self._returned.clear()
             tags: dict[int, str] = {}
-            for source, routing_key, envelope in messages:
+            for source, routing_key, event in messages:
                 exchange = event_exchange(source)
                 if exchange.name not in self._declared:
                     channel.exchange_declare(
@@ -109,18 +128,18 @@ class BatchPublisher:
                     self._declared.add(exchange.name)
                 channel.basic_publish(
                     amqp.Message(
-                        json.dumps(envelope),
+                        event.body,
                         content_type="application/json",
                         content_encoding="utf-8",
                         delivery_mode=2,
-                        message_id=envelope["id"],
-                        application_headers={"nameko.correlation_id": envelope["correlation_id"]},
+                        message_id=event.event_id,
+                        application_headers={"nameko.correlation_id": event.correlation_id},
                     ),
                     exchange=exchange.name,
                     routing_key=routing_key,
-                    mandatory=envelope["id"] not in optional,
+                    mandatory=event.event_id not in optional,
                 )
-                tags[self._next_tag] = envelope["id"]
+                tags[self._next_tag] = event.event_id
                 self._next_tag += 1
             deadline = time.monotonic() + self.confirm_timeout
             while not all(self._confirmed(tag) for tag in tags):

@@ -12,6 +12,7 @@ from nameko.timer import Timer
 from prometheus_client import Gauge
 
 from mpp_chassis.batching import batch_event_handler
+from mpp_chassis.claims import riding_claim
 from mpp_chassis.collector import FrozenSurvivors
 from mpp_chassis.db import Database
 from mpp_chassis.environment import NO_SIMULATOR, Secret, StartupCheck, when
@@ -120,10 +121,13 @@ class PaymentService(OpsEndpoints):
         """This service owns "does this ticket need paying?": it opens the invoice or says that
         none is required; the rating service invites from these facts only. The completions at
         hand are applied in one transaction (mpp_chassis.batching); the charges follow it."""
-        settings = self.settings
+        settings, handler = self.settings, "handle_ticket_completed"
         attempts = []
-        for event in self.uow.claimed(events, "handle_ticket_completed"):
-            amount = usecases.invoice_amount(self.uow, event["payload"])
+        for event in self.uow.claimed(events, handler, riding=True):
+            claim = riding_claim(self.uow.session, event, handler)  # in the fee's read
+            amount = usecases.invoice_amount(self.uow, event["payload"], claim)
+            if amount is None:
+                continue  # handled before
             if not usecases.needs_paying(amount):
                 usecases.payment_not_required(self.uow, event["payload"])
             else:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from mpp_chassis.claims import RidingClaim, with_claim
 from mpp_contracts.errors import NotFound
 from mpp_contracts.scope import require_agency_scope
 from mpp_payment.adapters import providers as adapters
@@ -181,15 +182,25 @@ def needs_paying(amount: int) -> bool:
 
 
 _FEE = select(catalogue.c.fee_idr).where(catalogue.c.id == bindparam("service_id"))
+_FEE_SQL = "SELECT (SELECT fee_idr FROM catalogue_services WHERE id = :service_id) FROM claim"
 
 
-def invoice_amount(uow, ticket: dict) -> int:
+def invoice_amount(uow, ticket: dict, claim: RidingClaim | None = None) -> int | None:
     """What a completed ticket owes (0: nothing): the fee in force when it was completed — the
     service is rendered then, and a fee changed while the citizen waited applies to them
     (docs/payment-rules.md). It is read from our copy of the catalogue (kept from ``service_*``
     events, never overwritten by an older version); the fee the ticket event carries (the fee
-    the ticket was issued with) is used only when our copy has not arrived yet."""
-    fee = uow.session.execute(_FEE, {"service_id": ticket["service_id"]}).scalar_one_or_none()
+    the ticket was issued with) is used only when our copy has not arrived yet. With the
+    event's ``claim`` (``claimed(riding=True)``), the read carries it: None when the event was
+    handled before (decision 0006)."""
+    params = {"service_id": ticket["service_id"]}
+    if claim is None:
+        fee = uow.session.execute(_FEE, params).scalar_one_or_none()
+    else:
+        row = uow.session.execute(with_claim(_FEE_SQL, claim.rides), {**params, **claim.params})
+        if (found := row.first()) is None:
+            return None
+        fee = found[0]
     return ticket["fee_idr"] if fee is None else fee
 
 

@@ -88,8 +88,8 @@ def test_a_group_of_transitions_sends_three_statements_and_commits_once(pg_floor
         assert [a["id"] for a in answers] == [t["id"] for t in tickets]
         assert (gatherer.groups, gatherer.grouped) == (1, 8)
         assert len(commits) == 1
-        # a completion also reads its service's payment terms (its routing), once per service
-        assert len(sent) == (3 if action == "start" else 4) < 8 * 3, sent
+        # a completion's routing (its service's payment terms) is read with its ticket
+        assert len(sent) == 3 < 8 * 3, sent
         assert sum(s.startswith("UPDATE tickets") for s in sent) == 1
         assert sum(s.startswith("INSERT INTO outbox") for s in sent) == 1
     completed = pg_floor.events("ticket_completed")

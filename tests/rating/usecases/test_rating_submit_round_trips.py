@@ -32,9 +32,11 @@ def test_a_submission_folds_its_rating_into_the_read_model_in_one_statement(desk
     assert sent[-1] == folds[0], sent  # last: the busiest rows are locked until commit only
     if db_url_factory.backend == "postgres":
         assert folds[0].startswith("WITH claim AS (INSERT INTO processed_events"), folds[0]
-        # before: 7 and the hop; now the invitation, its use, the rating (ON CONFLICT DO
-        # NOTHING, where a savepoint took three round trips), its event, the fold
-        assert len(sent) == 5, sent
+        # before: 7 and the hop; now the invitation, its use carrying the event (a
+        # data-modifying CTE), the rating (ON CONFLICT DO NOTHING, where a savepoint took three
+        # round trips), the fold
+        assert len(sent) == 4, sent
+        assert sent[1].startswith("WITH change AS (UPDATE invitations SET used_at="), sent
     assert not any("SAVEPOINT" in s for s in sent), sent
     summary = desk(usecases.summary, desk.settings, {"agency": "ag-1", "period": "day"})
     assert summary["count"] == 2  # at once: no event hop to wait for

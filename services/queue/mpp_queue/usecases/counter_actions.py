@@ -133,10 +133,11 @@ def transition_event(
 ) -> tuple[str, dict, str | None]:
     """The event of a start, completion, no-show or cancellation stored as ``row``: its type,
     payload and routing key (None: its type), alone and in a group alike. A completion is routed
-    by the payment service's terms for the service version in force, read in ``session`` (the
-    completion's transaction: :func:`completion_route`), once per service for a group that
-    passes its ``routes`` memo; it carries the digest of the ticket's access code, with which
-    the payment service serves the invoice to the code's holder (``access.code_digest``)."""
+    by the payment service's terms for the service version in force, read with the ticket in
+    ``session`` (the completion's transaction: :func:`completion_route`), once per service for a
+    group that passes its ``routes`` memo; it carries the digest of the ticket's access code,
+    with which the payment service serves the invoice to the code's holder
+    (``access.code_digest``)."""
     base = ticket_event(row)
     if action == "start":
         return (
@@ -148,10 +149,10 @@ def transition_event(
         called, started, done = (row[k] for k in ("called_at", "started_at", "completed_at"))
         service_id = row["service_id"]
         if routes is None:
-            route, terms = completion_route(session, service_id)
+            route, terms = completion_route(session, service_id, row)
         else:
             if service_id not in routes:
-                routes[service_id] = completion_route(session, service_id)
+                routes[service_id] = completion_route(session, service_id, row)
             route, terms = routes[service_id]
         return (
             "ticket_completed",

@@ -56,11 +56,21 @@ def set_payment_terms(uow, payload: dict) -> bool:
     return bool(changed)
 
 
-def completion_route(session, service_id: str) -> tuple[str | None, dict]:
+def completion_route(
+    session, service_id: str, ticket: dict | None = None
+) -> tuple[str | None, dict]:
     """The routing key of a completion of ``service_id`` now (None: the event type) and the
     fields it adds to the event: read in the completion's transaction, so "in force" is the
-    version its change saw."""
-    row = session.execute(_TERMS_AT_COMPLETION, {"service_id": service_id}).first()
-    if row is None or row.payment_required is not False or row.payment_terms_version != row.version:
+    version its change saw. A ``ticket`` read with its service's version and terms
+    (``tickets.WITH_NAMES``, in that transaction) carries them: no statement of its own."""
+    if ticket is not None and "service_version" in ticket:
+        version, terms = ticket["service_version"], ticket["payment_terms_version"]
+        required = ticket["payment_required"]
+    else:
+        row = session.execute(_TERMS_AT_COMPLETION, {"service_id": service_id}).first()
+        if row is None:
+            return None, {}
+        version, terms, required = row.version, row.payment_terms_version, row.payment_required
+    if required is not False or terms != version:
         return None, {}
-    return FREE_COMPLETION, {"payment_required": False, "payment_terms_version": row.version}
+    return FREE_COMPLETION, {"payment_required": False, "payment_terms_version": version}

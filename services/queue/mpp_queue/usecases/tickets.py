@@ -53,11 +53,16 @@ WITH_NAMES = (
         services.c.code.label("service_code"),
         services.c.name.label("service_name"),
         counters.c.name.label("counter_name"),
+        services.c.version.label("service_version"),
+        services.c.payment_terms_version,
+        services.c.payment_required,
     )
     .join(services, services.c.id == tickets.c.service_id)
     .outerjoin(counters, counters.c.id == tickets.c.counter_id)
 )
-"""Tickets with their service's code and name and their counter's name (as views show them)."""
+"""Tickets with their service's code and name and their counter's name (as views show them),
+and the service's version and payment terms (a completion's route, read with its ticket:
+``payment_terms.completion_route``)."""
 _TICKET_WITH_NAMES = WITH_NAMES.where(tickets.c.id == bindparam("ticket_id"))
 
 

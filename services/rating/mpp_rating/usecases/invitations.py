@@ -63,30 +63,40 @@ def _record(
     return None if found is None else dict(found)
 
 
+#: the token, on an invitation without one yet (two facts arriving at once invite once)
+_ISSUE = (
+    update(invitations)
+    .where(invitations.c.ticket_id == bindparam("invited"), invitations.c.token.is_(None))
+    .values(
+        token=bindparam("new_token"),
+        expires_at=bindparam("new_expires_at", type_=invitations.c.expires_at.type),
+    )
+)
+
+
 def _maybe_invite(uow, settings: Settings, row: dict) -> None:
+    """Issue the token once the invitation is ready, with ``rating_invited`` only if this
+    statement issued it: one statement on PostgreSQL (``execute_with_event(changed_only=True)``)."""
     if not rules.ready_to_invite(_state(row)):
         return
     now = now_utc()
     token = rules.new_token()
     expires = rules.token_expires_at(now, settings.token_days)
-    issued = uow.session.execute(
-        update(invitations)
-        .where(invitations.c.ticket_id == row["ticket_id"], invitations.c.token.is_(None))
-        .values(token=token, expires_at=expires)
-    ).rowcount
-    if issued:
-        uow.add_event(
-            "rating_invited",
-            {
-                "ticket_id": row["ticket_id"],
-                "agency_id": row["agency_id"],
-                "service_id": row["service_id"],
-                "counter_id": row["counter_id"],
-                "officer_id": row["officer_id"],
-                "token": token,
-                "expires_at": expires,
-            },
-        )
+    uow.execute_with_event(
+        _ISSUE,
+        {"invited": row["ticket_id"], "new_token": token, "new_expires_at": expires},
+        "rating_invited",
+        {
+            "ticket_id": row["ticket_id"],
+            "agency_id": row["agency_id"],
+            "service_id": row["service_id"],
+            "counter_id": row["counter_id"],
+            "officer_id": row["officer_id"],
+            "token": token,
+            "expires_at": expires,
+        },
+        changed_only=True,
+    )
 
 
 def on_ticket_completed(

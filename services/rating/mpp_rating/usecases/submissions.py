@@ -101,20 +101,6 @@ def submit_rating(
     now = now or now_utc()
     status = rules.token_usable(row["expires_at"], row["used_at"], now)
     answers = dict(data.get("answers") or {})
-    if status == "ok":
-        problems = validate_submission(data.get("stars"), answers, data.get("comment"))
-        if problems:
-            raise ValidationFailed(
-                "VALIDATION_FAILED", "invalid fields", {p.field: [p.message] for p in problems}
-            )
-        claimed = session.execute(_USE_TOKEN, {"ticket": row["ticket_id"], "now": now}).rowcount
-        if not claimed:  # another submission with the same token won the race
-            status = "used"
-    if status != "ok":
-        stored = status == "used" and request_key and rating_for_request(session, request_key)
-        if stored:
-            return stored  # this request's rating, stored by an earlier or a concurrent attempt
-        raise Conflict(f"TOKEN_{status.upper()}", f"this rating token is {status}")
     flagged = bool(data.get("flag_complaint"))
     rating = {
         "id": str(uuid.uuid4()),
@@ -123,41 +109,65 @@ def submit_rating(
         "service_id": row["service_id"],
         "counter_id": row["counter_id"],
         "officer_id": row["officer_id"],
-        "stars": data["stars"],
+        "stars": data.get("stars"),
         "answers": answers,
         "comment": data.get("comment"),
         "submitted_at": now,
         "flagged": flagged,
     }
+    event_id = None
+    if status == "ok":
+        problems = validate_submission(data.get("stars"), answers, data.get("comment"))
+        if problems:
+            raise ValidationFailed(
+                "VALIDATION_FAILED", "invalid fields", {p.field: [p.message] for p in problems}
+            )
+        # the token's use carries ``rating_submitted`` (one statement on PostgreSQL): stored
+        # only if this submission used it, rolled back with it if the rating is refused below
+        event_id = uow.execute_with_event(
+            _USE_TOKEN,
+            {"ticket": row["ticket_id"], "now": now},
+            "rating_submitted",
+            _submitted(rating),
+            changed_only=True,
+        )
+        if event_id is None:  # another submission with the same token won the race
+            status = "used"
+    if status != "ok":
+        stored = status == "used" and request_key and rating_for_request(session, request_key)
+        if stored:
+            return stored  # this request's rating, stored by an earlier or a concurrent attempt
+        raise Conflict(f"TOKEN_{status.upper()}", f"this rating token is {status}")
     if session.execute(_INSERT_RATING, {**rating, "request_key": request_key}).first() is None:
         raise Conflict("TOKEN_USED", "this rating token is used")  # its ticket is rated
-    event = uow.add_event(
-        "rating_submitted",
-        {
-            "rating_id": rating["id"],
-            **{
-                k: rating[k]
-                for k in (
-                    "ticket_id",
-                    "agency_id",
-                    "service_id",
-                    "counter_id",
-                    "officer_id",
-                    "stars",
-                    "answers",
-                    "submitted_at",
-                    "flagged",
-                )
-            },
-            "has_comment": bool(rating["comment"]),
-        },
-    )
     complaint_id = None
     if complaint_rules.should_open_complaint(rating["stars"], flagged):
         complaint_id = open_complaint(uow, rating, "flagged" if flagged else "low_stars", now)
     # last: the read model's busiest rows (the agency's day, week, month) are locked to commit
-    fold_rating(uow, settings, _folded(rating, answers), event["id"])
+    fold_rating(uow, settings, _folded(rating, answers), event_id)
     return _answer(rating, complaint_id)
+
+
+_SUBMITTED = (
+    "ticket_id",
+    "agency_id",
+    "service_id",
+    "counter_id",
+    "officer_id",
+    "stars",
+    "answers",
+    "submitted_at",
+    "flagged",
+)
+
+
+def _submitted(rating: dict) -> dict:
+    """``rating_submitted``'s payload."""
+    return {
+        "rating_id": rating["id"],
+        **{k: rating[k] for k in _SUBMITTED},
+        "has_comment": bool(rating["comment"]),
+    }
 
 
 def _folded(rating: dict, answers: dict) -> Rating:
