@@ -1,5 +1,5 @@
-"""RPC requests and replies over real RabbitMQ: transient, unconfirmed, on pooled producers found
-without building a connection per publish; calls still bounded (decision 0041)."""
+"""RPC requests and replies over real RabbitMQ: transient, unconfirmed, on pooled connections
+found without building a connection per publish; calls still bounded (decision 0041)."""
 
 from __future__ import annotations
 
@@ -180,8 +180,8 @@ def test_no_kombu_connection_is_built_per_call_on_either_side(
     container_factory, amqp_uri, monkeypatch
 ):
     """nameko's Publisher built a kombu Connection per publish (~40 µs of CPU in a service, more
-    elsewhere) only to find its pooled producer; requests and replies find theirs by a
-    connection built once."""
+    elsewhere) only to find its pooled producer; requests and replies find their pooled
+    connection by one built once."""
     from kombu import connection
 
     container_factory(EchoingService, {"AMQP_URI": amqp_uri}).start()

@@ -25,9 +25,9 @@ what stands instead (docs/decisions/0041-rpc-requests-unconfirmed.md):
   publish, since kombu asks for ``connection.blocked`` notices, so a close or EOF is seen
   first, the publish reconnects, and a broker that cannot be reached is ``BROKER_UNAVAILABLE``.
 
-Replies are published the same way (:mod:`mpp_chassis.transient`), on pooled producers keyed by
-a kombu connection built once per broker address, not once per publish as nameko's ``Publisher``
-does.
+Replies are published the same way (:mod:`mpp_chassis.transient`), on pooled connections keyed
+by a kombu connection built once per broker address, not once per publish as nameko's
+``Publisher`` does, and written with the channel's ``basic_publish``, not kombu's ``Producer``.
 """
 
 from __future__ import annotations
