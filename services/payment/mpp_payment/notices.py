@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, text, update
 
-from mpp_chassis.db import next_in_sequence
+from mpp_chassis.sequences import next_in_sequence
 from mpp_contracts.errors import BadRequest, Conflict, NotFound
 from mpp_contracts.mallday import mall_day
 from mpp_payment.adapters import providers as adapters
