@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import MetaData, bindparam, delete, event, insert, select, text, true
+from sqlalchemy import MetaData, bindparam, delete, event, insert, select, true
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -88,9 +88,11 @@ class UnitOfWork:
         on_commit,
         autocommit: Engine | None = None,
         read_only: bool = False,
+        alone: bool = False,
     ) -> None:
         self.session = session
         self.read_only = read_only
+        self.alone = alone  # each statement commits alone: no event can commit with a change
         self._autocommit = autocommit
         self._outbox = outbox
         self._processed = processed
@@ -129,8 +131,8 @@ class UnitOfWork:
         self, event_type: str, payload: dict[str, Any], routing_key: str | None = None
     ) -> tuple[dict, dict]:
         self._writable()
-        if self._outbox is None:
-            raise RuntimeError(f"{self._source} has no outbox: it emits no events")
+        if self._outbox is None or self.alone:
+            raise RuntimeError(f"{self._source} stores no events here: no outbox, or alone")
         envelope = make_envelope(
             event_type,
             payload,
@@ -274,8 +276,8 @@ class UnitOfWork:
 
     def _claimable(self) -> None:
         self._writable()
-        if self._processed is None:
-            raise RuntimeError(f"{self._source} has no processed_events: it handles no events")
+        if self._processed is None or self.alone:
+            raise RuntimeError(f"{self._source} claims no events here: none handled, or alone")
 
     def _writable(self) -> None:
         if self.read_only:
@@ -322,15 +324,22 @@ class Database(DependencyProvider):
 
     ``read_only`` entry points refuse to write or commit; on PostgreSQL each of their statements
     runs alone in autocommit (one round trip, not ``BEGIN``, it, ``ROLLBACK``), so they share no
-    snapshot: only for one statement, or ones that need not agree (decision 0006).
+    snapshot: only for one statement, or ones that need not agree (decision 0006). ``alone``
+    entry points may write, each statement committed on its own: for reads and **one** write
+    that carries no event (their units of work refuse events and claims).
     """
 
     def __init__(
-        self, metadata: MetaData, url_key: str = "DB_URL", read_only: Iterable[str] = ()
+        self,
+        metadata: MetaData,
+        url_key: str = "DB_URL",
+        read_only: Iterable[str] = (),
+        alone: Iterable[str] = (),
     ) -> None:
         self.metadata = metadata
         self.url_key = url_key
         self.read_only = frozenset(read_only)
+        self.alone = frozenset(alone)
 
     def setup(self) -> None:
         config = self.container.config
@@ -350,11 +359,10 @@ class Database(DependencyProvider):
         if self.postgresql:
             event.listen(self.sessionmaker, "after_begin", statements_alone)
             event.listen(self.engine, "checkin", statements_in_transactions)
-        unknown = self.read_only and self.read_only - {
-            e.method_name for e in self.container.entrypoints
-        }
+        named = self.read_only | self.alone
+        unknown = named and named - {e.method_name for e in self.container.entrypoints}
         if unknown:
-            raise ValueError(f"read_only names no entry point: {', '.join(sorted(unknown))}")
+            raise ValueError(f"read_only/alone name no entry point: {', '.join(sorted(unknown))}")
         # ``UnitOfWork.execute_now``'s engine: its connections stay in autocommit, so a statement
         # costs one round trip (switching a pooled connection costs a ``SET`` when it returns);
         # opened only when first used (only the queue's take-ticket uses it)
@@ -437,7 +445,8 @@ class Database(DependencyProvider):
         session = self.sessionmaker()
         self.sessions[worker_ctx] = session
         read_only = bool(self.read_only) and worker_ctx.entrypoint.method_name in self.read_only
-        session.info[STATEMENTS_ALONE] = read_only and self.postgresql
+        alone = bool(self.alone) and worker_ctx.entrypoint.method_name in self.alone
+        session.info[STATEMENTS_ALONE] = (read_only or alone) and self.postgresql
         return UnitOfWork(
             session,
             self.outbox,
@@ -448,6 +457,7 @@ class Database(DependencyProvider):
             on_commit=self.hand_over,
             autocommit=self.autocommit,
             read_only=read_only,
+            alone=alone,
         )
 
     def end_transaction(self, worker_ctx) -> None:
@@ -473,27 +483,3 @@ def _forget_stored(session: Session) -> None:
 
 def _ignore(_rows: list[dict[str, Any]]) -> None:
     """A database without an outbox stores no events to hand over."""
-
-
-def next_in_sequence(
-    session: Session, table, keys: dict[str, Any], column: str = "last_seq"
-) -> int:
-    """Atomically increment and return a counter row (insert at 1 if absent).
-
-    An upsert with ``RETURNING``, in the syntax PostgreSQL and SQLite share: two processes asking
-    at the same instant never receive the same value.
-    """
-    return session.execute(_sequence_statement(table, tuple(keys), column), keys).scalar_one()
-
-
-@functools.cache
-def _sequence_statement(table, keys: tuple[str, ...], column: str):
-    """Written as text, built once per table and key columns: SQLAlchemy cannot cache a compiled
-    ``ON CONFLICT`` construct, and compiling it anew cost more than executing it."""
-    names = ", ".join(keys)
-    return text(
-        f"INSERT INTO {table.name} ({names}, {column}) "  # noqa: S608 - names from a Table
-        f"VALUES ({', '.join(':' + k for k in keys)}, 1) "
-        f"ON CONFLICT ({names}) DO UPDATE SET {column} = {table.name}.{column} + 1 "
-        f"RETURNING {column}"
-    ).bindparams(*(bindparam(k, type_=table.c[k].type) for k in keys))  # same storage as Core

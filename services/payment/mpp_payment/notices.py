@@ -4,19 +4,21 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, text, update
 
-from mpp_chassis.db import next_in_sequence
+from mpp_chassis.sequences import next_in_sequence
 from mpp_contracts.errors import BadRequest, Conflict, NotFound
 from mpp_contracts.mallday import mall_day
 from mpp_payment.adapters import providers as adapters
 from mpp_payment.adapters.tables import (
     charge_attempts,
+    journal_lines,
     notifications,
     payments,
     receipt_sequences,
@@ -28,7 +30,7 @@ from mpp_payment.usecases import (
     check_agency,
     event_payload,
     insert_unless_present,
-    journal,
+    journal_rows,
     load_payment,
     load_payment_and_attempt,
     make_provider,
@@ -102,25 +104,64 @@ def _seen(uow, provider: str, key: str, now) -> bool:
     return bool(uow.session.execute(_REPLAYED, params).rowcount)
 
 
+_JOURNAL_COLUMNS = tuple(c.name for c in journal_lines.c if c.name != "id")
+_INSERT_LINES = insert(journal_lines)
+
+
+@functools.cache
+def _journal_and_notice(lines: int):
+    """PostgreSQL: the notice's journal lines and the notice itself in one statement,
+    ``WITH journal AS (INSERT INTO journal_lines …) INSERT INTO provider_notifications …``:
+    a paid notice's two inserts were two round trips (issue 20). Built once per line count."""
+    notice = insert_unless_present(notifications, _NOTICE_COLUMNS, "id")
+    values = ", ".join(
+        "(" + ", ".join(f":j{i}_{c}" for c in _JOURNAL_COLUMNS) + ")" for i in range(lines)
+    )
+    return text(
+        f"WITH journal AS (INSERT INTO journal_lines ({', '.join(_JOURNAL_COLUMNS)}) "
+        f"VALUES {values}) {notice.text}"
+    ).bindparams(
+        *(
+            bindparam(f"j{i}_{c}", type_=journal_lines.c[c].type)
+            for i in range(lines)
+            for c in _JOURNAL_COLUMNS
+        ),
+        *(bindparam(c, type_=notifications.c[c].type) for c in _NOTICE_COLUMNS),
+    )
+
+
 def _record(
-    uow, provider: str, payment_id: str | None, key: str, body: str, outcome: str, now
+    uow,
+    provider: str,
+    payment_id: str | None,
+    key: str,
+    body: str,
+    outcome: str,
+    now,
+    lines: list[dict] = (),
 ) -> None:
-    """Store a verified notice once (unique on provider + key). The payment row is locked, so
-    a concurrent twin of this notice usually waits and then finds it in :func:`_seen`; where
-    the lock is not taken (SQLite), the unique index turns the twin's insert into a no-op."""
-    stored = uow.session.execute(
-        insert_unless_present(notifications, _NOTICE_COLUMNS, "id"),
-        {
-            "provider": provider,
-            "payment_id": payment_id,
-            "notice_key": key,
-            "body": body,
-            "outcome": outcome,
-            "received_at": now,
-            "replays": 0,
-            "last_received_at": now,
-        },
-    ).first()
+    """Store a verified notice once (unique on provider + key), with the journal ``lines`` its
+    outcome books (in its statement on PostgreSQL). The payment row is locked, so a concurrent
+    twin of this notice usually waits and then finds it in :func:`_seen`; where the lock is not
+    taken (SQLite), the unique index turns the twin's insert into a no-op."""
+    params = {
+        "provider": provider,
+        "payment_id": payment_id,
+        "notice_key": key,
+        "body": body,
+        "outcome": outcome,
+        "received_at": now,
+        "replays": 0,
+        "last_received_at": now,
+    }
+    statement = insert_unless_present(notifications, _NOTICE_COLUMNS, "id")
+    if lines and uow.session.get_bind().dialect.name == "postgresql":
+        statement = _journal_and_notice(len(lines))
+        for i, line in enumerate(lines):
+            params.update({f"j{i}_{c}": line[c] for c in _JOURNAL_COLUMNS})
+    elif lines:
+        uow.session.execute(_INSERT_LINES, lines)
+    stored = uow.session.execute(statement, params).first()
     if stored is None:
         _seen(uow, provider, key, now)
 
@@ -190,9 +231,11 @@ class _Notice:
     key: str
     body: str
     now: datetime
+    lines: list[dict] = field(default_factory=list)  # journal lines, stored with the notice
 
     def answer(self, result: str, outcome: str, flag: str | None = None) -> dict:
-        _record(self.uow, self.provider, self.row["id"], self.key, self.body, outcome, self.now)
+        notice = (self.provider, self.row["id"], self.key, self.body, outcome, self.now)
+        _record(self.uow, *notice, self.lines)
         answer = {"payment_id": self.row["id"], "result": result, "status": self.row["status"]}
         return {**answer, "flag": flag} if flag else answer
 
@@ -234,8 +277,7 @@ def _apply_paid(n: _Notice) -> dict:
     this_attempt = update(charge_attempts).where(charge_attempts.c.id == attempt["id"], unpaid)
     if decision.kind == "overpayment":
         if n.uow.session.execute(this_attempt.values(overpaid_idr=amount, **money)).rowcount:
-            journal(
-                n.uow,
+            n.lines = journal_rows(
                 ledger.entries_for_overpayment(
                     attempt["order_id"], row["id"], row["agency_id"], row["provider"], amount, now
                 ),
@@ -271,8 +313,7 @@ def _apply_paid(n: _Notice) -> dict:
         "payment_succeeded",
         event_payload(row),
     )
-    journal(
-        n.uow,
+    n.lines = journal_rows(  # stored with the notice (one statement on PostgreSQL)
         ledger.entries_for_payment(row["id"], row["agency_id"], row["provider"], amount, now),
         row["agency_id"],
     )

@@ -404,6 +404,13 @@ _INSERT_JOURNAL = insert(journal_lines)
 
 def journal(uow, entries, agency_id: str) -> None:
     """Store the entries' lines, all in one multi-row insert."""
+    rows = journal_rows(entries, agency_id)
+    if rows:
+        uow.session.execute(_INSERT_JOURNAL, rows)
+
+
+def journal_rows(entries, agency_id: str) -> list[dict]:
+    """The rows of the entries' journal lines, as :func:`journal` stores them."""
     rows = []
     for entry in entries:
         entry_id = str(uuid.uuid4())
@@ -421,8 +428,7 @@ def journal(uow, entries, agency_id: str) -> None:
             }
             for line in entry.lines
         )
-    if rows:
-        uow.session.execute(_INSERT_JOURNAL, rows)
+    return rows
 
 
 # -- expiry --------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def journey(till) -> dict[str, list[str]]:
     return sent
 
 
-def test_a_journey_costs_payment_14_statements_where_it_cost_31(till):
+def test_a_journey_costs_payment_13_statements_where_it_cost_31(till):
     """Before: open_invoice 6 (a read, the invoice in a savepoint, the attempt, its event),
     charge_now 7 (the claim, two rereads, the simulator's read and insert, two updates),
     the page's read 1, the simulator 4, the notice 13. Now 2 + 2 + 1 + 2 + 7: the invoice is
@@ -76,7 +76,8 @@ def test_a_journey_costs_payment_14_statements_where_it_cost_31(till):
     stored claimed (no claim, no transaction of its own before the provider is asked), the live
     attempt and its invoice are one statement, the simulator reads the
     invoice with its attempt, the notice checks it is new with the attempt's read, settles the
-    attempts in one update and is stored without a savepoint, the journal in one insert."""
+    attempts in one update and is stored without a savepoint, with its journal lines in its
+    own insert (``WITH journal AS (INSERT …) INSERT INTO provider_notifications``): 6."""
     journey(till)  # warm the caches
     sent = journey(till)
     counts = {name: len(statements) for name, statements in sent.items()}
@@ -85,13 +86,15 @@ def test_a_journey_costs_payment_14_statements_where_it_cost_31(till):
         "charge_now": 2,
         "get_ticket_payment": 1,
         "simulator_notification": 2,
-        "handle_notification": 7,
+        "handle_notification": 6,
     }, sent
     assert sent["open_invoice"][1].startswith("WITH change AS (INSERT INTO charge_attempts")
     assert sent["charge_now"][1].startswith("WITH live AS (UPDATE charge_attempts")
     assert not any(s.startswith("UPDATE charge_attempts SET tries") for s in sent["charge_now"])
     applied = sent["handle_notification"]
     assert sum(s.startswith("WITH change AS (UPDATE charge_attempts") for s in applied) == 1
+    assert sum(s.startswith("WITH journal AS (INSERT INTO journal_lines") for s in applied) == 1
+    assert not any(s.startswith("INSERT INTO journal_lines") for s in applied)
     assert not any("SAVEPOINT" in s for statements in sent.values() for s in statements)
     # the events and the books are what they were
     assert len(till.events("payment_requested")) == 2
@@ -103,7 +106,11 @@ def test_a_journey_costs_payment_14_statements_where_it_cost_31(till):
         ).one()
         assert debit == credit > 0  # double entry: the journal balances
         statuses = conn.execute(select(charge_attempts.c.status)).scalars().all()
+        outcomes = conn.execute(select(notifications.c.outcome)).scalars().all()
+        lines = conn.execute(select(func.count()).select_from(journal_lines)).scalar()
     assert statuses == ["paid", "paid"]
+    assert outcomes == ["applied", "applied"]
+    assert lines > 0 and lines % 2 == 0  # each paid notice booked its (same) entries
 
 
 def test_a_redelivered_completion_and_a_replayed_notice_change_nothing(till):

@@ -56,11 +56,12 @@ def press_at_once(floor: Floor, gatherer: Gatherer, presses: list[tuple]):
     return [t.wait() for t in threads]
 
 
-def test_eight_counters_pressing_at_once_send_fourteen_statements_and_commit_once(pg_floor):
-    """Alone: 8 × 6 statements (the counter, the heads, the claim, the streak, the ticket, the
-    call with its event) and 8 commits. Grouped: the counters and the heads read once, a claim
-    per counter, then one statement each for the streaks, the tickets, the calls and the events,
-    and one commit. The counters call in the line's order, as one after the other would."""
+def test_eight_counters_pressing_at_once_send_thirteen_statements_and_commit_once(pg_floor):
+    """Alone: 8 × 5 statements (the counter, the heads, the claim returning the called ticket,
+    the streak, the call with its event) and 8 commits. Grouped: the counters and the heads read
+    once, a claim per counter (each returns its ticket: no read of them again), then one
+    statement each for the streaks, the calls and the events, and one commit. The counters call
+    in the line's order, as one after the other would."""
     agency, svc = setup_agency(pg_floor)
     desks = [counter(pg_floor, agency, [svc], name=str(n)) for n in range(8)]
     line = [
@@ -78,13 +79,33 @@ def test_eight_counters_pressing_at_once_send_fourteen_statements_and_commit_onc
     assert [a["counter_id"] for a in answers] == [d["id"] for d in desks]
     assert {a["status"] for a in answers} == {"called"}
     assert len(commits) == 1
-    assert len(sent) == 2 + 8 + 4 < 8 * 6, sent
+    assert len(sent) == 2 + 8 + 3 < 8 * 5, sent
     called = pg_floor.events("ticket_called")
     assert [e["payload"]["number"] for e in called] == [t["number"] for t in order]
     assert len({e["correlation_id"] for e in called}) == 8
     with pg_floor.engine.connect() as conn:
         streaks = dict(conn.execute(select(counters.c.name, counters.c.priority_streak)).all())
     assert streaks == {"0": 1, "1": 1, **{str(n): 0 for n in range(2, 8)}}
+
+
+def test_a_call_alone_sends_five_statements_its_claim_returning_the_ticket(pg_floor):
+    """The counter, the line's heads, the claim (returning the called ticket with its service's
+    and counter's names), the streak, the call with its event: no read of the ticket again."""
+    agency, svc = setup_agency(pg_floor)
+    desk = counter(pg_floor, agency, [svc], name="Loket 7")
+    first = take(pg_floor, svc)
+    take(pg_floor, svc)
+    sent = []
+    event.listen(pg_floor.engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    view = pg_floor("call_next", desk["id"], STAFF, settings=True)
+    assert len(sent) == 5, sent
+    assert (view["number"], view["status"], view["call_count"]) == (first["number"], "called", 1)
+    assert (view["counter_id"], view["counter_name"]) == (desk["id"], "Loket 7")
+    assert view["service_name"] == svc["name"]
+    called = pg_floor.events("ticket_called")
+    assert [(e["payload"]["number"], e["payload"]["counter_name"]) for e in called] == [
+        (first["number"], "Loket 7")
+    ]
 
 
 def test_what_a_call_group_cannot_settle_goes_alone_with_todays_answer(pg_floor):

@@ -141,7 +141,7 @@ def test_call_next_claims_by_key_when_statistics_still_say_the_line_is_empty(pg_
             )
         )
         ids = conn.execute(text("SELECT id FROM tickets ORDER BY queued_at LIMIT 10")).scalars()
-        explain = text("EXPLAIN " + _CLAIM_FIRST_FREE_PG.text).bindparams(bindparam("now"))
+        explain = text("EXPLAIN " + _CLAIM_FIRST_FREE_PG.element.text).bindparams(bindparam("now"))
         plan = "\n".join(
             conn.execute(
                 explain,

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import insert, select, update
 
-from mpp_chassis.db import next_in_sequence
+from mpp_chassis.sequences import next_in_sequence
 from mpp_contracts.errors import Conflict
 from mpp_queue.adapters.tables import (
     bookings,

@@ -5,8 +5,8 @@ The group reads its counters with one statement and each distinct line's heads o
 arrival order, each counter's choice by the calling rule among the heads not yet called by the
 group, claimed with its own ``FOR UPDATE SKIP LOCKED`` statement as alone (so two counters, in
 this process or another, never get one ticket); then the counters' priority streaks with one
-multi-row update, the called tickets with one read, their calls with one multi-row insert and
-their ``ticket_called`` events with another, and one commit. A press the group cannot settle (no
+multi-row update (each claim returned its called ticket), their calls with one multi-row insert
+and their ``ticket_called`` events with another, and one commit. A press the group cannot settle (no
 such counter, closed, another agency's, a replayed or twin key, a second press of one counter,
 no free head) is done alone afterwards through :func:`call_next`: it gets exactly today's answer.
 """
@@ -25,7 +25,7 @@ from mpp_queue.domain import numbering
 from .common import Settings, check_agency
 from .counter_calls import PREFERENCES, call_preferences, call_record, claim_first_free
 from .tickets import LINE_HEADS, line_candidates, ticket_view
-from .transition_groups import commit_group, load_tickets
+from .transition_groups import commit_group
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def call_nexts(leader, settings: Settings, requests: list[CallRequest]) -> list:
     back, its claims with it: every press goes alone)."""
     outcomes: list = [None] * len(requests)
     session = leader.session
-    claimed: list[tuple[int, CallRequest, dict, object]] = []
+    claimed: list[tuple[int, CallRequest, dict, object, dict]] = []
     try:
         members = _members(session, requests)
         taken: set[str] = set()
@@ -77,33 +77,27 @@ def call_nexts(leader, settings: Settings, requests: list[CallRequest]) -> list:
                 session, choices, counter, request.actor, request.now
             )
             # the choices up to the one won were held elsewhere, and that one is called here
-            tried = choices[: choices.index(won) + 1] if won else choices
+            tried = choices[: choices.index(won[0]) + 1] if won else choices
             taken |= {c.candidate.ticket_id for c in tried}
             if won:
-                claimed.append((i, request, counter, won))
+                claimed.append((i, request, counter, *won))
         if claimed:
             session.execute(
                 _SET_STREAKS_PG,
                 {
-                    "counter_ids": [counter["id"] for _, _, counter, _ in claimed],
-                    "streaks": [won.priority_streak for *_, won in claimed],
+                    "counter_ids": [counter["id"] for _, _, counter, _, _ in claimed],
+                    "streaks": [won.priority_streak for *_, won, _ in claimed],
                 },
             )
-            rows = load_tickets(session, {won.candidate.ticket_id for *_, won in claimed})
+            # each claim returned its called ticket: no read of them again
             records = [
                 (
                     i,
                     request,
-                    rows[won.candidate.ticket_id],
-                    call_record(
-                        "call",
-                        rows[won.candidate.ticket_id],
-                        counter,
-                        request.now,
-                        request_key=request.request_key,
-                    ),
+                    row,
+                    call_record("call", row, counter, request.now, request_key=request.request_key),
                 )
-                for i, request, counter, won in claimed
+                for i, request, counter, _, row in claimed
             ]
             session.execute(_INSERT_CALLS, [call for *_, (call, _, _) in records])
             leader.store_events(

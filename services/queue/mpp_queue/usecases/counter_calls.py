@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import bindparam, column, insert, select, text, update
+from sqlalchemy.sql.elements import Label
 
 from mpp_contracts.errors import Conflict, NotFound
 from mpp_queue.adapters.tables import (
@@ -23,7 +24,14 @@ from mpp_queue.domain.tickets import (
 )
 
 from .common import Settings, check_agency, invalid, load_row, now_utc
-from .tickets import LINE_HEADS, line_candidates, load_ticket, ticket_event, ticket_view
+from .tickets import (
+    LINE_HEADS,
+    WITH_NAMES,
+    line_candidates,
+    load_ticket,
+    ticket_event,
+    ticket_view,
+)
 
 # -- calling -----------------------------------------------------------------------------------
 
@@ -135,8 +143,29 @@ def call_record(
 CLAIM_ROUNDS = 3  # reads of the line's heads before "nothing waiting" while others claim them
 PREFERENCES = 10  # choices offered to one claim statement (PostgreSQL)
 
-_CLAIM_FIRST_FREE_PG = text(
-    """
+
+def _claimed_with_names() -> str:
+    """``SELECT`` of the claimed row as :data:`WITH_NAMES` reads a ticket (its service's and
+    counter's names), from the claim's ``claimed``: the claim returns the called ticket, where a
+    read after it cost a statement per call (issue 20)."""
+    names = []
+    for c in WITH_NAMES.selected_columns:
+        base = c.element if isinstance(c, Label) else c
+        table = "claimed" if base.table is tickets else base.table.name
+        names.append(f"{table}.{base.name} AS {c.name}")
+    return (
+        f"SELECT {', '.join(names)} FROM claimed"  # noqa: S608 - names from the tables
+        " JOIN services ON services.id = claimed.service_id"
+        " LEFT OUTER JOIN counters ON counters.id = claimed.counter_id"
+    )
+
+
+_CLAIMED_WITH_NAMES = _claimed_with_names()
+
+_CLAIM_FIRST_FREE_PG = (
+    text(
+        """
+    WITH claimed AS (
     UPDATE tickets
     SET status = :status, call_count = :call_count, called_at = :now, last_called_at = :now,
         counter_id = :counter_id, officer_id = :officer_id
@@ -147,9 +176,14 @@ _CLAIM_FIRST_FREE_PG = text(
         LIMIT 1
         FOR UPDATE SKIP LOCKED
     ) AND (status = 'waiting') IS TRUE
-    RETURNING id
+    RETURNING *
+    )
     """
-).bindparams(bindparam("now", type_=tickets.c.called_at.type))
+        + _CLAIMED_WITH_NAMES
+    )
+    .bindparams(bindparam("now", type_=tickets.c.called_at.type))
+    .columns(*(column(c.name, c.type) for c in WITH_NAMES.selected_columns))
+)
 # ``IS TRUE`` keeps the status test a filter, never an index condition, so the choices are looked
 # up by primary key whatever the statistics say. "waiting" is a passing state: statistics taken
 # overnight, or while a new mall's table was small, call it rare, and the planner then scanned
@@ -176,27 +210,35 @@ def call_preferences(candidates, counter: dict, settings: Settings, now, limit: 
 
 def claim_first_free(session, choices: list, counter: dict, actor, now):
     """PostgreSQL: claim, in one statement, the first of ``choices`` that is still waiting and
-    that no other counter holds right now (``FOR UPDATE SKIP LOCKED`` in the rule's order)."""
+    that no other counter holds right now (``FOR UPDATE SKIP LOCKED`` in the rule's order).
+    Returns that choice and the called ticket as :func:`load_ticket` reads it, or None."""
     state = apply(TicketState(), Action.CALL, now, counter_id=counter["id"])
-    won = session.execute(
-        _CLAIM_FIRST_FREE_PG,
-        {
-            "ids": [c.candidate.ticket_id for c in choices],
-            "status": state.status.value,
-            "call_count": state.call_count,
-            "now": now,
-            "counter_id": counter["id"],
-            "officer_id": (actor or {}).get("key_id"),
-        },
-    ).scalar_one_or_none()
-    return next((c for c in choices if c.candidate.ticket_id == won), None)
+    row = (
+        session.execute(
+            _CLAIM_FIRST_FREE_PG,
+            {
+                "ids": [c.candidate.ticket_id for c in choices],
+                "status": state.status.value,
+                "call_count": state.call_count,
+                "now": now,
+                "counter_id": counter["id"],
+                "officer_id": (actor or {}).get("key_id"),
+            },
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    return next(c for c in choices if c.candidate.ticket_id == row["id"]), dict(row)
 
 
 def _choose_and_claim(session, settings: Settings, counter: dict, actor, day, now):
-    """The rule's choice among the heads of the line, claimed for this counter; None if nothing
-    is waiting. A head another counter holds (claimed or being claimed) is passed over at once
-    for the rule's next choice; when every head read is gone, the heads are read again, further
-    down the line than the ones found taken.
+    """The rule's choice among the heads of the line, claimed for this counter, and the called
+    ticket where the claim returned it (PostgreSQL; SQLite: None); None if nothing is waiting.
+    A head another counter holds (claimed or being claimed) is passed over at once for the
+    rule's next choice; when every head read is gone, the heads are read again, further down
+    the line than the ones found taken.
 
     On PostgreSQL the rule's first choices go to one claim statement that takes the first free
     one: with many counters pressing at once, claiming one choice per statement cost a round
@@ -221,10 +263,10 @@ def _choose_and_claim(session, settings: Settings, counter: dict, actor, day, no
                 return None
             if one_statement:
                 won = claim_first_free(session, choices, counter, actor, now)
+            elif _claim(session, choices[0].candidate.ticket_id, counter, actor, now):
+                won = choices[0], None
             else:
-                won = choices[0]
-                if not _claim(session, won.candidate.ticket_id, counter, actor, now):
-                    won = None
+                won = None
             if won is not None:
                 return won
             gone = {c.candidate.ticket_id for c in choices}
@@ -279,12 +321,12 @@ def call_next(
     if request_key is not None and (done := ticket_for_press(session, settings, request_key, now)):
         return done  # the officer's retried press: the ticket it called, not the next one
     day = numbering.mall_day(now, settings.mall_timezone)
-    choice = _choose_and_claim(session, settings, counter, actor, day, now)
-    if choice is None:
+    won = _choose_and_claim(session, settings, counter, actor, day, now)
+    if won is None:
         raise NotFound("NO_TICKET_WAITING", "no ticket is waiting for this counter's services")
-    ticket_id = choice.candidate.ticket_id
+    choice, row = won
     session.execute(_SET_STREAK, {"counter_id": counter_id, "streak": choice.priority_streak})
-    row = load_ticket(session, ticket_id)
+    row = row or load_ticket(session, choice.candidate.ticket_id)
     record_call(uow, "call", row, counter, now, request_key=request_key)
     return ticket_view(session, settings, row, now)
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, func, insert, literal, select
 
-from mpp_chassis.db import next_in_sequence
+from mpp_chassis.sequences import next_in_sequence
 from mpp_contracts.errors import NotFound
 from mpp_queue.adapters.tables import (
     services,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, text, update
 
-from mpp_chassis.db import next_in_sequence
+from mpp_chassis.sequences import next_in_sequence
 from mpp_contracts.errors import Conflict
 from mpp_queue.adapters.tables import service_day_counts, ticket_sequences
 from mpp_queue.domain import numbering
