@@ -14,19 +14,10 @@ from mpp_chassis import messaging
 from mpp_chassis.calls import BoundedRpcProxy
 from mpp_chassis.transient import TransientPublisher
 from mpp_contracts.errors import ServiceUnavailable
+from tests.chassis.rpc_doubles import MuteCaller, declare_mute_queue
 from tests.support.infra import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-class MuteCaller:
-    name = "mutecaller"
-    config = Config()
-    mute_rpc = BoundedRpcProxy("mute")
-
-    @dummy
-    def ask(self, word: str) -> str:
-        return self.mute_rpc.listen(word)
 
 
 def test_a_request_is_published_transient_without_waiting_for_a_confirm(
@@ -43,14 +34,7 @@ def test_a_request_is_published_transient_without_waiting_for_a_confirm(
 
     monkeypatch.setattr(amqp.Channel, "basic_publish_confirm", spy)
     # mute's queue exists (it ran once) but nobody consumes it: the request waits there
-    queue = Queue(
-        "rpc-mute",
-        Exchange("nameko-rpc", type="topic", durable=True),
-        routing_key="mute.*",
-        durable=True,
-    )
-    with Connection(amqp_uri) as conn:
-        queue(conn).declare()
+    queue = declare_mute_queue(amqp_uri)
     caller = container_factory(MuteCaller, {"AMQP_URI": amqp_uri, "RPC_TIMEOUT": 3})
     caller.start()
 
@@ -238,9 +222,7 @@ def test_a_call_never_answered_is_forgotten_after_its_bound(container_factory, a
     life of the process. A wait older than twice the bound is dropped."""
     from nameko.rpc import ReplyListener
 
-    queue = Queue("rpc-mute", RPC_EXCHANGE, routing_key="mute.*", durable=True)
-    with Connection(amqp_uri) as conn:
-        queue(conn).declare()  # nobody consumes it: no call is ever answered
+    declare_mute_queue(amqp_uri)  # nobody consumes it: no call is ever answered
     caller = container_factory(MuteCaller, {"AMQP_URI": amqp_uri, "RPC_TIMEOUT": 0.2})
     caller.start()
     (listener,) = [e for e in caller.extensions if isinstance(e, ReplyListener)]

@@ -22,6 +22,7 @@ from mpp_chassis.db import Database
 from mpp_chassis.migrate import upgrade
 from mpp_contracts.errors import ServiceUnavailable
 from mpp_queue.adapters.tables import metadata as queue_metadata
+from tests.chassis.rpc_doubles import MuteCaller, declare_mute_queue
 from tests.support.infra import wait_until
 
 pytestmark = pytest.mark.integration
@@ -120,22 +121,10 @@ def test_a_request_delivered_after_its_deadline_is_not_started(ledger, amqp_uri)
     assert stored_codes(ledger) == ["FRESH"]
 
 
-class MuteCaller:
-    name = "mutecaller"
-    config = Config()
-    mute_rpc = BoundedRpcProxy("mute")
-
-    @dummy
-    def ask(self, word: str) -> str:
-        return self.mute_rpc.listen(word)
-
-
 def test_a_request_carries_its_callers_deadline_and_inherits_an_earlier_one(
     container_factory, amqp_uri
 ):
-    queue = Queue("rpc-mute", RPC_EXCHANGE, routing_key="mute.*", durable=True)
-    with Connection(amqp_uri) as conn:
-        queue(conn).declare()
+    queue = declare_mute_queue(amqp_uri)
     caller = container_factory(MuteCaller, {"AMQP_URI": amqp_uri, "RPC_TIMEOUT": 3})
     caller.start()
 

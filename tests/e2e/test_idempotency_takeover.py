@@ -47,6 +47,26 @@ def retry_after_crash(mall, path: str, body: dict, headers: dict, status: int = 
     return retried.json()
 
 
+def bookable_service(url: str, hours: dict, booking: dict) -> dict:
+    """An agency's passport service taking bookings of 30-minute slots, 4 citizens each."""
+    agency, agency_admin = register_agency(url, "IMIGRASI", "Kantor Imigrasi")
+    service = requests.post(
+        f"{url}/v1/agencies/{agency['id']}/services",
+        headers=agency_admin,
+        json={
+            "code": "PASPOR",
+            "name": "Paspor",
+            "fee_idr": 0,
+            "sla_minutes": 60,
+            "prefix": "M",
+            "opening_hours": [hours],
+            "booking": {"slot_minutes": 30, "capacity": 4, **booking},
+        },
+    )
+    assert service.status_code == 201, service.text
+    return service.json()
+
+
 def test_a_take_over_of_an_abandoned_key_returns_the_ticket_already_issued(mall_factory):
     mall = mall_factory("postgres")
     url, admin = mall.url, {"Authorization": f"Bearer {MALL_ADMIN_KEY}"}
@@ -110,22 +130,7 @@ def test_a_take_over_of_an_abandoned_key_returns_the_rating_already_given(mall_f
 def test_a_take_over_of_an_abandoned_key_returns_the_booking_already_made(mall_factory):
     mall = mall_factory("postgres", extra_env={"MALL_TIMEZONE": MALL_TIMEZONE})
     url = mall.url
-    agency, agency_admin = register_agency(url, "IMIGRASI", "Kantor Imigrasi")
-    service = requests.post(
-        f"{url}/v1/agencies/{agency['id']}/services",
-        headers=agency_admin,
-        json={
-            "code": "PASPOR",
-            "name": "Paspor",
-            "fee_idr": 0,
-            "sla_minutes": 60,
-            "prefix": "M",
-            "opening_hours": [{"opens": "08:00", "closes": "15:00"}],
-            "booking": {"slot_minutes": 30, "capacity": 4},
-        },
-    )
-    assert service.status_code == 201, service.text
-    service = service.json()
+    service = bookable_service(url, {"opens": "08:00", "closes": "15:00"}, {})
     tomorrow = (datetime.now(ZoneInfo(MALL_TIMEZONE)).date() + timedelta(days=1)).isoformat()
     slots = requests.get(
         f"{url}/v1/services/{service['id']}/slots", params={"date": tomorrow}, timeout=10
@@ -200,22 +205,7 @@ def test_a_take_over_of_an_abandoned_key_returns_the_check_in_already_made(mall_
     )
     mall = mall_factory("postgres", extra_env={"MALL_TIMEZONE": zone})
     url = mall.url
-    agency, agency_admin = register_agency(url, "IMIGRASI", "Kantor Imigrasi")
-    service = requests.post(
-        f"{url}/v1/agencies/{agency['id']}/services",
-        headers=agency_admin,
-        json={
-            "code": "PASPOR",
-            "name": "Paspor",
-            "fee_idr": 0,
-            "sla_minutes": 60,
-            "prefix": "M",
-            "opening_hours": [{"opens": "00:00", "closes": "23:30"}],
-            "booking": {"slot_minutes": 30, "capacity": 4, "early_minutes": 60},
-        },
-    )
-    assert service.status_code == 201, service.text
-    service = service.json()
+    service = bookable_service(url, {"opens": "00:00", "closes": "23:30"}, {"early_minutes": 60})
     today = datetime.now(ZoneInfo(zone)).date().isoformat()
     slots = requests.get(
         f"{url}/v1/services/{service['id']}/slots", params={"date": today}, timeout=10
