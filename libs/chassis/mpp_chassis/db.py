@@ -288,7 +288,8 @@ class UnitOfWork:
         (``on_commit``), which publishes them from memory. A commit that fails hands nothing over:
         if it did commit after all, the relay's poll finds the rows."""
         self._writable()
-        context.refuse_past_deadline(self._context_data, self.rollback)
+        if not self.session.info.get(STATEMENTS_ALONE):  # alone, each statement has committed
+            context.refuse_past_deadline(self._context_data, self.rollback)
         stored = self.session.info.pop(_STORED, None)
         self.session.commit()
         if stored:
