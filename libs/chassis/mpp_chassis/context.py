@@ -38,7 +38,12 @@ def ensure_correlation(context_data: dict) -> str:
 def past_deadline(context_data: dict) -> float | None:
     """How many seconds ago the work's caller stopped waiting, or None while it waits (or when
     the work has no caller bound in time: events, timers, an unbounded call)."""
-    deadline = context_data.get(DEADLINE_KEY)
+    return seconds_late(context_data.get(DEADLINE_KEY))
+
+
+def seconds_late(deadline) -> float | None:
+    """How many seconds ago ``deadline`` (epoch seconds) passed; None before it, or when there
+    is none (not a number: no header, or one sent by someone else)."""
     if not isinstance(deadline, (int, float)):
         return None
     late = time.time() - deadline

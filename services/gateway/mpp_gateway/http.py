@@ -24,6 +24,7 @@ from werkzeug.exceptions import NotFound as WerkzeugNotFound
 from werkzeug.wrappers import Request, Response
 
 from mpp_chassis.messaging import DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE
+from mpp_chassis.signatures import SignatureBuiltOnce
 from mpp_chassis.web import CorrelatedWebServer, HttpEntrypoint, request_id_from
 from mpp_contracts import errors
 from mpp_contracts.rpc import shared
@@ -136,23 +137,8 @@ def error_response(exc: Exception, request_id: str | None) -> Response:
     return Response(json.dumps(body), status=status, headers=headers, mimetype="application/json")
 
 
-class GatewayEntrypoint(HttpEntrypoint):
+class GatewayEntrypoint(SignatureBuiltOnce, HttpEntrypoint):
     server = None  # replaced below, after the server class exists
-
-    def setup(self) -> None:
-        super().setup()
-        method = getattr(self.container.service_cls, self.method_name)
-        self._signature = inspect.signature(method, follow_wrapped=False)
-
-    def check_signature(self, args, kwargs) -> None:
-        """nameko's check, with the route's signature built once: ``inspect.getcallargs``
-        rebuilds it on every request (as ``mpp_chassis.messaging.DatabaseAwareRpc`` does for
-        RPC). Arguments that do not fit are checked again by nameko's own code, so the
-        ``IncorrectSignature`` says what it said."""
-        try:
-            self._signature.bind(None, *args, **kwargs)
-        except TypeError:
-            super().check_signature(args, kwargs)
 
     def response_from_exception(self, exc):
         return error_response(exc, None)
