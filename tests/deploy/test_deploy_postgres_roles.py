@@ -9,7 +9,6 @@ import glob
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,16 +19,11 @@ import psycopg2
 import pytest
 
 from tests.deploy.conftest import DEPLOY, SERVICES
+from tests.support.mall import free_port
 
 INIT = DEPLOY / "postgres" / "init-databases.sh"
 PASSWORDS = {f"{s.upper()}_DB_PASSWORD": f"{s}-secret-'quote" for s in SERVICES}
 PASSWORDS["POSTGRES_MONITOR_PASSWORD"] = "monitor-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,20 @@ SERVICES = ("queue", "payment", "rating", "gateway")
 MALL_ADMIN_KEY = "e2e-mall-admin-key"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now and this test process has not handed out before: a mall
+    asks for four before any of its processes binds one, so the kernel could offer the same
+    free port twice (a gateway and its queue were once given one port)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def migrate(urls: dict[str, str], python: str = sys.executable, root: Path = ROOT) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 
+import eventlet
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer
 from werkzeug.wrappers import Response
@@ -22,6 +23,19 @@ def request_id_from(headers) -> str:
 
 
 class CorrelatedWebServer(WebServer):
+    def start(self):
+        """nameko's ``start``, but the port is bound without ``SO_REUSEPORT`` (eventlet sets it
+        unless told not to). With it, a second process started on a taken port bound it as well
+        and the kernel shared the connections between the two: a gateway's requests went half
+        to a service's health endpoint and came back as HTML 404s. Now the second process fails
+        to start, saying the address is in use."""
+        if not self._starting:
+            self._starting = True
+            self._sock = eventlet.listen(self.bind_addr, reuse_port=False)
+            self._sock.settimeout(None)  # as nameko: kombu issue 838
+            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+            self._gt = self.container.spawn_managed_thread(self.run)
+
     def context_data_from_headers(self, request):
         request_id = request.environ.get("mpp.request_id") or request_id_from(request.headers)
         request.environ["mpp.request_id"] = request_id
