@@ -10,6 +10,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
+from mpp_chassis import prepared
+
 
 def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, **options) -> Engine:
     """An engine tuned for the dialect: WAL and a busy timeout for SQLite files.
@@ -36,6 +38,7 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, **opti
         url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=3600, **options
     )
     _ping_when_idle(engine)
+    prepared.install(engine)  # statements that ask for it run prepared (mpp_chassis.prepared)
     return engine
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from mpp_chassis.claims import RidingClaim, with_claim
+from mpp_chassis.prepared import PREPARE
 from mpp_contracts.errors import NotFound
 from mpp_contracts.scope import require_agency_scope
 from mpp_payment.adapters import providers as adapters
@@ -217,7 +218,10 @@ def payment_not_required(uow, ticket: dict) -> None:
     )
 
 
-_PAYMENT = select(payments).where(payments.c.id == bindparam("payment_id"))
+# reads by key run prepared: planned once per connection, not at every call (mpp_chassis.prepared)
+_PAYMENT = (
+    select(payments).where(payments.c.id == bindparam("payment_id")).execution_options(**PREPARE)
+)
 _PAYMENT_LOCKED = _PAYMENT.with_for_update()
 
 
@@ -243,7 +247,7 @@ def _payment_and_attempt():
     )
 
 
-_PAYMENT_AND_ATTEMPT = _payment_and_attempt()
+_PAYMENT_AND_ATTEMPT = _payment_and_attempt().execution_options(**PREPARE)
 _ATTEMPT_KEYS = tuple((f"a_{c.name}", c.name) for c in charge_attempts.columns)
 
 
@@ -295,7 +299,8 @@ def _with_attempts():
         .where(attempt.c.payment_id == payments.c.id)
         .scalar_subquery()
     )
-    return select(payments, current.label("current_status"), overpaid.label("overpaid_open"))
+    view = select(payments, current.label("current_status"), overpaid.label("overpaid_open"))
+    return view.execution_options(**PREPARE)  # read by key: planned once per connection
 
 
 def _viewed(row) -> dict:

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, column, insert, select, text, update
 from sqlalchemy.sql.elements import Label
 
+from mpp_chassis.prepared import PREPARE
 from mpp_contracts.errors import Conflict, NotFound
 from mpp_queue.adapters.tables import (
     calls,
@@ -183,6 +184,7 @@ _CLAIM_FIRST_FREE_PG = (
     )
     .bindparams(bindparam("now", type_=tickets.c.called_at.type))
     .columns(*(column(c.name, c.type) for c in WITH_NAMES.selected_columns))
+    .execution_options(**PREPARE)  # by primary key: planned once per connection
 )
 # ``IS TRUE`` keeps the status test a filter, never an index condition, so the choices are looked
 # up by primary key whatever the statistics say. "waiting" is a passing state: statistics taken

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, bindparam, func, or_, select, text, union_all
 
+from mpp_chassis.prepared import PREPARE
 from mpp_contracts.errors import Forbidden, NotFound
 from mpp_queue.adapters.tables import (
     WAITING_BOOKED,
@@ -63,7 +64,10 @@ WITH_NAMES = (
 """Tickets with their service's code and name and their counter's name (as views show them),
 and the service's version and payment terms (a completion's route, read with its ticket:
 ``payment_terms.completion_route``)."""
-_TICKET_WITH_NAMES = WITH_NAMES.where(tickets.c.id == bindparam("ticket_id"))
+# a read by key, planned once per connection (~226 µs a plan, ~40 µs a run: mpp_chassis.prepared)
+_TICKET_WITH_NAMES = WITH_NAMES.where(tickets.c.id == bindparam("ticket_id")).execution_options(
+    **PREPARE
+)
 
 
 def load_ticket(session, ticket_id: str) -> dict:
@@ -97,7 +101,8 @@ def _heads(condition: str, *order):
 
 
 # one statement for the three classes (a parse, a plan and a round trip, not three each):
-# planning, not reading, was most of what these short index reads cost PostgreSQL
+# planning, not reading, was most of what these short index reads cost PostgreSQL; prepared, it
+# is planned once per connection (the partial indexes' conditions are literal, not parameters)
 _HEADS = union_all(
     *(
         select(head.subquery())
@@ -109,7 +114,7 @@ _HEADS = union_all(
             _heads(WAITING_REGULAR),
         )
     )
-)
+).execution_options(**PREPARE)
 
 
 def line_candidates(

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, text
 
+from mpp_chassis.prepared import PREPARE
 from mpp_contracts.errors import EXPECTED_ERRORS
 from mpp_queue.adapters.tables import tickets
 
@@ -48,7 +49,9 @@ def groups_transitions(uow) -> bool:
     return uow.session.get_bind().dialect.name == "postgresql"
 
 
-_TICKETS_WITH_NAMES = WITH_NAMES.where(tickets.c.id.in_(bindparam("ticket_ids", expanding=True)))
+_TICKETS_WITH_NAMES = WITH_NAMES.where(
+    tickets.c.id.in_(bindparam("ticket_ids", expanding=True))
+).execution_options(**PREPARE)  # by key: planned once per connection and number of ids
 
 
 def load_tickets(session, ticket_ids) -> dict[str, dict]:

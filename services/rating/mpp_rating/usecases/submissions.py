@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select, text, update
 
+from mpp_chassis.prepared import PREPARE
 from mpp_contracts.errors import Conflict, NotFound, ValidationFailed
 from mpp_rating.adapters.tables import (
     complaints,
@@ -35,7 +36,11 @@ def _answer(rating: dict, complaint_id: str | None) -> dict:
     }
 
 
-_INVITATION = select(invitations).where(invitations.c.token == bindparam("token"))
+_INVITATION = (  # a read by key, planned once per connection (mpp_chassis.prepared)
+    select(invitations)
+    .where(invitations.c.token == bindparam("token"))
+    .execution_options(**PREPARE)
+)
 _USE_TOKEN = (
     update(invitations)
     .where(invitations.c.ticket_id == bindparam("ticket"), invitations.c.used_at.is_(None))
