@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from mpp_chassis.engine import make_engine
-from mpp_chassis.prepared import PREPARE, positional
+from mpp_chassis.prepared import PREPARE, positional, prepared_statements
 
 metadata = sa.MetaData()
 items = sa.Table(
@@ -102,3 +102,18 @@ def test_a_new_connection_prepares_again(engine):
     with engine.connect() as conn:
         assert conn.execute(BY_ID, {"id": "a1"}).one().id == "a1"
         assert len(prepared_here(conn)) == (1 if engine.dialect.name == "postgresql" else 0)
+
+
+@pytest.mark.parametrize("setting", ["off", "0", "false"])
+def test_prepared_statements_can_be_switched_off(setting, pg_url_factory):
+    """Behind a pooler in transaction mode (docs/operations.md) they must be."""
+    assert prepared_statements({}) and prepared_statements({"PREPARED_STATEMENTS": "on"})
+    assert not prepared_statements({"PREPARED_STATEMENTS": setting})
+    engine = make_engine(pg_url_factory(), pool_size=1, max_overflow=0, prepared=False)
+    try:
+        metadata.create_all(engine)
+        with engine.connect() as conn:
+            assert conn.execute(BY_ID, {"id": "a1"}).first() is None
+            assert prepared_here(conn) == []
+    finally:
+        engine.dispose()

@@ -39,7 +39,10 @@ def desk(db_url_factory):
     sa.event.listen(
         desk.engine,
         "before_cursor_execute",
-        lambda _c, _cur, statement, *_: desk.statements.append(statement),
+        # a prepared statement (mpp_chassis.prepared) as its own text
+        lambda _c, _cur, _statement, _params, context, _many: desk.statements.append(
+            context.statement
+        ),
     )
     desk.backend = db_url_factory.backend
     yield desk

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeEngine
 
+from mpp_chassis.prepared import PREPARE
 from mpp_chassis.types import UtcDateTime
 
 _log = logging.getLogger(__name__)
@@ -76,11 +77,15 @@ def claim_statement(processed) -> TextClause:
     SQLite alike): one round trip, where a savepoint around a plain insert took three. A
     concurrent claim of the same event waits for the first transaction and then inserts
     nothing."""
-    return text(
-        f"INSERT INTO {processed.name} (event_id, handler, processed_at) "  # noqa: S608
-        "VALUES (:event_id, :handler, :processed_at) "
-        "ON CONFLICT (event_id, handler) DO NOTHING RETURNING event_id"
-    ).bindparams(bindparam("processed_at", type_=processed.c.processed_at.type))
+    return (
+        text(
+            f"INSERT INTO {processed.name} (event_id, handler, processed_at) "  # noqa: S608
+            "VALUES (:event_id, :handler, :processed_at) "
+            "ON CONFLICT (event_id, handler) DO NOTHING RETURNING event_id"
+        )
+        .bindparams(bindparam("processed_at", type_=processed.c.processed_at.type))
+        .execution_options(**PREPARE)
+    )
 
 
 _RIDING = (
@@ -94,7 +99,8 @@ _MADE = "WITH claim (event_id) AS (VALUES (:claim_event_id)) "
 def with_claim(sql: str, rides: bool) -> TextClause:
     """``sql`` (reading ``FROM claim``) after the CTE ``claim`` of a :class:`RidingClaim`."""
     if rides:
-        return text(_RIDING + sql).bindparams(bindparam("claim_at", type_=UtcDateTime()))
+        riding = text(_RIDING + sql).bindparams(bindparam("claim_at", type_=UtcDateTime()))
+        return riding.execution_options(**PREPARE)  # PostgreSQL's: planned once per connection
     return text(_MADE + sql)
 
 
@@ -150,8 +156,12 @@ def claim_and_apply(change: ClaimedChange, processed, rows: int) -> TextClause:
         "claimed AS (SELECT batch.* FROM batch JOIN claim ON claim.event_id = batch.event_id) "
         f"{change.sql}"
     )
-    return text(sql).bindparams(
-        bindparam("processed_at", type_=processed.c.processed_at.type), *change._binds(rows)
+    return (
+        text(sql)
+        .bindparams(
+            bindparam("processed_at", type_=processed.c.processed_at.type), *change._binds(rows)
+        )
+        .execution_options(**PREPARE)  # planned once per connection and batch size
     )
 
 

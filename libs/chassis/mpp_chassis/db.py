@@ -31,6 +31,7 @@ from mpp_chassis.engine import (
     statements_in_transactions,
 )
 from mpp_chassis.outbox import HANDOVER_GRACE_SECONDS, OutboxRelay
+from mpp_chassis.prepared import PREPARE, prepared_statements
 from mpp_contracts.envelope import make_envelope
 from mpp_contracts.events import CONSUMED
 
@@ -69,8 +70,10 @@ def _with_event(statement, outbox, changed_only: bool):
     columns = {c: bindparam(f"outbox_{c}", type_=outbox.c[c].type) for c in _EVENT_COLUMNS}
     if changed_only:
         change = select(*columns.values()).select_from(statement.returning(true()).cte("change"))
-        return insert(outbox).from_select(list(columns), change)
-    return insert(outbox).values(columns).add_cte(statement.cte("change"))
+        return insert(outbox).from_select(list(columns), change).execution_options(**PREPARE)
+    return (
+        insert(outbox).values(columns).add_cte(statement.cte("change")).execution_options(**PREPARE)
+    )  # PostgreSQL only (SQLite runs statement and event apart): planned once per connection
 
 
 class UnitOfWork:
@@ -347,10 +350,12 @@ class Database(DependencyProvider):
         # every worker may hold a connection at once, and the outbox relay one more; no
         # overflow: a process never holds more, so the mall's connections to one PostgreSQL
         # server have a known bound (docs/operations.md) and a burst cannot exhaust the server
+        prepared = prepared_statements(config)
         self.engine = make_engine(
             config[self.url_key],
             pool_size=self.container.max_workers + POOL_SPARE,
             max_overflow=0,
+            prepared=prepared,
         )
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
         # a transaction rolled back by the session itself (a failed flush, ``session.rollback()``)
@@ -372,6 +377,7 @@ class Database(DependencyProvider):
                 config[self.url_key],
                 pool_size=autocommit_pool_size(self.container.max_workers),
                 max_overflow=0,
+                prepared=prepared,
                 isolation_level="AUTOCOMMIT",
             )
             if self.engine.dialect.name == "postgresql"

@@ -10,10 +10,12 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
-from mpp_chassis import prepared
+from mpp_chassis import prepared as prepare
 
 
-def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, **options) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 20, prepared: bool = True, **options
+) -> Engine:
     """An engine tuned for the dialect: WAL and a busy timeout for SQLite files.
 
     ``pool_size`` connections are kept open. A connection checked out beyond them (overflow, at
@@ -38,7 +40,8 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, **opti
         url, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=3600, **options
     )
     _ping_when_idle(engine)
-    prepared.install(engine)  # statements that ask for it run prepared (mpp_chassis.prepared)
+    if prepared:  # statements that ask for it run prepared (mpp_chassis.prepared)
+        prepare.install(engine)
     return engine
 
 

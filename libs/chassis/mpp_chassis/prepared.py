@@ -34,6 +34,15 @@ _NAMES = "mpp_prepared"  # Connection.info: statement text -> (name, parameter n
 _PLACEHOLDER = re.compile(r"%%|%\(([^)]+)\)s")
 
 
+def prepared_statements(config) -> bool:
+    """``PREPARED_STATEMENTS`` (on by default): off behind a pooler in transaction mode, where a
+    statement prepared on one server connection is missing on the next (docs/operations.md)."""
+    return str(config.get("PREPARED_STATEMENTS", "on")).strip().lower() not in OFF
+
+
+OFF = ("0", "off", "false", "no")
+
+
 def install(engine: Engine) -> None:
     """Prepare the statements that ask for it on this engine's connections (psycopg2)."""
     if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg2":

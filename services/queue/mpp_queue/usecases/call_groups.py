@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, text
 
+from mpp_chassis.prepared import PREPARE
 from mpp_contracts.errors import EXPECTED_ERRORS
 from mpp_queue.adapters.tables import calls, counters
 from mpp_queue.domain import numbering
@@ -40,15 +41,22 @@ class CallRequest:
     now: datetime
 
 
-_COUNTERS = select(counters).where(counters.c.id.in_(bindparam("counter_ids", expanding=True)))
-_PRESSED = select(calls.c.request_key).where(
-    calls.c.request_key.in_(bindparam("request_keys", expanding=True))
+# by key, each planned once per connection (mpp_chassis.prepared)
+_COUNTERS = (
+    select(counters)
+    .where(counters.c.id.in_(bindparam("counter_ids", expanding=True)))
+    .execution_options(**PREPARE)
+)
+_PRESSED = (
+    select(calls.c.request_key)
+    .where(calls.c.request_key.in_(bindparam("request_keys", expanding=True)))
+    .execution_options(**PREPARE)
 )
 _SET_STREAKS_PG = text(
     "UPDATE counters SET priority_streak = v.streak"
     " FROM unnest(CAST(:counter_ids AS TEXT[]), CAST(:streaks AS INTEGER[])) AS v(id, streak)"
     " WHERE counters.id = v.id"
-)
+).execution_options(**PREPARE)
 _INSERT_CALLS = insert(calls)
 
 

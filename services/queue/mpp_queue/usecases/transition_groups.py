@@ -76,16 +76,20 @@ _COLUMNS = (
 )
 # one statement whatever the group's size (one array per column), so it is parsed and cached once;
 # each row keeps its own guard, so a ticket changed meanwhile is simply not returned
-_TRANSITIONS_PG = text(
-    "UPDATE tickets SET "  # noqa: S608 - names from the constants above
-    + ", ".join(f"{name} = v.{name}" for name, _ in _COLUMNS if not name.startswith("t_"))
-    + " FROM unnest("
-    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _COLUMNS)
-    + ") AS v("
-    + ", ".join(name for name, _ in _COLUMNS)
-    + ") WHERE tickets.id = v.t_id AND tickets.status = v.t_status"
-    " AND tickets.call_count = v.t_call_count RETURNING tickets.*"
-).columns(*tickets.c)
+_TRANSITIONS_PG = (
+    text(
+        "UPDATE tickets SET "  # noqa: S608 - names from the constants above
+        + ", ".join(f"{name} = v.{name}" for name, _ in _COLUMNS if not name.startswith("t_"))
+        + " FROM unnest("
+        + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _COLUMNS)
+        + ") AS v("
+        + ", ".join(name for name, _ in _COLUMNS)
+        + ") WHERE tickets.id = v.t_id AND tickets.status = v.t_status"
+        " AND tickets.call_count = v.t_call_count RETURNING tickets.*"
+    )
+    .columns(*tickets.c)
+    .execution_options(**PREPARE)
+)  # by key: planned once per connection
 
 
 def ticket_transitions(leader, settings: Settings, requests: list[TransitionRequest]) -> list:
