@@ -117,3 +117,12 @@ def test_prepared_statements_can_be_switched_off(setting, pg_url_factory):
             assert prepared_here(conn) == []
     finally:
         engine.dispose()
+
+
+def test_a_statement_prepared_in_a_transaction_rolled_back_stays_prepared(engine):
+    """PostgreSQL keeps a PREPARE whose transaction rolls back: the connection's names stay true."""
+    with engine.connect() as conn:
+        with conn.begin() as transaction:
+            assert conn.execute(BY_ID, {"id": "a1"}).one().id == "a1"
+            transaction.rollback()
+        assert conn.execute(BY_ID, {"id": "a2"}).one().id == "a2"
