@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 PREPARE_OPTION = "mpp_prepare"
 PREPARE = {PREPARE_OPTION: True}  # ``statement.execution_options(**PREPARE)``
+PREFIX = "mpp_"  # the statements' names: mpp_1, mpp_2 … on each connection
 _NAMES = "mpp_prepared"  # Connection.info: statement text -> (name, parameter names in order)
 _PLACEHOLDER = re.compile(r"%%|%\(([^)]+)\)s")
 
@@ -74,7 +75,7 @@ def _execute_prepared(conn, cursor, statement, parameters, context, executemany)
     known = prepared.get(statement)
     if known is None:
         text, order = positional(statement)
-        name = f"mpp_{len(prepared) + 1}"
+        name = f"{PREFIX}{len(prepared) + 1}"
         cursor.execute(f"PREPARE {name} AS {text}")
         known = prepared[statement] = (name, order)
     name, order = known
