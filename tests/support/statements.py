@@ -24,7 +24,7 @@ def recording(engine: Engine) -> Iterator[Sent]:
     sent = Sent()
 
     def execute(conn, cursor, statement, parameters, context, executemany) -> None:
-        if context is not None and statement.startswith("EXECUTE mpp_"):
+        if context is not None:  # the statement's own text, before any rewrite
             statement = context.statement
         sent.statements.append(" ".join(statement.split()))
 

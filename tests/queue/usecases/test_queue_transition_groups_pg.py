@@ -10,7 +10,7 @@ import json
 
 import eventlet
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from mpp_chassis.grouping import ALONE, Gatherer
 from mpp_chassis.migrate import upgrade
@@ -19,6 +19,7 @@ from mpp_queue import usecases
 from tests.queue.usecases.conftest import OUTBOX, STAFF, Floor, setup_agency
 from tests.queue.usecases.test_queue_completion_routing import code_of, terms
 from tests.queue.usecases.test_queue_tickets_flow import counter, take
+from tests.support.statements import recording
 
 pytestmark = pytest.mark.postgres
 
@@ -73,26 +74,21 @@ def test_a_group_of_transitions_sends_three_statements_and_commits_once(pg_floor
     commits. Grouped: the tickets read with one statement, updated with one and their events
     inserted with one, and one commit; the same for eight completions."""
     _, tickets = called_tickets(pg_floor, 8)
-    sent, commits = [], []
-    # a prepared statement (mpp_chassis.prepared) as its own text
-    event.listen(pg_floor.engine, "before_cursor_execute", lambda *a: sent.append(a[4].statement))
-    event.listen(pg_floor.engine, "commit", lambda conn: commits.append(conn))
     for action, status in (("start", "serving"), ("complete", "done")):
-        sent.clear()
-        commits.clear()
-        pg_floor.advance(minutes=2)
-        gatherer = Gatherer(window_seconds=0.5, size=8)
-        answers = act_at_once(
-            pg_floor, gatherer, [(t["id"], action, {}, STAFF, None) for t in tickets]
-        )
+        with recording(pg_floor.engine) as sent:
+            pg_floor.advance(minutes=2)
+            gatherer = Gatherer(window_seconds=0.5, size=8)
+            answers = act_at_once(
+                pg_floor, gatherer, [(t["id"], action, {}, STAFF, None) for t in tickets]
+            )
         assert [a["status"] for a in answers] == [status] * 8, answers
         assert [a["id"] for a in answers] == [t["id"] for t in tickets]
         assert (gatherer.groups, gatherer.grouped) == (1, 8)
-        assert len(commits) == 1
+        assert sent.commits == 1
         # a completion's routing (its service's payment terms) is read with its ticket
-        assert len(sent) == 3 < 8 * 3, sent
-        assert sum(s.startswith("UPDATE tickets") for s in sent) == 1
-        assert sum(s.startswith("INSERT INTO outbox") for s in sent) == 1
+        assert len(sent.statements) == 3 < 8 * 3, sent.statements
+        assert sum(s.startswith("UPDATE tickets") for s in sent.statements) == 1
+        assert sum(s.startswith("INSERT INTO outbox") for s in sent.statements) == 1
     completed = pg_floor.events("ticket_completed")
     assert sorted(e["payload"]["number"] for e in completed) == [t["number"] for t in tickets]
     assert {e["payload"]["serving_seconds"] for e in completed} == {120}
