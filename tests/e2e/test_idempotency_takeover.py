@@ -12,6 +12,7 @@ import requests
 import sqlalchemy as sa
 
 from bench.floor import open_floor
+from mpp_contracts.mallday import SUPPORTED_TIMEZONES
 from tests.queue.usecases.conftest import VALID_NIK
 from tests.rating.e2e.test_rating_journey_e2e import register_agency, serve
 from tests.support.mall import MALL_ADMIN_KEY
@@ -197,12 +198,9 @@ def test_a_take_over_of_an_abandoned_key_returns_the_check_in_already_made(mall_
     """A kiosk's check-in answered 503 after its commit (or its gateway died): the retry with the
     same Idempotency-Key gets the ticket the first attempt issued, not 409
     ``INVALID_BOOKING_STATE`` with the booking used up and no ticket shown."""
-    # a zone where today still has slots ahead whatever the hour here
-    zone = next(
-        z
-        for z in ("Asia/Jakarta", "Europe/London", "America/New_York", "Pacific/Auckland")
-        if 1 <= datetime.now(ZoneInfo(z)).hour <= 20
-    )
+    # a zone of the mall's where today still has a slot ahead (the last starts 23:00): one of the
+    # three is between 01:00 and 22:59 whatever the hour (the queue refuses other zones)
+    zone = next(z for z in SUPPORTED_TIMEZONES if 1 <= datetime.now(ZoneInfo(z)).hour <= 22)
     mall = mall_factory("postgres", extra_env={"MALL_TIMEZONE": zone})
     url = mall.url
     service = bookable_service(url, {"opens": "00:00", "closes": "23:30"}, {"early_minutes": 60})
