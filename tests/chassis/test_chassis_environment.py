@@ -122,6 +122,19 @@ def test_an_unknown_environment_is_refused_in_any_mode(tmp_path, amqp_uri):
     assert "MALL_ENVIRONMENT='production' is neither 'local' nor 'deployed'" in result.stderr
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_an_unsupported_time_zone_is_refused_in_any_mode(service, tmp_path, amqp_uri):
+    """Every service computes the mall's day in MALL_TIMEZONE. A zone outside WIB, WITA and WIT
+    used to start a mall whose every slots read answered 500; now no service starts on it."""
+    result = nameko_run(service, base_env(tmp_path, amqp_uri, MALL_TIMEZONE="Europe/Berlin"))
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert (
+        f"{service} refuses to start (MALL_ENVIRONMENT=local): MALL_TIMEZONE='Europe/Berlin' "
+        "is not one of Asia/Jakarta, Asia/Makassar, Asia/Jayapura"
+    ) in result.stderr
+
+
 @pytest.mark.parametrize("environment", ["deployed", "local"])
 def test_services_start_with_proper_secrets_or_locally(environment, tmp_path, amqp_uri):
     """Deployed with proper secrets, each service starts and answers /healthz; locally (the
@@ -194,3 +207,11 @@ def test_the_table_rules():
     assert refusals(broker, common_secrets("queue")) == ["AMQP_URI is the local default"]
     rule = lambda config: "no" if config.get("X") else None  # noqa: E731
     assert refusals({**deployed, "X": 1}, table, (rule,)) == ["no"]
+    for zone in ("Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura", None, ""):
+        assert refusals({"MALL_TIMEZONE": zone}, table) == []
+    wrong = "MALL_TIMEZONE='UTC' is not one of Asia/Jakarta, Asia/Makassar, Asia/Jayapura"
+    assert refusals({"MALL_TIMEZONE": "UTC"}, table) == [wrong]
+    assert refusals({**deployed, "MODE": "b", "MALL_TIMEZONE": "UTC"}, table) == [
+        wrong,
+        "B_TOKEN is not set",
+    ]

@@ -7,6 +7,7 @@ defaults in ``config.yaml``; a deployed one must not: before any entry point sta
 :class:`Secret` rows plus the broker and database URLs every service has) and at its own extra
 rules, and stops the process with one line naming every problem (exit status 78, no traceback)
 when a secret is missing, empty, a local default or an example's ``change-me`` placeholder.
+Settings every mode depends on (the mall's time zone) are refused in any environment.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from nameko.extensions import DependencyProvider
+
+from mpp_contracts.mallday import SUPPORTED_TIMEZONES
 
 _log = logging.getLogger(__name__)
 
@@ -101,6 +104,15 @@ def common_secrets(service: str) -> tuple[Secret, ...]:
     )
 
 
+def timezone_problem(config: Mapping) -> str | None:
+    """The mall's day is computed in ``MALL_TIMEZONE`` by every service: one the mall does not
+    support (it would make every slot, receipt and report read fail) is refused in any mode."""
+    timezone = str(config.get("MALL_TIMEZONE") or "Asia/Jakarta").strip()
+    if timezone in SUPPORTED_TIMEZONES:
+        return None
+    return f"MALL_TIMEZONE={timezone!r} is not one of {', '.join(SUPPORTED_TIMEZONES)}"
+
+
 def environment_of(config: Mapping) -> str:
     return str(config.get("MALL_ENVIRONMENT") or "local").strip()
 
@@ -114,11 +126,12 @@ def refusals(
     environment = environment_of(config)
     if environment not in ENVIRONMENTS:
         return [f"MALL_ENVIRONMENT={environment!r} is neither 'local' nor 'deployed'"]
+    everywhere = [p for p in (timezone_problem(config),) if p]
     if environment == "local":
-        return []
+        return everywhere
     problems = [secret.problem(config) for secret in secrets]
     problems += [rule(config) for rule in rules]
-    return [p for p in problems if p]
+    return everywhere + [p for p in problems if p]
 
 
 class StartupCheck(DependencyProvider):
