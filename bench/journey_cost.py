@@ -40,6 +40,7 @@ INFRASTRUCTURE = {
     "rabbitmq": ("beam.smp", "erl_child_setup", "inet_gethost", "epmd"),
     "redis": ("redis-server",),
 }
+PHASES = ("take", "call_start", "complete", "pay", "rate")  # a journey, in order
 WORKERS = 4  # citizens and officers at once: a floor, not a single line
 
 
@@ -215,13 +216,8 @@ def measure_journeys(floor: Floor, db_urls: dict[str, str], pids, count: int) ->
 
         _in_parallel(tickets, rate)
 
-    for name, work in (
-        ("take", take_all),
-        ("call_start", call_all),
-        ("complete", complete_all),
-        ("pay", pay_all),
-        ("rate", rate_all),
-    ):
+    works = (take_all, call_all, complete_all, pay_all, rate_all)
+    for name, work in zip(PHASES, works, strict=True):
         phases[name] = meter.measure(work)
     journey = {
         name: sum(spent.get(name, 0.0) for spent in phases.values()) for name in phases["take"]
