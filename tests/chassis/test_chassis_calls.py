@@ -3,19 +3,22 @@ found without building a connection per publish; calls still bounded (decision 0
 
 from __future__ import annotations
 
+from urllib.parse import quote, unquote, urlsplit
+
 import amqp
 import eventlet
 import pytest
+import requests
 from kombu import Connection, Exchange, Queue
 from nameko.dependency_providers import Config
 from nameko.testing.services import dummy, entrypoint_hook
 
 from mpp_chassis import messaging
-from mpp_chassis.calls import BoundedRpcProxy
+from mpp_chassis.calls import BoundedReplyListener, BoundedRpcProxy
 from mpp_chassis.transient import TransientPublisher
 from mpp_contracts.errors import ServiceUnavailable
 from tests.chassis.rpc_doubles import MuteCaller, declare_mute_queue
-from tests.support.infra import wait_until
+from tests.support.infra import RABBIT_API, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -185,6 +188,29 @@ def test_no_kombu_connection_is_built_per_call_on_either_side(
         with entrypoint_hook(caller, "say") as say:
             assert say(f"kata {n}") == f"kata {n}"
     assert built == []
+
+
+def test_replies_are_consumed_without_acknowledgements(container_factory, amqp_uri):
+    """nameko acknowledged every reply (one more frame per call, the broker holding the reply
+    until it came); a caller's reply queue is consumed ``no_ack``, on its own connection. The
+    requests a service consumes are still acknowledged, after their work."""
+    container_factory(EchoingService, {"AMQP_URI": amqp_uri}).start()
+    caller = container_factory(EchoingCaller, {"AMQP_URI": amqp_uri, "RPC_TIMEOUT": 5})
+    caller.start()
+    for n in range(3):
+        with entrypoint_hook(caller, "say") as say:
+            assert say(f"kata {n}") == f"kata {n}"
+    (listener,) = [e for e in caller.extensions if isinstance(e, BoundedReplyListener)]
+    vhost = unquote(urlsplit(amqp_uri).path.lstrip("/"))
+
+    def consumers() -> dict[str, bool]:
+        answer = requests.get(f"{RABBIT_API}/consumers/{quote(vhost, safe='')}", timeout=5)
+        answer.raise_for_status()
+        return {c["queue"]["name"]: c["ack_required"] for c in answer.json()}
+
+    seen = wait_until(lambda: (c := consumers()) and listener.queue.name in c and c)
+    assert seen[listener.queue.name] is False
+    assert seen["rpc-echoing"] is True
 
 
 def test_arguments_are_checked_against_a_signature_built_once(

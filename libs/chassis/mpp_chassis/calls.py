@@ -28,14 +28,19 @@ what stands instead (docs/decisions/0041-rpc-requests-unconfirmed.md):
 Replies are published the same way (:mod:`mpp_chassis.transient`), on pooled connections keyed
 by a kombu connection built once per broker address, not once per publish as nameko's
 ``Publisher`` does, and written with the channel's ``basic_publish``, not kombu's ``Producer``.
+A caller consumes its replies on a connection of their own, **without acknowledgements**
+(:class:`ReplyConsumer`): a reply is worth nothing once its caller stopped waiting, so the broker
+need not hold it until an ack, and the caller sends no ack per call.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from functools import partial
 
 import eventlet
+from nameko.messaging import QueueConsumer
 from nameko.rpc import MethodProxy, ReplyListener, RpcProxy, ServiceProxy
 
 from mpp_chassis.context import DEADLINE_KEY
@@ -99,13 +104,40 @@ class BoundedServiceProxy:
         return call
 
 
+class ReplyConsumer(QueueConsumer):
+    """The queue consumer of a process's RPC replies: nameko's, on a connection of its own, whose
+    consumers take deliveries without acknowledgements (``no_ack``).
+
+    nameko consumed replies like requests: acknowledged one by one (a frame to the broker per
+    call, and the broker held each reply until it came), each handled on a new worker thread.
+    A reply only wakes the call waiting for it, so it is handled on the consumer's own thread,
+    and the broker forgets it once delivered. A reply lost with its connection (delivered, not
+    yet read) is answered as a lost request is: 503 at the call's bound.
+    """
+
+    def get_consumers(self, consumer_cls, channel):
+        for provider in self._providers:
+            self._consumers[provider] = consumer_cls(
+                queues=[provider.queue],
+                callbacks=[partial(self.handle_message, provider)],
+                accept=self.accept,
+                no_ack=True,
+            )
+        return self._consumers.values()
+
+    def handle_message(self, provider, body, message) -> None:
+        provider.handle_message(body, message)  # never blocks: it pops a wait and wakes it
+
+
 class BoundedReplyListener(ReplyListener):
     """nameko's reply listener, which also forgets the calls whose reply never came. nameko
     keeps a call's wait until its reply arrives: every call answered 503 at the bound (a reply
     lost in a broker restart, a service stopped or never started) stayed in memory for the
     life of the process. A wait is dropped once it is older than twice the bound (a caller
     stops waiting at the bound); a reply arriving later is ignored, as nameko ignores an
-    unknown correlation id."""
+    unknown correlation id. Its replies come through a :class:`ReplyConsumer`."""
+
+    queue_consumer = ReplyConsumer()
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -123,6 +155,11 @@ class BoundedReplyListener(ReplyListener):
             self._reply_events.pop(issued.popleft()[1], None)
         issued.append((now + self.retention, correlation_id))
         return super().get_reply_event(correlation_id)
+
+    def handle_message(self, body, message) -> None:
+        client_event = self._reply_events.pop(message.properties.get("correlation_id"), None)
+        if client_event is not None:  # else a reply after its wait was dropped, ignored
+            client_event.send(body)
 
 
 class BoundedRpcProxy(RpcProxy):
