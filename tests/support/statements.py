@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 class Sent:
     statements: list[str] = field(default_factory=list)  # each on one line, in order
     commits: int = 0
+    prepared: list[str] = field(default_factory=list)  # those of them sent as EXECUTE mpp_…
 
 
 @contextmanager
@@ -24,9 +25,12 @@ def recording(engine: Engine) -> Iterator[Sent]:
     sent = Sent()
 
     def execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        executed = statement.startswith("EXECUTE mpp_")
         if context is not None:  # the statement's own text, before any rewrite
             statement = context.statement
         sent.statements.append(" ".join(statement.split()))
+        if executed:
+            sent.prepared.append(sent.statements[-1])
 
     def commit(conn) -> None:
         sent.commits += 1

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
 
+from mpp_chassis.prepared import PREPARE
 from mpp_contracts.errors import Conflict, ValidationFailed
 from mpp_payment.adapters import providers as adapters
 from mpp_payment.adapters.tables import charge_attempts, payments
@@ -378,9 +379,8 @@ def _go_live_and_show():
     answer is whether it went live."""
     live = _GO_LIVE.returning(charge_attempts.c.id).cte("live")
     shown = _SHOW_ON_INVOICE.where(select(live.c.id).exists()).returning(payments.c.id)
-    return select(select(func.count()).select_from(live).scalar_subquery()).add_cte(
-        shown.cte("shown")
-    )
+    both = select(select(func.count()).select_from(live).scalar_subquery())
+    return both.add_cte(shown.cte("shown")).execution_options(**PREPARE)  # by key: planned once
 
 
 _GO_LIVE_AND_SHOW = _go_live_and_show()

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, text, update
 
+from mpp_chassis.prepared import PREPARE
 from mpp_chassis.sequences import next_in_sequence
 from mpp_contracts.errors import BadRequest, Conflict, NotFound
 from mpp_contracts.mallday import mall_day
@@ -73,19 +74,23 @@ _REPLAYED = (
     )
     .values(replays=notifications.c.replays + 1, last_received_at=bindparam("now"))
 )
-_ATTEMPT_AND_NOTICE = select(
-    charge_attempts,
-    select(notifications.c.id)
-    .where(
-        notifications.c.provider == bindparam("notice_provider"),
-        notifications.c.notice_key == bindparam("key"),
+_ATTEMPT_AND_NOTICE = (
+    select(
+        charge_attempts,
+        select(notifications.c.id)
+        .where(
+            notifications.c.provider == bindparam("notice_provider"),
+            notifications.c.notice_key == bindparam("key"),
+        )
+        .exists()
+        .label("notice_seen"),
     )
-    .exists()
-    .label("notice_seen"),
-).where(
-    charge_attempts.c.payment_id == bindparam("invoice_id"),
-    charge_attempts.c.attempt == bindparam("n"),
-)
+    .where(
+        charge_attempts.c.payment_id == bindparam("invoice_id"),
+        charge_attempts.c.attempt == bindparam("n"),
+    )
+    .execution_options(**PREPARE)
+)  # by key: planned once per connection
 _NOTICE_COLUMNS = (
     "provider",
     "payment_id",
@@ -117,17 +122,21 @@ def _journal_and_notice(lines: int):
     values = ", ".join(
         "(" + ", ".join(f":j{i}_{c}" for c in _JOURNAL_COLUMNS) + ")" for i in range(lines)
     )
-    return text(
-        f"WITH journal AS (INSERT INTO journal_lines ({', '.join(_JOURNAL_COLUMNS)}) "
-        f"VALUES {values}) {notice.text}"
-    ).bindparams(
-        *(
-            bindparam(f"j{i}_{c}", type_=journal_lines.c[c].type)
-            for i in range(lines)
-            for c in _JOURNAL_COLUMNS
-        ),
-        *(bindparam(c, type_=notifications.c[c].type) for c in _NOTICE_COLUMNS),
-    )
+    return (
+        text(
+            f"WITH journal AS (INSERT INTO journal_lines ({', '.join(_JOURNAL_COLUMNS)}) "
+            f"VALUES {values}) {notice.text}"
+        )
+        .bindparams(
+            *(
+                bindparam(f"j{i}_{c}", type_=journal_lines.c[c].type)
+                for i in range(lines)
+                for c in _JOURNAL_COLUMNS
+            ),
+            *(bindparam(c, type_=notifications.c[c].type) for c in _NOTICE_COLUMNS),
+        )
+        .execution_options(**PREPARE)
+    )  # planned once per connection and line count
 
 
 def _record(
@@ -353,6 +362,7 @@ _SETTLE = (
             "flag": func.coalesce(bindparam("v_flag", type_=payments.c.flag.type), payments.c.flag),
         }
     )
+    .execution_options(**PREPARE)  # by key: planned once per connection
 )
 _THIS = charge_attempts.c.id == bindparam("attempt_id")
 

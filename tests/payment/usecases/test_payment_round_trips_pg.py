@@ -18,7 +18,7 @@ from mpp_payment.adapters.tables import (
 )
 from mpp_payment.usecases import Settings
 from tests.payment.usecases.conftest import ADMIN, completed_ticket, plugged
-from tests.support.statements import statements_of
+from tests.support.statements import recording, statements_of
 from tests.support.usecases import UseCases
 
 pytestmark = pytest.mark.postgres
@@ -111,6 +111,25 @@ def test_a_journey_costs_payment_13_statements_where_it_cost_31(till):
     assert statuses == ["paid", "paid"]
     assert outcomes == ["applied", "applied"]
     assert lines > 0 and lines % 2 == 0  # each paid notice booked its (same) entries
+
+
+def test_the_journeys_statements_by_key_run_prepared(till):
+    """Each of these was planned at every call (~50-150 µs each, more than it ran): the live
+    attempt and its invoice, the notice's attempt read, the settling update, the notice with
+    its journal lines and the simulator's own book. They are planned once per connection."""
+    journey(till)
+    with recording(till.engine) as sent:
+        journey(till)
+    for start in (
+        "WITH live AS (UPDATE charge_attempts",
+        "WITH journal AS (INSERT INTO journal_lines",
+        "UPDATE payments SET status=",
+        "UPDATE simulator_transactions SET status=",
+    ):
+        matching = [s for s in sent.statements if s.startswith(start)]
+        assert matching and set(matching) <= set(sent.prepared), (start, sent.prepared)
+    attempt_reads = [s for s in sent.statements if "AS notice_seen" in s]
+    assert attempt_reads and set(attempt_reads) <= set(sent.prepared), sent.prepared
 
 
 def test_a_redelivered_completion_and_a_replayed_notice_change_nothing(till):

@@ -159,6 +159,9 @@ def test_a_group_sends_a_constant_number_of_statements_and_commits_once(pg_floor
     assert len(sent) == GROUP_STATEMENTS, sent
     assert sum(s.startswith("INSERT INTO tickets") for s in sent) == 1
     assert sum(s.startswith("INSERT INTO outbox") for s in sent) == 1
+    # the line's read, planned once per connection (mpp_chassis.prepared): sent as EXECUTE
+    assert not any("SELECT line.*" in s for s in sent), sent
+    assert any(s.startswith("EXECUTE mpp_") and "%(first_queued)s" in s for s in sent), sent
     answers, sent, _ = statements_of_a_group(pg_floor, [({"service_id": line["id"]}, None)] * 3)
     assert len(sent) == GROUP_STATEMENTS, "three cost what eight cost"
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from mpp_chassis.claims import RidingClaim
 from mpp_rating import usecases
 from mpp_rating.adapters.tables import outbox, processed_events
-from tests.rating.usecases.test_rating_usecases_flow import invite
-from tests.support.statements import statements_of
+from tests.rating.interface.conftest import completed_payload, not_required_payload
+from tests.rating.usecases.test_rating_usecases_flow import invite, token_of
+from tests.support.statements import recording, statements_of
 
 ANSWERS = {f"U{i}": 4 for i in range(1, 10)}
 
@@ -56,3 +58,37 @@ def test_a_submission_folds_its_rating_into_the_read_model_in_one_statement(desk
             ).scalars()
         )
     assert emitted == claimed and len(claimed) == 2
+
+
+def test_the_statements_carrying_an_events_claim_run_prepared_on_postgresql(desk, db_url_factory):
+    """The invitation's upsert and the read model's fold carry their event's claim on PostgreSQL
+    and are planned once per connection (mpp_chassis.prepared). The upsert's ``.columns()`` had
+    dropped its PREPARE option, and the fold never asked: both were planned at every event."""
+    postgresql = db_url_factory.backend == "postgres"
+    with recording(desk.engine) as sent:
+        for n in range(2):
+            ticket = f"t-{n}"
+            claim = RidingClaim(f"ev-c{n}", "handle_ticket_completed", postgresql)
+            desk(
+                usecases.on_ticket_completed,
+                desk.settings,
+                completed_payload(ticket, "ag-1"),
+                claim,
+            )
+            claim = RidingClaim(f"ev-p{n}", "handle_payment_settled", postgresql)
+            desk(
+                usecases.on_payment_settled,
+                desk.settings,
+                not_required_payload(ticket, "ag-1"),
+                claim,
+            )
+            body = {"token": token_of(desk, ticket), "stars": 5, "answers": ANSWERS}
+            desk(usecases.submit_rating, desk.settings, body)
+    upserts = [s for s in sent.statements if "INSERT INTO invitations" in s]
+    folds = [s for s in sent.statements if "INSERT INTO rating_buckets" in s]
+    assert len(upserts) == 4 and len(folds) == 2, sent.statements
+    if postgresql:
+        assert all(s.startswith("WITH claim AS (INSERT INTO processed_events") for s in upserts)
+        assert set(upserts + folds) <= set(sent.prepared), sent.prepared
+    else:
+        assert sent.prepared == []

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, update
 
 from mpp_chassis import claims
 from mpp_chassis.claims import RidingClaim
+from mpp_chassis.prepared import PREPARE
 from mpp_rating.adapters.tables import (
     invitations,
 )
@@ -31,7 +32,7 @@ def _upsert_invitation(
     cache a compiled ``ON CONFLICT``. (``WHERE true``: SQLite's parser needs it before an
     ``ON CONFLICT`` that follows a ``SELECT``.)"""
     columns = ("ticket_id", *insert_columns)
-    return (
+    statement = (
         claims.with_claim(
             f"INSERT INTO invitations ({', '.join(columns)}) "  # noqa: S608 - column names
             f"SELECT {', '.join(':' + c for c in columns)} FROM claim WHERE true "
@@ -45,6 +46,8 @@ def _upsert_invitation(
         )
         .columns(*invitations.c)
     )
+    # ``columns`` drops the text's execution options: PostgreSQL's is prepared again here
+    return statement.execution_options(**PREPARE) if rides else statement
 
 
 def _record(

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Date, bindparam, func, select, text
 
+from mpp_chassis.prepared import PREPARE
 from mpp_rating.adapters.tables import (
     processed_events,
     rating_buckets,
@@ -86,9 +87,10 @@ def _fold_statement(rows: int, postgresql: bool):
         f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET {increments}"
     )
     types = [bindparam(f"period_start_{n}", type_=Date) for n in range(rows)]
-    if postgresql:
-        types.append(bindparam("claim_at", type_=processed_events.c.processed_at.type))
-    return text(sql).bindparams(*types)
+    if not postgresql:
+        return text(sql).bindparams(*types)
+    types.append(bindparam("claim_at", type_=processed_events.c.processed_at.type))
+    return text(sql).bindparams(*types).execution_options(**PREPARE)  # planned once per connection
 
 
 def fold_rating(uow, settings: Settings, rating: Rating, event_id: str) -> None:

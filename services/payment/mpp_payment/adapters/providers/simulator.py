@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, select, text, update
 
+from mpp_chassis.prepared import PREPARE
 from mpp_contracts.errors import BadRequest, Conflict, Unauthorized
 from mpp_payment.adapters.providers.base import (
     Charge,
@@ -40,6 +41,7 @@ _MARK_PAID = (
     .where(simulator_book.c.order_id == bindparam("order"), simulator_book.c.status == "pending")
     .values(status="paid", updated_at=bindparam("at"))
     .returning(simulator_book.c.amount_idr)
+    .execution_options(**PREPARE)  # by key: planned once per connection
 )
 
 
