@@ -1,15 +1,16 @@
 """Journey CPU of this code against another checkout's, in alternating rounds on two live malls.
 
     .venv/bin/python -m bench.alternate --baseline DIR              # 10 rounds of 100 journeys
+    .venv/bin/python -m bench.alternate --baseline DIR --baseline DIR2   # two older checkouts
     .venv/bin/python -m bench.alternate --baseline DIR --rounds 2 --journeys 4   # a smoke run
 
 ``bench.levers --baseline`` runs each configuration once, minutes apart; on a shared 2-core
 machine the same code has measured 52 to 104 ms per journey between such runs. Here both malls
 (this checkout's and ``DIR``'s, each with its own RabbitMQ vhost and PostgreSQL databases) stay
 up, and short batches of whole journeys (``bench/journey_cost.py``) alternate between them in
-ABBA order, so a slow minute of the machine lands on both sides. The figure is the ratio of the
-summed CPU per journey (this code / the baseline), with every round's own ratio to show the
-spread, and the CPU per process on each side.
+ABBA order, so a slow minute of the machine lands on both sides (with two baselines, ABCCBA).
+The figure is the ratio of the summed CPU per journey (this code / each baseline), with every
+round's own ratio to show the spread, and the CPU per process and per phase on each side.
 """
 
 from __future__ import annotations
@@ -88,65 +89,90 @@ class Side:
                 infra.drop_database(url)
 
 
-def compare(current: Side, baseline: Side, rounds: int, journeys: int) -> dict:
-    for side in (current, baseline):  # warm both: pools, prepared statements, caches
+def compare(current: Side, baselines: list[Side], rounds: int, journeys: int) -> dict:
+    """Warm every side, then ``rounds`` rounds of ``journeys`` each, the sides' order reversed
+    every other round (ABBA; ABCCBA with two baselines). Ratios are this code's to each
+    baseline's."""
+    sides = [current, *baselines]
+    for side in sides:  # warm them all: pools, prepared statements, caches
         side.run(max(4, journeys // 10))
         side.spent, side.phases, side.journeys, side.rounds = {}, {}, 0, []
     for round_no in range(rounds):
-        order = (current, baseline) if round_no % 2 == 0 else (baseline, current)
-        for side in order:
+        for side in sides if round_no % 2 == 0 else reversed(sides):
             ms = side.run(journeys)
             log(f"round {round_no + 1}: {side.name} {ms} ms per journey")
-    ours, theirs = current.per_journey(), baseline.per_journey()
-    return {
-        "ratio": round(ours["cpu_ms"] / theirs["cpu_ms"], 3),
-        "round_ratios": [
-            round(a / b, 3) for a, b in zip(current.rounds, baseline.rounds, strict=True)
-        ],
-        "current": {**ours, "rounds": current.rounds},
-        "baseline": {**theirs, "rounds": baseline.rounds},
-    }
+    ours = current.per_journey()
+    compared = {}
+    for baseline in baselines:
+        theirs = baseline.per_journey()
+        compared[baseline.name] = {
+            "ratio": round(ours["cpu_ms"] / theirs["cpu_ms"], 3),
+            "round_ratios": [
+                round(a / b, 3) for a, b in zip(current.rounds, baseline.rounds, strict=True)
+            ],
+            **theirs,
+            "rounds": baseline.rounds,
+        }
+    return {"current": {**ours, "rounds": current.rounds}, "baselines": compared}
+
+
+def report(results: dict) -> str:
+    ours, theirs = results["current"], results["baselines"]
+    names = list(theirs)
+    lines = [
+        f"journey CPU: {ours['cpu_ms']} ms; "
+        + "; ".join(f"/ {t['cpu_ms']} ms ({n}) = {t['ratio']}" for n, t in theirs.items())
+    ]
+    lines += [f"rounds against {n}: {t['round_ratios']}" for n, t in theirs.items()]
+    lines.append(f"  {'':<10} {'current':>9}" + "".join(f" {n[-9:]:>9}" for n in names))
+    for kind in ("by_process", "by_phase"):
+        for name in ours[kind]:
+            cells = "".join(f" {t[kind].get(name, 0.0):>9}" for t in theirs.values())
+            lines.append(f"  {name:<10} {ours[kind][name]:>9}{cells}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", type=Path, required=True, help="a checkout with its .venv")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        action="append",
+        required=True,
+        help="a checkout with its .venv (repeat it: every baseline alternates in the same run)",
+    )
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--journeys", type=int, default=100, help="journeys per side per round")
     args = parser.parse_args(argv)
-    root = args.baseline.resolve()
+    roots = [path.resolve() for path in args.baseline]
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     log_dir = RESULTS / f"{stamp}-alternate-logs"
     infra.require_rabbitmq()
     began = time.monotonic()
     current = Side("current", sys.executable, ROOT, log_dir)
-    baseline = Side(f"baseline-{root.name}", str(root / ".venv/bin/python"), root, log_dir)
+    sides = [current]
     try:
-        current.start()
-        baseline.start()
-        results = compare(current, baseline, args.rounds, args.journeys)
+        for root in roots:
+            sides.append(
+                Side(f"baseline-{root.name}", str(root / ".venv/bin/python"), root, log_dir)
+            )
+        for side in sides:
+            side.start()
+        results = compare(current, sides[1:], args.rounds, args.journeys)
     finally:
-        for side in (current, baseline):
+        for side in sides:
             side.stop()
     results.update(
         started_at=stamp,
         machine=machine(),
-        baseline_dir=str(root),
+        baseline_dirs=[str(root) for root in roots],
         rounds=args.rounds,
         journeys_per_round=args.journeys,
         seconds=round(time.monotonic() - began, 1),
     )
     out = RESULTS / f"{stamp}-alternate.json"
     out.write_text(json.dumps(results, indent=2))
-    ours, theirs = results["current"], results["baseline"]
-    print(f"journey CPU: {ours['cpu_ms']} / {theirs['cpu_ms']} ms = {results['ratio']}")
-    print(f"rounds: {results['round_ratios']}")
-    for name in sorted(set(ours["by_process"]) | set(theirs["by_process"])):
-        a, b = ours["by_process"].get(name, 0.0), theirs["by_process"].get(name, 0.0)
-        print(f"  {name:<10} {a:>7} {b:>7}")
-    for name in journey_cost.PHASES:
-        a, b = ours["by_phase"][name], theirs["by_phase"][name]
-        print(f"  {name:<10} {a:>7} {b:>7}  phase")
+    print(report(results))
     print(f"\n{results['seconds']} s; JSON: {out.relative_to(ROOT)}")
     return 0
 
