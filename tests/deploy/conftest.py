@@ -115,13 +115,20 @@ def startup_secrets(service: str, settings: dict) -> list[str]:
     return [s.variable for s in secrets if s.needed(settings)]
 
 
+_COMPOSE_DEFAULT = re.compile(r"^\$\{[A-Z0-9_]+:?-([^}]*)\}$")
+
+
 def startup_refusals(service: str, settings: dict, monkeypatch) -> list[str]:
     """What a deployed ``service`` would refuse with these non-secret ``settings`` and every
     secret it needs set to a proper value (so: the settings' own problems, e.g. the simulator)."""
     from mpp_chassis.environment import refusals
 
     secrets, rules = startup_table(service)
-    config = {**settings}
+    # a Compose ``${NAME:-default}`` is what the service reads when the operator sets nothing
+    config = {
+        key: _COMPOSE_DEFAULT.sub(r"\1", value) if isinstance(value, str) else value
+        for key, value in settings.items()
+    }
     for secret in secrets:
         if secret.environment_only:
             monkeypatch.setenv(secret.variable, "a-proper-secret")
