@@ -126,7 +126,10 @@ def batch_for(limit: int) -> int:
 
 
 class Limiter:
-    def __init__(self, url: str | None, prefix: str, trusted: tuple = ()) -> None:
+    def __init__(
+        self, url: str | None, prefix: str, trusted: tuple = (), timeout: float = 0.3
+    ) -> None:
+        """``timeout``: how long a request waits on Redis before it is counted here instead."""
         self.prefix = prefix
         self.trusted = trusted  # TRUSTED_PROXIES, parsed
         self.client = None
@@ -138,7 +141,9 @@ class Limiter:
         self.unsent: dict[str, SharedWindow] = {}  # buckets the next flush sends
         self.degraded = False
         if url:
-            self.client = redis.Redis.from_url(url, socket_connect_timeout=0.3, socket_timeout=0.3)
+            self.client = redis.Redis.from_url(
+                url, socket_connect_timeout=timeout, socket_timeout=timeout
+            )
             self.script = self.client.register_script(_SEND)
             self.peek_script = self.client.register_script(_PEEK)
         else:
