@@ -106,7 +106,7 @@ def common_secrets(service: str) -> tuple[Secret, ...]:
 
 def timezone_problem(config: Mapping) -> str | None:
     """The mall's day is computed in ``MALL_TIMEZONE`` by every service: one the mall does not
-    support (it would make every slot, receipt and report read fail) is refused in any mode."""
+    support is refused in any mode (the queue answered 500 to every slots read on one)."""
     timezone = str(config.get("MALL_TIMEZONE") or "Asia/Jakarta").strip()
     if timezone in SUPPORTED_TIMEZONES:
         return None
