@@ -54,10 +54,7 @@ class Side:
         self.floor.add_service("COST", "C", fee_idr=10000, counters=journey_cost.WORKERS)
 
     def pids(self) -> dict[str, list[int]]:
-        pids: dict[str, list[int]] = {}
-        for proc in self.mall.processes:
-            pids.setdefault(proc.name, []).append(proc.process.pid)
-        return pids
+        return journey_cost.mall_pids(self.mall)
 
     def run(self, journeys: int) -> float:
         """``journeys`` whole journeys; adds their CPU to the side's sums, returns ms each."""

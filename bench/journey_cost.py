@@ -103,6 +103,14 @@ class Meter:
         return {name: max(0.0, after[name] - before.get(name, 0.0)) for name in after}
 
 
+def mall_pids(mall) -> dict[str, list[int]]:
+    """The pids of a running test mall's processes, by process name (its services)."""
+    pids: dict[str, list[int]] = {}
+    for proc in mall.processes:
+        pids.setdefault(proc.name, []).append(proc.process.pid)
+    return pids
+
+
 def per_unit_ms(spent: dict[str, float], units: int) -> dict:
     """CPU milliseconds per unit, by process and in all."""
     by_process = {name: round(1000 * seconds / units, 2) for name, seconds in spent.items()}

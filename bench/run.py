@@ -111,13 +111,8 @@ def measure_cost(mall: Mall, floor: Floor, amqp_uri: str, log_dir: Path, journey
     """CPU per citizen journey (and per take, per completion) over every process, beside the
     CPU of one ceiling hop measured the same way in the same run (bench/journey_cost.py)."""
 
-    def mall_pids() -> dict[str, list[int]]:
-        pids: dict[str, list[int]] = {}
-        for proc in mall.processes:
-            pids.setdefault(proc.name, []).append(proc.process.pid)
-        return pids
-
-    cost = journey_cost.measure_journeys(floor, mall.db_urls, mall_pids, journeys)
+    pids = lambda: journey_cost.mall_pids(mall)  # noqa: E731 - read at each measurement
+    cost = journey_cost.measure_journeys(floor, mall.db_urls, pids, journeys)
     procs, url = start_ceiling(amqp_uri, log_dir)
     try:
         hops = {f"ceiling_{p.name}": [p.process.pid] for p in procs}
