@@ -88,6 +88,22 @@ def test_eight_counters_pressing_at_once_send_thirteen_statements_and_commit_onc
     assert streaks == {"0": 1, "1": 1, **{str(n): 0 for n in range(2, 8)}}
 
 
+def test_a_group_calls_tickets_issued_while_it_gathered_at_their_issue(pg_floor):
+    """The presses' time is their arrival; tickets issued after it, while the group gathered,
+    are called at their own issue, never before."""
+    agency, svc = setup_agency(pg_floor)
+    desks = [counter(pg_floor, agency, [svc], name=str(n)) for n in range(2)]
+    pressed = pg_floor.now
+    line = [take(pg_floor, svc) for _ in range(2)]  # one and two seconds after the presses
+    pg_floor.now = pressed
+    gatherer = Gatherer(window_seconds=0.5, size=2)
+    answers = press_at_once(pg_floor, gatherer, [(d["id"], STAFF, None) for d in desks])
+    assert (gatherer.groups, gatherer.grouped) == (1, 2)
+    assert [a["called_at"] for a in answers] == [t["issued_at"] for t in line]
+    called = pg_floor.events("ticket_called")
+    assert [e["payload"]["called_at"] for e in called] == [t["issued_at"] for t in line]
+
+
 def test_a_call_alone_sends_five_statements_its_claim_returning_the_ticket(pg_floor):
     """The counter, the line's heads, the claim (returning the called ticket with its service's
     and counter's names), the streak, the call with its event: no read of the ticket again."""

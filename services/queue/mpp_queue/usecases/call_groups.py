@@ -32,7 +32,8 @@ from .transition_groups import commit_group
 @dataclass(frozen=True)
 class CallRequest:
     """One counter's call-next in a group: the officer's unit of work (the event carries their
-    correlation id), the press, and the instant it arrived (the call's time)."""
+    correlation id), the press, and the instant it arrived: the call's time, or the called
+    ticket's issue where that came later (a call is never before its ticket exists)."""
 
     uow: object
     counter_id: str
@@ -103,7 +104,9 @@ def call_nexts(leader, settings: Settings, requests: list[CallRequest]) -> list:
                     i,
                     request,
                     row,
-                    call_record("call", row, counter, request.now, request_key=request.request_key),
+                    call_record(
+                        "call", row, counter, row["called_at"], request_key=request.request_key
+                    ),
                 )
                 for i, request, counter, _, row in claimed
             ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import bindparam, column, insert, select, text, update
+from sqlalchemy import bindparam, case, column, insert, select, text, update
 from sqlalchemy.sql.elements import Label
 
 from mpp_chassis.prepared import PREPARE
@@ -53,6 +53,8 @@ def _claim(session, ticket_id: str, counter: dict, actor: dict | None, now: date
     through ``_CLAIM_FIRST_FREE_PG`` instead, which passes over tickets being claimed; SQLite has
     one writer at a time."""
     state = apply(TicketState(), Action.CALL, now, counter_id=counter["id"])
+    # never before the ticket was issued (see _CLAIM_FIRST_FREE_PG)
+    at = case((tickets.c.issued_at > now, tickets.c.issued_at), else_=now)
     return bool(
         session.execute(
             update(tickets)
@@ -60,8 +62,8 @@ def _claim(session, ticket_id: str, counter: dict, actor: dict | None, now: date
             .values(
                 status=state.status.value,
                 call_count=state.call_count,
-                called_at=now,
-                last_called_at=now,
+                called_at=at,
+                last_called_at=at,
                 counter_id=counter["id"],
                 officer_id=(actor or {}).get("key_id"),
             )
@@ -168,7 +170,8 @@ _CLAIM_FIRST_FREE_PG = (
         """
     WITH claimed AS (
     UPDATE tickets
-    SET status = :status, call_count = :call_count, called_at = :now, last_called_at = :now,
+    SET status = :status, call_count = :call_count,
+        called_at = GREATEST(:now, issued_at), last_called_at = GREATEST(:now, issued_at),
         counter_id = :counter_id, officer_id = :officer_id
     WHERE id = (
         SELECT id FROM tickets
@@ -186,6 +189,10 @@ _CLAIM_FIRST_FREE_PG = (
     .columns(*(column(c.name, c.type) for c in WITH_NAMES.selected_columns))
     .execution_options(**PREPARE)  # by primary key: planned once per connection
 )
+# A call is never earlier than its ticket's issue (``GREATEST``): a press's time is taken when it
+# arrives, and a ticket issued after that (by another process, or while a group gathers) can
+# still be the one it claims; it is then called at its issue, not before. (``queued_at`` would
+# not do: a transferred ticket is queued at the citizen's first arrival, issued at the transfer.)
 # ``IS TRUE`` keeps the status test a filter, never an index condition, so the choices are looked
 # up by primary key whatever the statistics say. "waiting" is a passing state: statistics taken
 # overnight, or while a new mall's table was small, call it rare, and the planner then scanned
@@ -329,7 +336,7 @@ def call_next(
     choice, row = won
     session.execute(_SET_STREAK, {"counter_id": counter_id, "streak": choice.priority_streak})
     row = row or load_ticket(session, choice.candidate.ticket_id)
-    record_call(uow, "call", row, counter, now, request_key=request_key)
+    record_call(uow, "call", row, counter, row["called_at"], request_key=request_key)
     return ticket_view(session, settings, row, now)
 
 
@@ -365,5 +372,7 @@ def call_ticket(
             {"status": status, "action": "call", "reason": "not_allowed"},
         )
     row = load_ticket(session, ticket_id)
-    record_call(uow, "call", row, counter, now, out_of_order=True, request_key=request_key)
+    record_call(
+        uow, "call", row, counter, row["called_at"], out_of_order=True, request_key=request_key
+    )
     return ticket_view(session, settings, row, now)
