@@ -10,6 +10,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from tests.support.infra import wait_until
 from tests.web.conftest import KIOSK, PHONE, TV, Agency, bearer, wait_spoken
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +90,13 @@ def test_kiosk_board_phone_payment_and_rating(mall_factory, new_page):
     qris = phone.locator("#qris")
     expect(qris).to_be_visible()
     expect(phone.locator("#pay-preparing")).to_have_count(0)
-    assert phone.evaluate("document.getElementById('qris').naturalWidth") > 0
+    # visible (260 × 260 by its attributes) before its SVG is loaded: wait for the image itself
+    wait_until(
+        lambda: phone.evaluate("document.getElementById('qris')?.naturalWidth ?? 0") > 0,
+        10,
+        0.1,
+        "the QRIS image loaded",
+    )
 
     # the simulator pays (the agency admin's test double); the phone shows the receipt
     payment = requests.get(
