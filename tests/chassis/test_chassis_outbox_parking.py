@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from nameko.testing.services import dummy, entrypoint_hook
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, event, func, select
 
 from mpp_chassis.db import Database
 from mpp_chassis.messaging import event_handler
@@ -231,3 +231,58 @@ def test_a_type_no_service_consumes_is_sent_once_and_never_parked(
         rename("HEARD")
         wait_until(lambda: "HEARD" in SEEN, timeout=10, message="delivered to a bound queue")
     assert "UNHEARD" not in SEEN
+
+
+@pytest.mark.postgres
+def test_the_relays_gauges_read_the_backlog_and_the_parked_not_the_week_kept(
+    amqp_uri, pg_url_factory
+):
+    """The relay counts its backlog and its parked events every second, in every process. With
+    a week of sent events kept (20,000 rows here; a busy floor keeps more) the old single
+    ``FILTER`` count read every row each time: a sequential scan of the whole outbox. Each count
+    now reads its partial index, and finds the same numbers."""
+    url = pg_url_factory("mpp_queue")
+    upgrade("queue", url)
+    engine = create_engine(url)
+    outbox = queue_metadata.tables["outbox"]
+    now = datetime.now(UTC)
+
+    def row(n: int, sent_at, last_error=None) -> dict:
+        return {
+            "event_id": str(uuid.uuid4()),
+            "event_type": f"type_{n % 7}",
+            "source": "queue",
+            "body": '{"payload": "' + "x" * 300 + '"}',
+            "created_at": now - timedelta(seconds=n * 30),
+            "sent_at": sent_at,
+            "attempts": 1,
+            "last_error": last_error,
+        }
+
+    with engine.begin() as conn:
+        conn.execute(
+            outbox.insert(), [row(n, now - timedelta(seconds=n * 30)) for n in range(20_000)]
+        )
+        conn.execute(outbox.insert(), [row(n, None) for n in range(3)])
+        conn.execute(outbox.insert(), [row(n, now, UNROUTABLE) for n in range(2)])
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE outbox")
+    sent: list[tuple] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: sent.append((a[2], a[3])))
+    relay = OutboxRelay(engine=engine, outbox=outbox, amqp_uri=amqp_uri, wakeup=threading.Event())
+    assert relay.backlog_and_parked() == (3, 2)
+    ((statement, parameters),) = sent
+    with engine.connect() as conn:
+        explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}"
+        plan = conn.exec_driver_sql(explain, parameters or None).scalar_one()
+
+    def scans(node: dict):
+        if "Relation Name" in node:
+            yield node["Node Type"], node["Actual Rows"] * node["Actual Loops"]
+        for child in node.get("Plans", []):
+            yield from scans(child)
+
+    read = list(scans(plan[0]["Plan"]))
+    assert read and all(kind != "Seq Scan" for kind, _ in read), read
+    assert sum(rows for _, rows in read) <= 5, read
+    engine.dispose()

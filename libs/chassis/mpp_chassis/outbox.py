@@ -47,7 +47,6 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
-    func,
     inspect,
     select,
     text,
@@ -58,18 +57,23 @@ from sqlalchemy.engine import Engine
 from mpp_chassis import metrics
 from mpp_chassis.engine import make_engine
 from mpp_chassis.publisher import BatchPublisher, Outgoing, event_exchange  # noqa: F401 - its old home
-from mpp_chassis.tables import add_chassis_tables
+from mpp_chassis.tables import PARKED, UNROUTABLE, UNSENT, add_chassis_tables
 
 _log = logging.getLogger(__name__)
 
 BATCH = 200
 MAX_BACKOFF_SECONDS = 30.0
 RETENTION = timedelta(days=7)
-UNROUTABLE = "unroutable"
 MAX_UNROUTABLE_ATTEMPTS = 5
 UNROUTABLE_PAUSE = 2.0
 PARK_AFTER_SECONDS = 30.0  # ≈ the retries' horizon: 2 + 4 + 8 + 16 s
 MARK_DELAY_SECONDS = 0.2  # the fast path marks what it published at most this late
+# the two gauges, each count by its partial index's own predicate (literal: the planner then
+# knows the index covers it); a parked row is marked sent, so the poll never takes it
+_BACKLOG_AND_PARKED = text(
+    f"SELECT (SELECT count(*) FROM outbox WHERE {UNSENT}),"  # noqa: S608 - constants
+    f" (SELECT count(*) FROM outbox WHERE {PARKED} AND sent_at IS NOT NULL)"
+)
 HANDOVER_GRACE_SECONDS = 3.0  # younger unsent rows are left to their process's fast path
 
 
@@ -381,17 +385,13 @@ class OutboxRelay:
         return self.backlog_and_parked()[0]
 
     def backlog_and_parked(self) -> tuple[int, int]:
-        """Events not yet sent, and events parked now (both gauges, in one statement)."""
-        c = self.outbox.c
+        """Events not yet sent, and events parked now (both gauges, in one statement).
+
+        Each count reads its own partial index (``ix_outbox_unsent``, ``ix_outbox_parked``):
+        one ``FILTER`` over the table read every row kept, a week of sent events, every second
+        in every process (~20 ms of PostgreSQL a second at 84,000 rows)."""
         with self.engine.connect() as conn:
-            return tuple(
-                conn.execute(
-                    select(
-                        func.count().filter(c.sent_at.is_(None)),
-                        func.count().filter(c.sent_at.is_not(None), c.last_error == UNROUTABLE),
-                    ).select_from(self.outbox)
-                ).one()
-            )
+            return tuple(conn.execute(_BACKLOG_AND_PARKED).one())
 
     def _prune(self) -> None:
         now = datetime.now(UTC)

@@ -18,6 +18,9 @@ from mpp_chassis.types import UtcDateTime
 
 UNSENT = "sent_at IS NULL"
 UNSENT_INDEX = "ix_outbox_unsent"
+UNROUTABLE = "unroutable"  # ``last_error`` of an event no queue took: parked once marked sent
+PARKED = f"last_error = '{UNROUTABLE}'"
+PARKED_INDEX = "ix_outbox_parked"
 
 
 def add_chassis_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -50,6 +53,14 @@ def add_chassis_tables(metadata: MetaData) -> tuple[Table, Table]:
             postgresql_where=text(UNSENT),
             sqlite_where=text(UNSENT),
         ),
+        # the parked rows (never pruned): the relay counts them every second for a gauge, and
+        # without it that count read every row kept (a week of events: ~20 ms a second each)
+        Index(
+            PARKED_INDEX,
+            "seq",
+            postgresql_where=text(PARKED),
+            sqlite_where=text(PARKED),
+        ),
     )
     processed = Table(
         "processed_events",
@@ -77,6 +88,22 @@ def create_unsent_index(op) -> None:
 
 def drop_unsent_index(op) -> None:
     op.drop_index(UNSENT_INDEX, table_name="outbox")
+
+
+def create_parked_index(op) -> None:
+    """Alembic step shared by every service's migration that adds ``ix_outbox_parked``."""
+    op.create_index(
+        PARKED_INDEX,
+        "outbox",
+        ["seq"],
+        unique=False,
+        postgresql_where=text(PARKED),
+        sqlite_where=text(PARKED),
+    )
+
+
+def drop_parked_index(op) -> None:
+    op.drop_index(PARKED_INDEX, table_name="outbox")
 
 
 def add_routing_key(op) -> None:
