@@ -74,16 +74,20 @@ def add_chassis_tables(metadata: MetaData) -> tuple[Table, Table]:
     return outbox, processed
 
 
-def create_unsent_index(op) -> None:
-    """Alembic step shared by every service's migration that adds ``ix_outbox_unsent``."""
+def _create_outbox_partial_index(op, name: str, where: str) -> None:
     op.create_index(
-        UNSENT_INDEX,
+        name,
         "outbox",
         ["seq"],
         unique=False,
-        postgresql_where=text(UNSENT),
-        sqlite_where=text(UNSENT),
+        postgresql_where=text(where),
+        sqlite_where=text(where),
     )
+
+
+def create_unsent_index(op) -> None:
+    """Alembic step shared by every service's migration that adds ``ix_outbox_unsent``."""
+    _create_outbox_partial_index(op, UNSENT_INDEX, UNSENT)
 
 
 def drop_unsent_index(op) -> None:
@@ -92,14 +96,7 @@ def drop_unsent_index(op) -> None:
 
 def create_parked_index(op) -> None:
     """Alembic step shared by every service's migration that adds ``ix_outbox_parked``."""
-    op.create_index(
-        PARKED_INDEX,
-        "outbox",
-        ["seq"],
-        unique=False,
-        postgresql_where=text(PARKED),
-        sqlite_where=text(PARKED),
-    )
+    _create_outbox_partial_index(op, PARKED_INDEX, PARKED)
 
 
 def drop_parked_index(op) -> None:
