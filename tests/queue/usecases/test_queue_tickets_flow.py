@@ -4,6 +4,7 @@ transitions, transfers, catalogue changes that lose nothing, SLA breaches once."
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -214,6 +215,11 @@ def test_a_ticket_issued_after_the_press_arrived_is_called_at_its_issue_not_befo
     assert new["id"] == moved["transferred_to"]["id"]
     assert _moment(new["queued_at"]) == _moment(third["issued_at"]) < pressed
     assert _moment(new["called_at"]) == _moment(new["issued_at"]) == issued
+    # a press's time given in the mall's own zone is stored as the same instant
+    fourth = take(floor, svc)
+    floor.now = floor.advance(seconds=30).astimezone(ZoneInfo("Asia/Jakarta"))
+    called = floor("call_next", desk["id"], STAFF, settings=True)
+    assert called["id"] == fourth["id"] and _moment(called["called_at"]) == floor.now
 
 
 def test_counter_serves_only_its_services_and_closed_counters_do_not_call(floor):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, column, insert, select, text, update
+from sqlalchemy import bindparam, case, column, insert, literal, select, text, update
 from sqlalchemy.sql.elements import Label
 
 from mpp_chassis.prepared import PREPARE
@@ -53,8 +53,10 @@ def _claim(session, ticket_id: str, counter: dict, actor: dict | None, now: date
     through ``_CLAIM_FIRST_FREE_PG`` instead, which passes over tickets being claimed; SQLite has
     one writer at a time."""
     state = apply(TicketState(), Action.CALL, now, counter_id=counter["id"])
-    # never before the ticket was issued (see _CLAIM_FIRST_FREE_PG)
-    at = case((tickets.c.issued_at > now, tickets.c.issued_at), else_=now)
+    # never before the ticket was issued (see _CLAIM_FIRST_FREE_PG); the press's time stored
+    # as a UtcDateTime (a bare ``else_`` would bind it as a plain DateTime)
+    pressed = literal(now, tickets.c.called_at.type)
+    at = case((tickets.c.issued_at > pressed, tickets.c.issued_at), else_=pressed)
     return bool(
         session.execute(
             update(tickets)
