@@ -47,6 +47,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    func,
     inspect,
     select,
     text,
@@ -68,12 +69,6 @@ MAX_UNROUTABLE_ATTEMPTS = 5
 UNROUTABLE_PAUSE = 2.0
 PARK_AFTER_SECONDS = 30.0  # ≈ the retries' horizon: 2 + 4 + 8 + 16 s
 MARK_DELAY_SECONDS = 0.2  # the fast path marks what it published at most this late
-# the two gauges, each count by its partial index's own predicate (literal: the planner then
-# knows the index covers it); a parked row is marked sent, so the poll never takes it
-_BACKLOG_AND_PARKED = text(
-    f"SELECT (SELECT count(*) FROM outbox WHERE {UNSENT}),"  # noqa: S608 - constants
-    f" (SELECT count(*) FROM outbox WHERE {PARKED} AND sent_at IS NOT NULL)"
-)
 HANDOVER_GRACE_SECONDS = 3.0  # younger unsent rows are left to their process's fast path
 
 
@@ -165,6 +160,13 @@ class OutboxRelay:
             .where(c.event_id.in_(bindparam("ids", expanding=True)))
             .values(sent_at=bindparam("sent_at"), attempts=c.attempts + 1, last_error=None)
         )
+        # the two gauges, each counted by its partial index's own predicate (literal: the
+        # planner then knows the index covers it); a parked row is marked sent
+        unsent = select(func.count()).select_from(outbox).where(text(UNSENT))
+        parked = (
+            select(func.count()).select_from(outbox).where(text(PARKED), c.sent_at.is_not(None))
+        )
+        self._backlog_and_parked = select(unsent.scalar_subquery(), parked.scalar_subquery())
 
     def hand_over(self, rows: list[dict]) -> None:
         """Give the relay the outbox rows of a transaction that has just committed (called by
@@ -391,7 +393,7 @@ class OutboxRelay:
         one ``FILTER`` over the table read every row kept, a week of sent events, every second
         in every process (~20 ms of PostgreSQL a second at 84,000 rows)."""
         with self.engine.connect() as conn:
-            return tuple(conn.execute(_BACKLOG_AND_PARKED).one())
+            return tuple(conn.execute(self._backlog_and_parked).one())
 
     def _prune(self) -> None:
         now = datetime.now(UTC)
