@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -111,7 +112,7 @@ def measure_cost(mall: Mall, floor: Floor, amqp_uri: str, log_dir: Path, journey
     """CPU per citizen journey (and per take, per completion) over every process, beside the
     CPU of one ceiling hop measured the same way in the same run (bench/journey_cost.py)."""
 
-    pids = lambda: journey_cost.mall_pids(mall)  # noqa: E731 - read at each measurement
+    pids = functools.partial(journey_cost.mall_pids, mall)  # read at each measurement
     cost = journey_cost.measure_journeys(floor, mall.db_urls, pids, journeys)
     procs, url = start_ceiling(amqp_uri, log_dir)
     try:
