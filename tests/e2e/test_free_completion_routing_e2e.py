@@ -2,7 +2,9 @@
 published its verdict for the service's version (``payment_terms_set``), the queue routes the
 completion as ``ticket_completed.free``, and the rating service invites from it, while the
 payment service's ``ticket_completed`` queue never receives it. A paid service's completion
-still reaches the payment service and is invoiced.
+still reaches the payment service and is invoiced; once paid, the rating service invites it from
+``payment_succeeded`` alone, which carries who served and when: the paid completion never
+reaches the rating service's queue (decision 0015).
 
 Before, every completion went through the payment service (``payment_not_required`` for a free
 one): a relay, a consumer and a second relay on the way to the rating token."""
@@ -12,7 +14,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from bench.floor import open_floor
+from bench.floor import bearer, open_floor
 from tests.e2e.test_fee_change_e2e import scalar
 from tests.support.infra import wait_until
 
@@ -33,6 +35,7 @@ def serve(url: str, floor, code: str) -> None:
 def test_a_free_completion_is_invited_without_the_payment_service(mall_factory):
     mall = mall_factory("sqlite")
     url, queue_db, payment_db = mall.url, mall.db_urls["queue"], mall.db_urls["payment"]
+    rating_db = mall.db_urls["rating"]
     floor = open_floor(url)
     services = {
         "GRATIS": floor.add_service("GRATIS", "G"),
@@ -87,3 +90,25 @@ def test_a_free_completion_is_invited_without_the_payment_service(mall_factory):
     assert (
         scalar(payment_db, "SELECT count(*) FROM outbox WHERE body LIKE :t", t=f"%{free_id}%") == 0
     )
+
+    # paid: invited from the payment service's verdict alone, with the completion's facts
+    simulated = requests.post(
+        f"{url}/v1/simulator/payments/{invoice['id']}/pay", headers=bearer(floor.admin_key)
+    )
+    assert simulated.status_code == 202, simulated.text
+    assert wait_until(lambda: view("BAYAR")["rating"], message="paid ticket invited")["token"]
+    served = scalar(
+        queue_db,
+        "SELECT counter_id || ' ' || officer_id FROM tickets WHERE id = :t",
+        t=paid["id"],
+    )
+    assert served is not None  # both known: a counter and an officer served it
+    invitation = "SELECT counter_id || ' ' || officer_id FROM invitations WHERE ticket_id = :t"
+    assert scalar(rating_db, invitation, t=paid["id"]) == served
+    assert scalar(
+        rating_db,
+        "SELECT count(*) FROM invitations WHERE ticket_id = :t AND completed_at IS NOT NULL",
+        t=paid["id"],
+    )
+    # the rating service handled one completion, the free one: the paid one never reached it
+    assert scalar(rating_db, claims) == 1

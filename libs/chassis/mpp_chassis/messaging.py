@@ -272,17 +272,26 @@ class ReliableEventHandler(EventHandler):
     ``routing_key`` binds the queue (named for the type, as always) to another key than the
     type: ``"ticket_completed.#"`` takes every routing of the type (``ticket_completed`` and
     ``ticket_completed.free``), while a handler bound to the type takes only the events published
-    with the type itself.
+    with the type itself. A durable queue keeps every binding it was ever given, so a handler
+    that narrows its key names the keys it had before in ``unbind``: they are removed at each
+    start (removing a binding that is not there changes nothing), and what they routed into the
+    queue before is still handled.
     """
 
     gate = ConsumingGate()
 
     def __init__(
-        self, source_service: str, event_type: str, routing_key: str | None = None, **kwargs
+        self,
+        source_service: str,
+        event_type: str,
+        routing_key: str | None = None,
+        unbind: tuple[str, ...] = (),
+        **kwargs,
     ) -> None:
         kwargs.setdefault("requeue_on_error", True)
         super().__init__(source_service, event_type, **kwargs)
         self.routing_key = routing_key or event_type
+        self.unbind = tuple(key for key in unbind if key != self.routing_key)
 
     def setup(self) -> None:
         super().setup()
@@ -314,6 +323,11 @@ class ReliableEventHandler(EventHandler):
             dlq.bind(channel).declare()
             for milliseconds in sorted(set(self.delays_ms)):
                 delay_queue(milliseconds).bind(channel).declare()
+            if self.unbind:  # declared with its binding first: a new deployment has the queue
+                queue = self.queue.bind(channel)
+                queue.declare()
+                for key in self.unbind:
+                    queue.unbind_from(self.queue.exchange, routing_key=key)
         super().start()
 
     def handle_message(self, body, message):

@@ -154,7 +154,23 @@ class PaymentSchema(Schema):
     provider = fields.String(required=True)
 
 
-class PaymentNotRequiredSchema(Schema):
+class CompletionFacts(Schema):
+    """Who served the visit and when, as the queue's ``ticket_completed`` said: the payment
+    service passes them on with its verdict, so the rating service invites a visit the payment
+    service settles from that one fact (decision 0015). Absent (None) from a payment service
+    before 2026-12-06, or for an invoice it opened before then: the rating service waits for the
+    completion itself."""
+
+    counter_id = fields.String(allow_none=True, load_default=None)
+    officer_id = fields.String(allow_none=True, load_default=None)
+    completed_at = Time(allow_none=True, load_default=None)
+
+
+class PaymentSucceededSchema(PaymentSchema, CompletionFacts):
+    pass
+
+
+class PaymentNotRequiredSchema(CompletionFacts):
     """The payment service's verdict that a completed ticket owes nothing (its service's fee in
     force at completion is 0): the ticket is settled without an invoice."""
 
@@ -258,10 +274,10 @@ EVENT_TYPES: dict[str, EventSpec] = {
         "payment",
         PaymentSchema,
         "payment_requested",
-        "payment_succeeded",
         "payment_failed",
         "payment_expired",
     ),
+    **_specs("payment", PaymentSucceededSchema, "payment_succeeded"),
     **_specs("payment", PaymentNotRequiredSchema, "payment_not_required"),
     **_specs("payment", PaymentTermsSetSchema, "payment_terms_set"),
     **_specs("payment", PaymentRefundedSchema, "payment_refunded"),

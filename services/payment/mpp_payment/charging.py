@@ -35,6 +35,7 @@ from mpp_payment.usecases import (
     now_utc,
     payment_view,
 )
+from mpp_payment.verdicts import completion_facts
 
 _log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def _new_attempt(uow, row: dict, number: int, now: datetime) -> NewCharge:
 
 def open_invoice(uow, settings: Settings, ticket: dict, amount: int) -> NewCharge | None:
     """Store the one invoice of a completed ticket whose service has a fee (``amount``, from
-    :func:`~mpp_payment.usecases.invoice_amount`) and its first charge attempt; that attempt, for
+    :func:`~mpp_payment.verdicts.invoice_amount`) and its first charge attempt; that attempt, for
     :func:`charge_now` (None: the ticket has its invoice already). A second invoice for the same
     ticket is refused by a unique key.
 
@@ -116,6 +117,8 @@ def open_invoice(uow, settings: Settings, ticket: dict, amount: int) -> NewCharg
         "refunded_idr": 0,
         # the code's holder reads the invoice with it (domain.access); None from an older queue
         "access_digest": ticket.get("access_digest"),
+        # passed on with payment_succeeded: the rating service invites from it (decision 0015)
+        **completion_facts(ticket),
         "created_at": created,
         "updated_at": created,
     }

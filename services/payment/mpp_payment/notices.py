@@ -37,6 +37,7 @@ from mpp_payment.usecases import (
     make_provider,
     now_utc,
 )
+from mpp_payment.verdicts import completion_facts
 
 
 def _simulator_enabled(settings: Settings) -> None:
@@ -320,7 +321,7 @@ def _apply_paid(n: _Notice) -> dict:
         _SETTLE_ATTEMPTS,
         {**_v(money), "invoice_id": row["id"], "attempt_id": attempt["id"]},
         "payment_succeeded",
-        event_payload(row),
+        {**event_payload(row), **completion_facts(row)},
     )
     n.lines = journal_rows(  # stored with the notice (one statement on PostgreSQL)
         ledger.entries_for_payment(row["id"], row["agency_id"], row["provider"], amount, now),

@@ -21,7 +21,7 @@ from mpp_chassis.metrics import Metrics
 from mpp_chassis.ops import OpsEndpoints
 from mpp_contracts import rpc as contracts
 from mpp_contracts.errors import EXPECTED_ERRORS
-from mpp_payment import charging, notices, reading, refunds, reports, usecases
+from mpp_payment import charging, notices, reading, refunds, reports, usecases, verdicts
 from mpp_payment.adapters.tables import metadata
 
 _log = logging.getLogger(__name__)
@@ -127,11 +127,11 @@ class PaymentService(OpsEndpoints):
         attempts = []
         for event in self.uow.claimed(events, handler, riding=True):
             claim = riding_claim(self.uow.session, event, handler)  # in the fee's read
-            amount = usecases.invoice_amount(self.uow, event["payload"], claim)
+            amount = verdicts.invoice_amount(self.uow, event["payload"], claim)
             if amount is None:
                 continue  # handled before
             if not usecases.needs_paying(amount):
-                usecases.payment_not_required(self.uow, event["payload"])
+                verdicts.payment_not_required(self.uow, event["payload"])
             else:
                 attempts.append(charging.open_invoice(self.uow, settings, event["payload"], amount))
         self.uow.commit()  # the invoices exist now, "preparing payment"

@@ -1,9 +1,9 @@
 """Payment use cases over the unit of work; the money rules live in ``domain``.
 
 This module: settings and the provider factory, the catalogue copy, invoice views, expiry, and
-the helpers the other use-case modules share. Opening invoices and making charges: ``charging``;
-provider notifications: ``notices``; refunds: ``refunds``; settlement and reconciliation:
-``reports``.
+the helpers the other use-case modules share. Whether a completed ticket owes anything:
+``verdicts``; opening invoices and making charges: ``charging``; provider notifications:
+``notices``; refunds: ``refunds``; settlement and reconciliation: ``reports``.
 
 Every use case that changes a payment first locks its row (``SELECT … FOR UPDATE`` on PostgreSQL;
 SQLite serialises writers), decides with the pure domain rules, then writes the payment, its
@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from mpp_chassis.claims import RidingClaim, with_claim
 from mpp_chassis.prepared import PREPARE
 from mpp_contracts.errors import NotFound
 from mpp_contracts.scope import require_agency_scope
@@ -177,45 +176,10 @@ def event_payload(row) -> dict:
 
 
 def needs_paying(amount: int) -> bool:
-    """The rule for a ticket's amount (:func:`invoice_amount`), and for a service version's
+    """The rule for a ticket's amount (:func:`~mpp_payment.verdicts.invoice_amount`), and for a
+    service version's
     terms: anything above 0 rupiah is invoiced; 0 is "no payment required"."""
     return amount > 0
-
-
-_FEE = select(catalogue.c.fee_idr).where(catalogue.c.id == bindparam("service_id"))
-_FEE_SQL = "SELECT (SELECT fee_idr FROM catalogue_services WHERE id = :service_id) FROM claim"
-
-
-def invoice_amount(uow, ticket: dict, claim: RidingClaim | None = None) -> int | None:
-    """What a completed ticket owes (0: nothing): the fee in force when it was completed — the
-    service is rendered then, and a fee changed while the citizen waited applies to them
-    (docs/payment-rules.md). It is read from our copy of the catalogue (kept from ``service_*``
-    events, never overwritten by an older version); the fee the ticket event carries (the fee
-    the ticket was issued with) is used only when our copy has not arrived yet. With the
-    event's ``claim`` (``claimed(riding=True)``), the read carries it: None when the event was
-    handled before (decision 0006)."""
-    params = {"service_id": ticket["service_id"]}
-    if claim is None:
-        fee = uow.session.execute(_FEE, params).scalar_one_or_none()
-    else:
-        row = uow.session.execute(with_claim(_FEE_SQL, claim.rides), {**params, **claim.params})
-        if (found := row.first()) is None:
-            return None
-        fee = found[0]
-    return ticket["fee_idr"] if fee is None else fee
-
-
-def payment_not_required(uow, ticket: dict) -> None:
-    """Record the verdict that a completed ticket owes nothing, as the fact the rating service
-    invites from (``payment_not_required``). Nothing else is stored: no invoice, no ledger."""
-    uow.add_event(
-        "payment_not_required",
-        {
-            "ticket_id": ticket["ticket_id"],
-            "agency_id": ticket["agency_id"],
-            "service_id": ticket["service_id"],
-        },
-    )
 
 
 # reads by key run prepared: planned once per connection, not at every call (mpp_chassis.prepared)

@@ -48,9 +48,16 @@ class RatingService(OpsEndpoints):
 
     # the hot handlers of every journey apply the deliveries at hand in one transaction
     # (mpp_chassis.batching): each receives a list of envelopes and commits once
-    # every completion: ``ticket_completed`` and ``ticket_completed.free`` (one the queue routed
-    # past the payment service, its terms said nothing is owed)
-    @batch_event_handler("queue", "ticket_completed", routing_key="ticket_completed.#")
+    # the completions the queue routed past the payment service (``ticket_completed.free``: its
+    # terms said nothing is owed) only. Every other completion reaches this service through the
+    # payment service's verdict, which carries who served and when (decision 0015); the keys
+    # this queue was bound to before are removed at start
+    @batch_event_handler(
+        "queue",
+        "ticket_completed",
+        routing_key="ticket_completed.free",
+        unbind=("ticket_completed", "ticket_completed.#"),
+    )
     def handle_ticket_completed(self, events: list[dict]) -> None:
         settings = self.settings
         handler = "handle_ticket_completed"

@@ -39,6 +39,8 @@ def completed_ticket(service_id: str = "svc-1", fee_idr: int = 50000) -> dict:
         "service_code": "PASPOR",
         "issued_at": now,
         "fee_idr": fee_idr,
+        "counter_id": "counter-1",
+        "officer_id": "officer-1",
         "completed_at": now,
     }
 

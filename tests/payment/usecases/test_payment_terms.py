@@ -4,7 +4,7 @@ service past it by that verdict, which stays the payment service's own."""
 
 from __future__ import annotations
 
-from mpp_payment import usecases
+from mpp_payment import usecases, verdicts
 from tests.payment.usecases.conftest import plugged
 
 
@@ -28,4 +28,4 @@ def test_a_version_the_copy_does_not_take_publishes_nothing(till):
     assert [(e["version"], e["payment_required"]) for e in till.events("payment_terms_set")] == [
         (2, True)
     ]
-    assert till(usecases.invoice_amount, {"service_id": "svc-1", "fee_idr": 0}) == 5000
+    assert till(verdicts.invoice_amount, {"service_id": "svc-1", "fee_idr": 0}) == 5000

@@ -10,14 +10,18 @@ import pytest
 from sqlalchemy import func, select
 
 from mpp_contracts.errors import Conflict, Forbidden
-from mpp_payment import charging, notices, refunds, usecases
+from mpp_payment import charging, notices, refunds, usecases, verdicts
 from mpp_payment.adapters.tables import journal_lines, payments
 from tests.payment.usecases.conftest import ADMIN, completed_ticket, plugged
 
 
+def completion_of(facts: dict) -> tuple:
+    return facts["counter_id"], facts["officer_id"], facts["completed_at"]
+
+
 def open_and_charge(till, ticket: dict) -> dict:
     """What handle_ticket_completed does: amount, invoice, then the charge after the commit."""
-    amount = till(usecases.invoice_amount, ticket)
+    amount = till(verdicts.invoice_amount, ticket)
     attempt = till(charging.open_invoice, till.settings, ticket, amount)
     till(charging.charge_now, till.settings, attempt)
     return till(usecases.get_ticket_payment, ticket["ticket_id"])
@@ -55,6 +59,10 @@ def test_an_invoice_takes_the_catalogue_fee_and_is_settled_once(till):
     assert paid["status"] == "paid"
     assert paid["receipt"]["amount_idr"] == 75000
     assert [e["payment_id"] for e in till.events("payment_succeeded")] == [invoice["id"]]
+    # who served and when, kept since the completion: the rating service invites from this
+    # verdict alone (decision 0015)
+    (succeeded,) = till.delivered("payment_succeeded")
+    assert completion_of(succeeded) == completion_of(ticket)
     with till.engine.connect() as conn:
         debit, credit = conn.execute(
             select(func.sum(journal_lines.c.debit_idr), func.sum(journal_lines.c.credit_idr))
@@ -66,10 +74,12 @@ def test_a_free_service_needs_no_invoice(till):
     till(usecases.upsert_service, plugged(service_id="svc-free", fee_idr=0))
     ticket = completed_ticket(service_id="svc-free", fee_idr=10000)
 
-    assert till(usecases.invoice_amount, ticket) == 0
-    till(usecases.payment_not_required, ticket)
+    assert till(verdicts.invoice_amount, ticket) == 0
+    till(verdicts.payment_not_required, ticket)
 
     assert [e["ticket_id"] for e in till.events("payment_not_required")] == [ticket["ticket_id"]]
+    (verdict,) = till.delivered("payment_not_required")
+    assert completion_of(verdict) == completion_of(ticket)
     with till.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(payments)).scalar() == 0
 

@@ -64,6 +64,12 @@ payments = Table(
     # SHA-256 (hex) of the ticket's access code, from ticket_completed (domain.access); NULL for
     # an invoice opened before it was sent: the gateway then asks the queue who may read it
     Column("access_digest", String(64), nullable=True),
+    # who served the visit and when, from ticket_completed: payment_succeeded carries them, so
+    # the rating service invites a paid visit from that one fact (decision 0015); NULL for an
+    # invoice opened before they were kept
+    Column("counter_id", String(36), nullable=True),
+    Column("officer_id", String(36), nullable=True),
+    Column("completed_at", UtcDateTime(), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -5,9 +5,9 @@ It publishes its verdict for each version of a service it takes into its copy of
 (``payment_terms_set``); the queue keeps the latest and, at completion, compares the version it is
 for with the version in force. When they agree and the verdict is "not required", the
 completion is published as ``ticket_completed.free``: the payment service, bound to
-``ticket_completed`` only, never sees it, and the rating service (bound to ``ticket_completed.#``)
-invites at once. Otherwise it is ``ticket_completed`` and the payment service decides per ticket
-(docs/decisions/0013-free-completions-routing.md).
+``ticket_completed`` only, never sees it, and the rating service (bound to
+``ticket_completed.free``) invites at once. Otherwise it is ``ticket_completed`` and the
+payment service decides per ticket (docs/decisions/0013-free-completions-routing.md).
 """
 
 from __future__ import annotations

@@ -129,7 +129,19 @@ def on_payment_settled(
     uow, settings: Settings, payload: dict, claim: RidingClaim | None = None
 ) -> None:
     """The payment service's fact: nothing is owed on the ticket (``payment_succeeded``, or
-    ``payment_not_required``); it may come before the completion."""
+    ``payment_not_required``). It carries the completion's facts (who served, when), passed on
+    from ``ticket_completed``: then it is all the invitation needs, as this service no longer
+    receives the completions the payment service decides (decision 0015). Without them (a
+    payment service or an invoice from before) it only settles, and the completion, delivered
+    then, completes the invitation in either order."""
+    facts = {"settled": True}
+    if payload.get("completed_at") is not None:
+        facts.update(
+            completed=True,
+            counter_id=payload.get("counter_id"),
+            officer_id=payload.get("officer_id"),
+            completed_at=payload["completed_at"],
+        )
     row = _record(
         uow,
         claim,
@@ -138,9 +150,9 @@ def on_payment_settled(
             "agency_id": payload["agency_id"],
             "service_id": payload["service_id"],
             "completed": False,
-            "settled": True,
+            **facts,
         },
-        {"settled": True},
+        facts,
     )
     if row is not None:  # None: the event was handled before
         _maybe_invite(uow, settings, row)
