@@ -49,7 +49,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 STREAMS_PER_KEY = 400  # under the default 600 requests/minute per key
 CONNECTING_AT_ONCE = 200
-TICKET = re.compile(rb'"ticket_id":"([^"]+)"')
+# a board's frame names the call by the ticket's number, never its id (a board is no citizen's:
+# mpp_gateway.display.FRAME_FIELDS); the numbers the run calls are distinct
+TICKET = re.compile(rb'"number":"([^"]+)"')
 OCCURRED = re.compile(rb'"occurred_at":"([^"]+)"')
 OPEN_STREAMS = re.compile(r"^mpp_display_streams_open (\S+)$", re.M)
 
@@ -78,7 +80,8 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def _ticket_receipts(per_stream, ticket: bytes):
-    """(stream, receipt time) of the first frame naming ``ticket`` on each stream."""
+    """(stream, receipt time) of the first frame naming ``ticket`` (its number) on each
+    stream."""
     for index, chunks in enumerate(per_stream):
         for frame, now in _frames(chunks):
             found = TICKET.search(frame)
@@ -108,7 +111,7 @@ class Streams:
         self.selector = selectors.DefaultSelector()
         self.chunks: list[list[tuple[float, bytes]]] = [[] for _ in range(count)]
         self.connected: dict[int, float] = {}
-        self.deliveries = 0  # ``"ticket_id"`` seen so far, counted as chunks arrive
+        self.deliveries = 0  # calls (``"number"``) seen so far, counted as chunks arrive
 
     def open(self, timeout: float) -> None:
         """Connect ``CONNECTING_AT_ONCE`` at a time, each batch once it said ``: connected``."""
@@ -149,7 +152,7 @@ class Streams:
                 key.fileobj.close()
                 continue
             self.chunks[index].append((now, chunk))
-            self.deliveries += chunk.count(b'"ticket_id"')
+            self.deliveries += chunk.count(b'"number"')
             if index not in self.connected and b": connected" in chunk:
                 self.connected[index] = now
 
@@ -190,7 +193,7 @@ def run_client(args) -> dict:
                 f"{args.url}/v1/counters/{args.counter}/call-next", headers=officer, timeout=30
             )
             if answer.status_code == 200:
-                ticket = answer.json()["id"].encode()
+                ticket = answer.json()["number"].encode()
                 sent[ticket], answered[ticket] = pressed, time.time()
 
     def run(calls: int) -> None:

@@ -1,7 +1,7 @@
 """`bench.run --quick` (the README's smoke run of the benchmark machinery) runs end to end: the
 ceiling, take-ticket and call-next through a real mall, and the no-op queue in its place, each
-answered without errors; whole journeys' CPU read from every process; the table printed and the
-JSON written."""
+answered without errors; every call seen on every open display stream; whole journeys' CPU read
+from every process; the table printed and the JSON written."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_the_quick_benchmark_measures_every_closed_loop_without_errors():
     run = subprocess.run(
         [
             *(sys.executable, "-m", "bench.run", "--quick"),
-            *("--only", "ceiling", "paths", "web", "cost", "noop"),
+            *("--only", "ceiling", "paths", "display", "web", "cost", "noop"),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -45,6 +45,14 @@ def test_the_quick_benchmark_measures_every_closed_loop_without_errors():
     figures = results["verdict"]["figures"]
     assert 0 < figures["take_ratio"] and 0 < figures["noop_ratio"]
     assert "take-ticket / ceiling" in run.stdout and "no-op queue / ceiling" in run.stdout
+    # the boards' frames name a call by its number (no ids leave on a board): the tool matches
+    # them so, and finds every call on every stream (before, it looked for ids and found none)
+    display = results["display"]
+    assert display["connected"] == display["streams"] > 0
+    assert (
+        display["missing"] == 0 and display["deliveries"] == display["calls"] * display["streams"]
+    )
+    assert figures["display_p99_ms"] > 0
     cost = results["cost"]
     assert cost["journeys"] > 0 and cost["ceiling_hop"]["cpu_ms"] > 0
     for service in ("queue", "payment", "rating", "gateway"):  # a journey crosses all four
