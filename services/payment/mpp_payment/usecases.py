@@ -177,8 +177,7 @@ def event_payload(row) -> dict:
 
 def needs_paying(amount: int) -> bool:
     """The rule for a ticket's amount (:func:`~mpp_payment.verdicts.invoice_amount`), and for a
-    service version's
-    terms: anything above 0 rupiah is invoiced; 0 is "no payment required"."""
+    service version's terms: anything above 0 rupiah is invoiced; 0 is "no payment required"."""
     return amount > 0
 
 
