@@ -102,6 +102,17 @@ def _maybe_invite(uow, settings: Settings, row: dict) -> None:
     )
 
 
+def _served(payload: dict) -> dict:
+    """The completion's facts on an invitation: who served the visit and when (from
+    ``ticket_completed``, or passed on with the payment service's verdict)."""
+    return {
+        "counter_id": payload["counter_id"],
+        "officer_id": payload["officer_id"],
+        "completed": True,
+        "completed_at": payload["completed_at"],
+    }
+
+
 def on_ticket_completed(
     uow, settings: Settings, payload: dict, claim: RidingClaim | None = None
 ) -> None:
@@ -110,14 +121,8 @@ def on_ticket_completed(
     completion the queue routed as free carries that fact (``payment_required: false``, the
     payment service's terms for the version in force; it never reaches the payment service), so
     it is settled at once."""
-    facts = {
-        "agency_id": payload["agency_id"],
-        "service_id": payload["service_id"],
-        "counter_id": payload["counter_id"],
-        "officer_id": payload["officer_id"],
-        "completed": True,
-        "completed_at": payload["completed_at"],
-    }
+    facts = {"agency_id": payload["agency_id"], "service_id": payload["service_id"]}
+    facts.update(_served(payload))
     if payload.get("payment_required") is False:
         facts["settled"] = True
     row = _record(uow, claim, payload["ticket_id"], {"settled": False, **facts}, facts)
@@ -136,12 +141,7 @@ def on_payment_settled(
     then, completes the invitation in either order."""
     facts = {"settled": True}
     if payload.get("completed_at") is not None:
-        facts.update(
-            completed=True,
-            counter_id=payload.get("counter_id"),
-            officer_id=payload.get("officer_id"),
-            completed_at=payload["completed_at"],
-        )
+        facts.update(_served(payload))
     row = _record(
         uow,
         claim,
